@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db, utcnow
+
+SCOPES = (
+    "consent:read",
+    "consent:write",
+    "subjects:read",
+    "subjects:write",
+    "requests:read",
+    "requests:write",
+    "admin",
+)
+
+
+class ApiKey(db.Model):
+    """An API key for another system. Only a SHA-256 of the secret part is kept:
+    keys are long random strings, so a slow password hash would add nothing."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    scopes: Mapped[list[str]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import orjson
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..consent import service as consent
+from ..errors import Invalid
+from ..extensions import db
+from ..subjects import service as subjects
+from . import schemas
+from .auth import actor, require
+
+blp = Blueprint("consents", __name__, url_prefix="/v1", description="The consent ledger and consent checks.")
+
+SUBJECT_FIELDS = ("subject_id", "external_ref", "email", "phone", "fax")
+# Default identifier for bulk checks, by channel; partner has none of its own.
+DEFAULT_IDENTIFIER = {"email": "email", "phone": "phone", "fax": "fax", "mail": "postal_address"}
+
+
+def read_only(view):
+    """Mark a non-GET view as reading only, so SQLite lets it run beside others."""
+    view.prefs_read_only = True
+    return view
+
+
+@blp.route("/consents")
+class ConsentCollection(MethodView):
+    @require("consent:write")
+    @blp.arguments(schemas.ConsentIn)
+    @blp.response(201, schemas.ConsentEventOut)
+    def post(self, data):
+        """Record one consent event. An unknown email, phone, fax or external_ref creates the subject."""
+        event = consent.build_event(
+            channel=data["channel"],
+            purpose=data["purpose"],
+            status=data["status"],
+            source=data["source"],
+            occurred_at=data.get("occurred_at"),
+            policy_version=data.get("policy_version"),
+            evidence=data.get("evidence"),
+        )
+        subject, _ = subjects.resolve(ref={k: data.get(k) for k in SUBJECT_FIELDS}, actor=actor())
+        row, applied = consent.record(subject=subject, event=event, recorded_by=actor())
+        db.session.commit()
+        row.applied = applied
+        return row
+
+
+@blp.route("/consents/batch")
+class ConsentBatch(MethodView):
+    @require("consent:write")
+    @blp.arguments(schemas.ConsentBatchIn)
+    @blp.response(201, schemas.BatchOut)
+    def post(self, data):
+        """Record up to 10,000 events at once: all valid, or nothing written and the bad ones listed by index."""
+        recorded = consent.record_batch(items=data["events"], recorded_by=actor())
+        db.session.commit()
+        return {"recorded": recorded}
+
+
+@blp.route("/consent/check")
+class ConsentCheck(MethodView):
+    @require("consent:read")
+    @blp.arguments(schemas.CheckQuery, location="query")
+    @blp.response(200, schemas.CheckOut)
+    def get(self, query):
+        """May we contact this person on this channel for this purpose?"""
+        key = next(k for k in consent.CHECK_KEYS if k in query)
+        return consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
+
+    @read_only
+    @require("consent:read")
+    @blp.arguments(schemas.BulkCheckIn)
+    @blp.response(200, schemas.BulkCheckOut)
+    def post(self, data):
+        """Screen up to 10,000 recipients; answers come back in input order.
+
+        An invalid recipient is answered `allowed: false, reason: invalid`."""
+        channel = data["channel"]
+        key = data.get("identifier_type") or DEFAULT_IDENTIFIER.get(channel)
+        if key is None:
+            consent.require_channel_purpose(channel, data["purpose"])
+            raise Invalid(
+                "Say what the recipients are.",
+                errors={"identifier_type": [f"required for the {channel} channel; one of: {', '.join(consent.CHECK_KEYS)}"]},
+            )
+        recipients = data["recipients"]
+        results = consent.check_many(channel=channel, purpose=data["purpose"], key=key, values=recipients)
+        # Serialised directly: 10,000 results through marshmallow would cost more than the lookup.
+        body = orjson.dumps(
+            {
+                "results": [
+                    {"recipient": r, "allowed": res.allowed, "reason": res.reason}
+                    for r, res in zip(recipients, results)
+                ]
+            }
+        )
+        return current_app.response_class(body, mimetype="application/json")
+
+
+@blp.route("/consent/changes")
+class ConsentChanges(MethodView):
+    @require("consent:read")
+    @blp.arguments(schemas.ChangesQuery, location="query")
+    @blp.response(200, schemas.ChangesOut)
+    def get(self, query):
+        """Follow the ledger: events in a stable order, and a cursor to continue from."""
+        events, cursor, more = consent.changes(after=query.get("after"), limit=query["limit"])
+        return {"events": events, "next": cursor, "has_more": more}

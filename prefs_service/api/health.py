@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..extensions import db
+from ..jobs.dispatch import describe_error, jobs
+
+blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and readiness for load balancers and orchestrators.")
+
+
+@blp.route("healthz")
+class Health(MethodView):
+    @blp.doc(security=[])
+    def get(self):
+        """The process is up."""
+        return {"status": "ok"}
+
+
+@blp.route("readyz")
+class Ready(MethodView):
+    @blp.doc(security=[])
+    def get(self):
+        """The database and the broker answer; 503 names what does not."""
+        checks = {}
+        try:
+            db.session.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = describe_error(exc)
+        finally:
+            db.session.rollback()
+        try:
+            jobs().ping()
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = describe_error(exc)
+        ready = all(v == "ok" for v in checks.values())
+        return {"status": "ready" if ready else "unavailable", **checks}, (200 if ready else 503)

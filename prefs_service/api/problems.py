@@ -1,0 +1,65 @@
+"""RFC 9457 problem details for every error the JSON API returns."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+from ..errors import Conflict, DomainError, Invalid, NotFound
+
+PROBLEM_TYPE = "application/problem+json"
+STATUS_FOR = {NotFound: 404, Conflict: 409, Invalid: 422}
+
+
+def problem(status: int, detail: str | None = None, *, errors: dict | None = None, headers: dict | None = None) -> Response:
+    body = {"type": "about:blank", "title": HTTP_STATUS_CODES.get(status, "Error"), "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    response = current_app.response_class(current_app.json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def from_domain(error: DomainError) -> Response:
+    status = next((code for cls, code in STATUS_FOR.items() if isinstance(error, cls)), 400)
+    return problem(status, error.message, errors=error.errors or None)
+
+
+DEFAULT_DETAIL = {
+    400: "The request could not be understood.",
+    401: "Send a valid API key as 'Authorization: Bearer <key>'.",
+    404: "Nothing here.",
+    405: "That method is not allowed here.",
+    413: "The request body is too large.",
+    415: "Send the body as application/json.",
+    429: "Too many requests; slow down and retry later.",
+    500: "Something went wrong on our side; nothing was changed. Try again later.",
+}
+
+
+def from_http(error: HTTPException) -> Response:
+    """Werkzeug and webargs errors; webargs puts field messages in error.data."""
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    if isinstance(errors, dict) and len(errors) == 1 and next(iter(errors)) in ("json", "query", "form", "path"):
+        errors = next(iter(errors.values()))  # drop webargs' location level
+    status = error.code or 500
+    detail = data.get("message") or _detail_for(status, errors) or error.description
+    headers = dict(data.get("headers") or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="prefs_service"')
+    if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+        headers.setdefault("Allow", ", ".join(error.valid_methods))
+    return problem(status, detail, errors=errors if isinstance(errors, dict) else ({"body": errors} if errors else None), headers=headers)
+
+
+def _detail_for(status: int, errors) -> str | None:
+    if status == 422 and errors:
+        return "The request has invalid fields; see `errors`."
+    if status == 400 and errors:
+        return "The request body is not valid JSON." if "Invalid JSON" in str(errors) else "The request could not be understood; see `errors`."
+    return DEFAULT_DETAIL.get(status)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from ..consent import service as consent
+from ..extensions import db
+from ..subjects import service as subjects
+from . import schemas
+from .auth import actor, require
+
+blp = Blueprint("subjects", __name__, url_prefix="/v1/subjects", description="People and their identifiers.")
+
+
+def subject_body(subject) -> dict:
+    return {
+        "id": subject.id,
+        "external_ref": subject.external_ref,
+        "name": subject.name,
+        "created_at": subject.created_at,
+        "updated_at": subject.updated_at,
+        **subjects.identifiers_of(subject),
+    }
+
+
+@blp.route("")
+class SubjectCollection(MethodView):
+    @require("subjects:write")
+    @blp.arguments(schemas.SubjectFields)
+    @blp.response(201, schemas.SubjectOut, description="Created.")
+    @blp.alt_response(200, schema=schemas.SubjectOut, description="An existing subject matched by external_ref or email.")
+    def post(self, values):
+        """Create a subject, or return the one whose external_ref or email matches."""
+        subject, created = subjects.find_or_create(values=values, actor=actor())
+        db.session.commit()
+        headers = {"Location": url_for("subjects.SubjectItem", subject_id=subject.id)}
+        return subject_body(subject), (201 if created else 200), headers
+
+
+@blp.route("/<subject_id>")
+class SubjectItem(MethodView):
+    @require("subjects:read")
+    @blp.response(200, schemas.SubjectOut)
+    def get(self, subject_id):
+        """A subject and their identifiers."""
+        return subject_body(subjects.get(subject_id))
+
+    @require("subjects:write")
+    @blp.arguments(schemas.SubjectFields)
+    @blp.response(200, schemas.SubjectOut)
+    def patch(self, values, subject_id):
+        """Change fields; null clears one. Consent stays with the person."""
+        subject = subjects.update(subjects.get(subject_id), values=values, actor=actor())
+        db.session.commit()
+        return subject_body(subject)
+
+
+@blp.route("/<subject_id>/consents")
+class SubjectConsents(MethodView):
+    @require("consent:read")
+    @blp.arguments(schemas.SubjectConsentsQuery, location="query")
+    @blp.response(200, schemas.SubjectConsentsOut)
+    def get(self, query, subject_id):
+        """Current state for every channel and purpose; `?history=1` adds the ledger, newest first."""
+        subject = subjects.get(subject_id)
+        body = {"subject_id": subject.id, "consents": consent.current(subject=subject)}
+        if query["history"]:
+            events = consent.history(subject=subject, limit=query["limit"] + 1, before=query.get("before"))
+            more = len(events) > query["limit"]
+            body["history"] = events[: query["limit"]]
+            body["history_before"] = body["history"][-1].id if more else None
+        return body

@@ -1,0 +1,44 @@
+"""Append-only audit trail: who did what, to what, when.
+
+Rows hold ids and outcomes, never personal data, so the trail can outlive an
+erasure. Nothing in the code updates or deletes them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db, utcnow
+
+
+class AuditEvent(db.Model):
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(sa.String(64))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target_type: Mapped[str] = mapped_column(sa.String(32))
+    target_id: Mapped[str] = mapped_column(sa.String(64))
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+def record(action: str, *, actor: str, target_type: str, target_id, details: dict | None = None) -> AuditEvent:
+    """Add an audit row to the caller's transaction."""
+    event = AuditEvent(actor=actor, action=action, target_type=target_type, target_id=str(target_id), details=details or {})
+    db.session.add(event)
+    return event
+
+
+def trail(target_type: str, target_id) -> list[AuditEvent]:
+    return list(
+        db.session.scalars(
+            sa.select(AuditEvent)
+            .where(AuditEvent.target_type == target_type, AuditEvent.target_id == str(target_id))
+            .order_by(AuditEvent.id)
+        )
+    )

@@ -1,0 +1,300 @@
+"""The `prefs` command: serve, worker, db, api-key, import, policy."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+
+from . import create_app
+from .access import service as access
+from .config import ConfigError
+from .consent import service as consent
+from .errors import DomainError
+from .extensions import db
+from .jobs.dispatch import jobs
+
+CLI_ACTOR = "cli"
+
+
+def _create_app():
+    try:
+        return create_app()
+    except ConfigError as exc:
+        click.echo(f"prefs: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+def main():
+    """prefs_service: consent, unsubscribe links and data-subject rights.
+
+    Settings come from PREFS_* environment variables (see README)."""
+
+
+def _fail(error: DomainError) -> None:
+    click.echo(f"prefs: {error.message}", err=True)
+    for field, messages in error.errors.items():
+        click.echo(f"  {field}: {messages}", err=True)
+    sys.exit(1)
+
+
+def _require_migrated() -> None:
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    migrate = current_app.extensions["migrate"]
+    head = ScriptDirectory.from_config(migrate.migrate.get_config()).get_current_head()
+    with db.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    db.engine.dispose()
+    if current != head:
+        click.echo("prefs: the database is not up to date; run `prefs db upgrade` first.", err=True)
+        sys.exit(2)
+
+
+# --- serve and worker ------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Request threads per process.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes; needs PREFS_BROKER_URL.")
+def serve(host, port, threads, workers):
+    """Serve HTTP. Without PREFS_BROKER_URL it also runs the jobs in this process."""
+    from gunicorn.app.base import BaseApplication
+
+    app = current_app._get_current_object()
+    settings = app.config["PREFS"]
+    embedded = not settings.broker_url
+    if embedded and workers > 1:
+        raise click.UsageError("--workers > 1 needs PREFS_BROKER_URL: the embedded broker lives in one process.")
+    _require_migrated()
+
+    def post_fork(server, worker):
+        db.engine.dispose(close=False)  # never share a connection with the parent
+
+    def post_worker_init(worker):
+        if embedded:
+            jobs().start(threads=settings.worker_threads)
+
+    def worker_exit(server, worker):
+        if embedded:
+            jobs().stop()
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": threads,
+                "post_fork": post_fork,
+                "post_worker_init": post_worker_init,
+                "worker_exit": worker_exit,
+                "accesslog": None,  # URLs carry signed tokens; never log them
+                "graceful_timeout": 30,
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    mode = "with an in-process worker" if embedded else "(run `prefs worker` for jobs)"
+    click.echo(f"prefs: serving on http://{host}:{port} {mode}", err=True)
+    Server().run()
+
+
+@main.command()
+@click.option("--threads", type=click.IntRange(1, 256), help="Job threads (default PREFS_WORKER_THREADS).")
+def worker(threads):
+    """Run background jobs until SIGTERM or Ctrl-C.
+
+    With PREFS_BROKER_URL it consumes the broker; without, it polls the database."""
+    settings = current_app.config["PREFS"]
+    _require_migrated()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    system = jobs()
+    system.start(threads=threads or settings.worker_threads)
+    click.echo(f"prefs: worker running ({'broker' if settings.broker_url else 'polling the database'})", err=True)
+    stop.wait()
+    click.echo("prefs: worker stopping after the jobs in hand", err=True)
+    system.stop()
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+@main.group("api-key")
+def api_key():
+    """Create, list and revoke API keys."""
+
+
+@api_key.command("create")
+@click.option("--name", required=True, help="Which system uses the key.")
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(access.SCOPES), help="Repeat for several.")
+def api_key_create(name, scopes):
+    """Create a key. It is printed once, alone on the last line."""
+    try:
+        key, plaintext = access.create_key(name=name, scopes=list(scopes), actor=CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(f"Created API key {key.prefix} ({key.name}) with scopes: {', '.join(key.scopes)}. Store it now; it is not shown again.")
+    click.echo(plaintext)
+
+
+@api_key.command("list")
+def api_key_list():
+    """Every key with its scopes; never the secret."""
+    for key in access.list_keys():
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d}" if key.last_used_at else "never"
+        click.echo(f"{key.prefix}  {key.name:<30} {state:<18} last used {used:<10}  {' '.join(key.scopes)}")
+
+
+@api_key.command("revoke")
+@click.argument("prefix")
+def api_key_revoke(prefix):
+    """Revoke the key with PREFIX (the part after pk_)."""
+    try:
+        key = access.revoke(prefix=prefix.removeprefix(access.KEY_PREFIX).split("_")[0], actor=CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(f"Revoked {key.prefix} ({key.name}).")
+
+
+# --- privacy policy versions --------------------------------------------------------------
+
+
+@main.group()
+def policy():
+    """Privacy-policy versions stamped on every consent event."""
+
+
+@policy.command("publish")
+@click.argument("version")
+@click.option("--last-updated", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The date shown to people.")
+@click.option("--url", help="Where the policy text lives.")
+def policy_publish(version, last_updated, url):
+    """Publish VERSION, in force from now."""
+    try:
+        consent.publish_policy(version=version, last_updated=last_updated.date(), url=url, actor=CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(f"Published policy {version} (last updated {last_updated:%d %B %Y}).")
+
+
+@policy.command("list")
+def policy_list():
+    for item in consent.list_policies():
+        click.echo(f"{item.version:<20} last updated {item.last_updated:%Y-%m-%d}  in force from {item.effective_at:%Y-%m-%d %H:%M}Z")
+
+
+# --- import --------------------------------------------------------------------------------
+
+IMPORT_COLUMNS = (
+    "subject_id", "external_ref", "email", "phone", "fax",
+    "channel", "purpose", "status", "occurred_at", "source", "policy_version",
+    "ip", "user_agent", "note",
+)  # fmt: skip
+IMPORT_CHUNK = 5000
+
+
+@main.group("import")
+def import_():
+    """Bulk imports."""
+
+
+@import_.command("consents")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", default="import", show_default=True, type=click.Choice(consent.API_SOURCES), help="For rows without one.")
+def import_consents(path: Path, source: str):
+    """Import consent events from a CSV file of any size.
+
+    Columns (header row): one of subject_id, external_ref, email, phone, fax; then
+    channel, purpose, status; optional occurred_at (ISO 8601 with zone), source,
+    policy_version, ip, user_agent, note. Every row is checked first: one bad
+    row and nothing is written. Then rows are recorded in chunks of 5,000.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = csv.DictReader(handle).fieldnames or []
+        total = sum(1 for _ in handle)
+    unknown = [c for c in header if c not in IMPORT_COLUMNS]
+    if unknown or not {"channel", "purpose", "status"} <= set(header):
+        raise click.UsageError(
+            f"{path.name}: the header must hold channel, purpose, status and one person column; "
+            f"allowed columns: {', '.join(IMPORT_COLUMNS)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+
+    problems: list[str] = []
+    with click.progressbar(length=total, label="Checking ", file=sys.stderr) as bar:
+        for first_line, items in _csv_chunks(path, source):
+            try:
+                consent.validate_batch(items)
+            except DomainError as exc:
+                for index, errors in exc.errors.items():
+                    problems.append(f"line {first_line + int(index)}: {_flatten(errors)}")
+            bar.update(len(items))
+            if len(problems) > 100:
+                break
+    if problems:
+        for line in problems[:100]:
+            click.echo(line, err=True)
+        click.echo(f"prefs: {path.name} has invalid rows (first {min(len(problems), 100)} shown); nothing was imported.", err=True)
+        sys.exit(1)
+
+    recorded = 0
+    with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
+        for _, items in _csv_chunks(path, source):
+            recorded += consent.record_batch(items=items, recorded_by=f"{CLI_ACTOR}:import")
+            db.session.commit()
+            bar.update(len(items))
+    click.echo(f"Imported {recorded} consent events from {path.name}.")
+
+
+def _csv_chunks(path: Path, source: str):
+    """(line number of the chunk's first row, items) in chunks of IMPORT_CHUNK rows."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        items, first_line = [], 2
+        for line_number, row in enumerate(reader, start=2):
+            items.append(_row_to_item(row, source))
+            if len(items) == IMPORT_CHUNK:
+                yield first_line, items
+                items, first_line = [], line_number + 1
+        if items:
+            yield first_line, items
+
+
+def _row_to_item(row: dict, source: str) -> dict:
+    value = {k: (v.strip() if isinstance(v, str) else v) or None for k, v in row.items() if k is not None}
+    item = {k: value.get(k) for k in ("subject_id", "external_ref", "email", "phone", "fax", "channel", "purpose", "status", "policy_version")}
+    item["source"] = value.get("source") or source
+    if value.get("occurred_at"):
+        try:
+            item["occurred_at"] = datetime.fromisoformat(value["occurred_at"])
+        except ValueError:
+            item["occurred_at"] = value["occurred_at"]  # refused, with a message, by validation
+    item["evidence"] = {k: value.get(k) for k in ("ip", "user_agent", "note")}
+    return item
+
+
+def _flatten(errors) -> str:
+    if isinstance(errors, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in errors.items())
+    if isinstance(errors, list):
+        return ", ".join(map(str, errors))
+    return str(errors)

@@ -1,0 +1,184 @@
+"""Settings from PREFS_* environment variables, checked once at start-up.
+
+A bad value stops start-up with a `ConfigError` naming the variable, so an operator
+never finds out about a typo from a 500 at three in the morning.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("development", "test", "production")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+MAIL_SCHEMES = ("file", "smtp", "smtp+starttls", "smtps")
+MIN_KEY_LENGTH = 32
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    secret_keys: tuple[str, ...] = ()
+    identifier_key: str = ""
+    mail_url: str = ""
+    mail_from_transactional: str = "Privacy Team <privacy@localhost.localdomain>"
+    mail_from_marketing: str = "News <news@localhost.localdomain>"
+    base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    worker_threads: int = 4
+    sweep_interval_seconds: float = 15.0
+    job_resend_after_seconds: float = 60.0
+    api_key_cache_seconds: float = 10.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Everything a test or an embedding program wants to pass straight to Flask.
+    flask_overrides: dict = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def mail_folder(self) -> Path | None:
+        parts = urlsplit(self.mail_url)
+        return Path(parts.path) if parts.scheme == "file" else None
+
+
+def _text(environ, name, default=""):
+    return environ.get(name, default).strip()
+
+
+def _number(environ, name, default, cast, minimum):
+    raw = _text(environ, name)
+    if not raw:
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _kept_secret(path: Path) -> str:
+    """Read a development secret from var/, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def _check_address(name: str, value: str) -> str:
+    display, address = parseaddr(value)
+    if "@" not in address or " " in address:
+        raise ConfigError(f"{name} must be an email address such as 'Privacy <privacy@example.com>', got {value!r}")
+    return value
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in schemes:
+        raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got scheme {scheme or 'none'!r}")
+    return value
+
+
+def load_settings(environ: dict | None = None, **overrides) -> Settings:
+    """Build settings from the environment; keyword overrides win (used by tests)."""
+    environ = os.environ if environ is None else environ
+
+    env = _text(environ, "PREFS_ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"PREFS_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    env = overrides.pop("env", env)
+    var_dir = Path(overrides.pop("var_dir", _text(environ, "PREFS_VAR_DIR", "var"))).absolute()
+    production = env == "production"
+
+    database_url = overrides.pop("database_url", None) or _text(environ, "PREFS_DATABASE_URL") or f"sqlite:///{var_dir / 'prefs.db'}"
+    if "://" not in database_url:
+        raise ConfigError(f"PREFS_DATABASE_URL must be a URL such as sqlite:///var/prefs.db or postgresql+psycopg://host/db, got a value without '://'")
+    if database_url.startswith(("postgres://", "postgresql://")):
+        # psycopg 3 is the driver we ship; plain postgres URLs mean it.
+        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+
+    broker_url = overrides.pop("broker_url", None)
+    if broker_url is None:
+        broker_url = _text(environ, "PREFS_BROKER_URL")
+    if broker_url:
+        _check_url("PREFS_BROKER_URL", broker_url, BROKER_SCHEMES)
+
+    secret_keys = overrides.pop("secret_keys", None)
+    if secret_keys is None:
+        secret_keys = tuple(k.strip() for k in _text(environ, "PREFS_SECRET_KEYS").split(",") if k.strip())
+        if not secret_keys:
+            if production:
+                raise ConfigError("PREFS_SECRET_KEYS is required when PREFS_ENV=production (comma-separated, newest first)")
+            secret_keys = (_kept_secret(var_dir / "secret_key"),)
+    for key in secret_keys:
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigError(f"PREFS_SECRET_KEYS: every key must be at least {MIN_KEY_LENGTH} characters")
+
+    identifier_key = overrides.pop("identifier_key", None) or _text(environ, "PREFS_IDENTIFIER_KEY")
+    if not identifier_key:
+        if production:
+            raise ConfigError("PREFS_IDENTIFIER_KEY is required when PREFS_ENV=production; it must never change once data exists")
+        identifier_key = _kept_secret(var_dir / "identifier_key")
+    if len(identifier_key) < MIN_KEY_LENGTH:
+        raise ConfigError(f"PREFS_IDENTIFIER_KEY must be at least {MIN_KEY_LENGTH} characters")
+
+    mail_url = overrides.pop("mail_url", None) or _text(environ, "PREFS_MAIL_URL") or f"file://{var_dir / 'outbox'}"
+    _check_url("PREFS_MAIL_URL", mail_url, MAIL_SCHEMES)
+    if urlsplit(mail_url).scheme != "file" and not urlsplit(mail_url).hostname:
+        raise ConfigError("PREFS_MAIL_URL must name a host, e.g. smtp://mail.example.com:25")
+
+    base_url = (overrides.pop("base_url", None) or _text(environ, "PREFS_BASE_URL") or Settings.base_url).rstrip("/")
+    _check_url("PREFS_BASE_URL", base_url, ("http", "https"))
+    if production and not base_url.startswith("https://"):
+        raise ConfigError("PREFS_BASE_URL must be https:// when PREFS_ENV=production: links in mail carry signed tokens")
+
+    log_level = _text(environ, "PREFS_LOG_LEVEL", "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"PREFS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+
+    settings = Settings(
+        env=env,
+        var_dir=var_dir,
+        database_url=database_url,
+        broker_url=broker_url,
+        secret_keys=tuple(secret_keys),
+        identifier_key=identifier_key,
+        mail_url=mail_url,
+        mail_from_transactional=_check_address(
+            "PREFS_MAIL_FROM_TRANSACTIONAL",
+            _text(environ, "PREFS_MAIL_FROM_TRANSACTIONAL") or Settings.mail_from_transactional,
+        ),
+        mail_from_marketing=_check_address(
+            "PREFS_MAIL_FROM_MARKETING", _text(environ, "PREFS_MAIL_FROM_MARKETING") or Settings.mail_from_marketing
+        ),
+        base_url=base_url,
+        log_level=log_level,
+        worker_threads=_number(environ, "PREFS_WORKER_THREADS", Settings.worker_threads, int, 1),
+        sweep_interval_seconds=_number(environ, "PREFS_SWEEP_INTERVAL_SECONDS", Settings.sweep_interval_seconds, float, 0.05),
+        job_resend_after_seconds=_number(environ, "PREFS_JOB_RESEND_AFTER_SECONDS", Settings.job_resend_after_seconds, float, 0.05),
+        api_key_cache_seconds=_number(environ, "PREFS_API_KEY_CACHE_SECONDS", Settings.api_key_cache_seconds, float, 0),
+        max_body_bytes=_number(environ, "PREFS_MAX_BODY_BYTES", Settings.max_body_bytes, int, 1024),
+    )
+    known = {f.name for f in fields(Settings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return replace(settings, **overrides)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db, utcnow
+
+GRANTED = "granted"
+WITHDRAWN = "withdrawn"
+STATUSES = (GRANTED, WITHDRAWN)
+
+
+class Purpose(db.Model):
+    """The channel × purpose pairs consent can be given for.
+
+    Declared in `channels/` and written here by migrations, so that every ledger
+    row points at a purpose that exists.
+    """
+
+    __tablename__ = "purposes"
+
+    channel: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(200))
+    marketing: Mapped[bool]
+
+
+class PolicyVersion(db.Model):
+    """A published privacy policy; its "last updated" date is what people see."""
+
+    __tablename__ = "policy_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    last_updated: Mapped[date]
+    url: Mapped[str | None] = mapped_column(sa.String(500))
+    effective_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentEvent(db.Model):
+    """One immutable entry of the consent ledger.
+
+    `txid` orders the change feed: on PostgreSQL it is the writing transaction's
+    id (set by the database), so a reader never skips a row that a slower
+    transaction commits later with a smaller `id`. On SQLite writers are
+    serialised and it stays 0.
+    """
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["channel", "purpose"], ["purposes.channel", "purposes.name"]),
+        sa.CheckConstraint("status IN ('granted', 'withdrawn')", name="status"),
+        sa.Index("ix_consent_events_subject_occurred", "subject_id", "occurred_at"),
+        sa.Index("ix_consent_events_feed", "txid", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    txid: Mapped[int] = mapped_column(sa.BigInteger, server_default=sa.FetchedValue())
+    subject_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("subjects.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    purpose: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(10))
+    source: Mapped[str] = mapped_column(sa.String(32))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    policy_version: Mapped[str | None] = mapped_column(sa.String(40))
+    evidence_ip: Mapped[str | None] = mapped_column(sa.String(64))
+    evidence_user_agent: Mapped[str | None] = mapped_column(sa.String(512))
+    evidence_note: Mapped[str | None] = mapped_column(sa.Text)
+    # Who recorded it: "api_key:<id>", "staff:<id>", "subject", "system", "cli".
+    recorded_by: Mapped[str] = mapped_column(sa.String(64))
+
+
+class ConsentState(db.Model):
+    """The current answer per subject × channel × purpose, kept with the ledger."""
+
+    __tablename__ = "consent_state"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["channel", "purpose"], ["purposes.channel", "purposes.name"]),
+        sa.CheckConstraint("status IN ('granted', 'withdrawn')", name="status"),
+    )
+
+    subject_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    purpose: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(10))
+    occurred_at: Mapped[datetime]
+    event_id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("consent_events.id")
+    )
+    source: Mapped[str] = mapped_column(sa.String(32))
+
+
+class Suppression(db.Model):
+    """An identifier that must not be contacted, kept by hash only."""
+
+    __tablename__ = "suppressions"
+
+    value_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    note: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(sa.String(64))

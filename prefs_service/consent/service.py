@@ -1,0 +1,639 @@
+"""The consent ledger and the rules that answer "may we contact this person?".
+
+Rules (in order): an invalid identifier is never contacted; a suppressed one is
+never contacted at all; non-marketing purposes (transactional mail, sharing
+needed to fulfil an order) need no grant; marketing needs a grant (opt-in).
+The newest `occurred_at` wins, and on a tie a withdrawal wins, so a late import
+of an old grant can never undo a later withdrawal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from .. import audit, channels
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db, dialect_insert, utcnow
+from ..redact import truncate_ip
+from ..subjects import service as subjects
+from ..subjects.models import Identifier, Subject
+from .models import GRANTED, STATUSES, WITHDRAWN, ConsentEvent, ConsentState, PolicyVersion, Suppression
+
+# Sources another system may claim through the API or an import.
+API_SOURCES = (
+    "api",
+    "import",
+    "signup",
+    "web_form",
+    "checkout",
+    "crm",
+    "phone_call",
+    "paper_form",
+    "in_person",
+    "email_reply",
+)
+# Sources only this service records, from the person's own signed-link actions
+# or from staff; nobody can claim them through the API.
+SELF_SERVICE_SOURCES = ("one_click", "unsubscribe_page", "preference_center", "gpc")
+SYSTEM_SOURCES = ("staff", "erasure")
+
+REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "transactional", "invalid")
+SUPPRESSION_REASONS = ("bounce", "complaint", "objection", "manual", "erasure")
+BATCH_LIMIT = 10_000
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+USER_AGENT_LIMIT = 512
+NOTE_LIMIT = 2000
+# Who may be named in a check, and which identifier kind each name is.
+CHECK_KEYS = ("email", "phone", "fax", "postal_address", "subject_id", "external_ref")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    ip: str | None = None
+    user_agent: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class EventInput:
+    channel: str
+    purpose: str
+    status: str
+    source: str
+    occurred_at: datetime
+    policy_version: str | None
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    allowed: bool
+    reason: str
+    since: datetime | None = None
+
+
+# --- validation ----------------------------------------------------------------
+
+
+def channel_purpose_errors(channel, purpose) -> dict[str, list[str]]:
+    spec = channels.CHANNELS.get(channel)
+    if spec is None:
+        return {"channel": [f"unknown channel {channel!r}; valid channels: {', '.join(channels.CHANNELS)}"]}
+    if spec.purpose(purpose) is None:
+        return {"purpose": [f"unknown purpose {purpose!r} for channel {channel}; valid purposes: {', '.join(spec.purpose_names)}"]}
+    return {}
+
+
+def require_channel_purpose(channel: str, purpose: str) -> channels.Purpose:
+    errors = channel_purpose_errors(channel, purpose)
+    if errors:
+        raise Invalid("Unknown channel or purpose.", errors=errors)
+    return channels.CHANNELS[channel].purpose(purpose)
+
+
+def build_event(
+    *,
+    channel,
+    purpose,
+    status,
+    source,
+    occurred_at: datetime | None = None,
+    policy_version: str | None = None,
+    evidence: dict | None = None,
+    allowed_sources=API_SOURCES,
+    known_policies: set[str] | None = None,
+    now: datetime | None = None,
+) -> EventInput:
+    """Check one event's fields against the rules; Invalid maps each bad field to what to fix."""
+    now = now or utcnow()
+    errors = channel_purpose_errors(channel, purpose)
+    if status not in STATUSES:
+        errors["status"] = [f"must be one of: {', '.join(STATUSES)}"]
+    if source not in allowed_sources:
+        errors["source"] = [f"unknown or reserved source {source!r}; valid sources: {', '.join(allowed_sources)}"]
+    if occurred_at is None:
+        occurred_at = now
+    elif not isinstance(occurred_at, datetime):
+        errors["occurred_at"] = ["not an ISO 8601 date and time, e.g. 2026-01-31T09:30:00Z"]
+    elif occurred_at.tzinfo is None:
+        errors["occurred_at"] = ["must include a time zone, e.g. 2026-01-31T09:30:00Z"]
+    elif occurred_at > now + MAX_CLOCK_SKEW:
+        errors["occurred_at"] = ["is in the future"]
+    if policy_version is not None:
+        known = known_policies if known_policies is not None else policy_version_names()
+        if policy_version not in known:
+            errors["policy_version"] = [f"unknown policy version {policy_version!r}; known: {', '.join(sorted(known)) or 'none yet'}"]
+    evidence = evidence or {}
+    ip = evidence.get("ip")
+    if ip:
+        try:
+            ip = truncate_ip(ip)
+        except ValueError:
+            errors["evidence.ip"] = ["not an IPv4 or IPv6 address"]
+    note = evidence.get("note")
+    if note is not None and len(note) > NOTE_LIMIT:
+        errors["evidence.note"] = [f"longer than {NOTE_LIMIT} characters"]
+    if errors:
+        raise Invalid("The consent event is not valid.", errors=errors)
+    user_agent = evidence.get("user_agent")
+    return EventInput(
+        channel=channel,
+        purpose=purpose,
+        status=status,
+        source=source,
+        occurred_at=occurred_at,
+        policy_version=policy_version,
+        evidence=Evidence(ip=ip or None, user_agent=user_agent[:USER_AGENT_LIMIT] if user_agent else None, note=note),
+    )
+
+
+# --- policy versions -------------------------------------------------------------
+
+
+def policy_version_names() -> set[str]:
+    return set(db.session.scalars(sa.select(PolicyVersion.version)))
+
+
+def current_policy(at: datetime | None = None) -> PolicyVersion | None:
+    return db.session.scalar(
+        sa.select(PolicyVersion)
+        .where(PolicyVersion.effective_at <= (at or utcnow()))
+        .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.id.desc())
+        .limit(1)
+    )
+
+
+def policy_at(moment: datetime) -> str | None:
+    policy = current_policy(moment)
+    return policy.version if policy else None
+
+
+def list_policies() -> list[PolicyVersion]:
+    return list(db.session.scalars(sa.select(PolicyVersion).order_by(PolicyVersion.effective_at.desc())))
+
+
+def publish_policy(*, version: str, last_updated: date, url: str | None = None, effective_at: datetime | None = None, actor: str) -> PolicyVersion:
+    if db.session.scalar(sa.select(PolicyVersion.id).where(PolicyVersion.version == version)):
+        raise Conflict(f"Policy version {version!r} already exists.", errors={"version": ["already exists"]})
+    policy = PolicyVersion(version=version, last_updated=last_updated, url=url, effective_at=effective_at or utcnow())
+    db.session.add(policy)
+    db.session.flush()
+    audit.record("policy.published", actor=actor, target_type="policy_version", target_id=policy.id, details={"version": version})
+    return policy
+
+
+# --- recording -------------------------------------------------------------------
+
+
+def record(*, subject: Subject, event: EventInput, recorded_by: str) -> tuple[ConsentEvent, bool]:
+    """Append one event and update the current state. Returns (event, applied):
+    applied is False when a newer event already decides this purpose."""
+    row = ConsentEvent(**_event_columns(subject.id, event, recorded_by, event.policy_version or policy_at(event.occurred_at)))
+    db.session.add(row)
+    db.session.flush()
+    applied = _apply_state([(subject.id, event, row.id)])
+    return row, bool(applied)
+
+
+def change_if_different(*, subject: Subject, event: EventInput, recorded_by: str) -> ConsentEvent | None:
+    """Record `event` only if it changes the current state (a repeated unsubscribe
+    adds nothing to the ledger). Returns the new event, or None."""
+    state = db.session.get(ConsentState, (subject.id, event.channel, event.purpose))
+    if state is not None and state.status == event.status:
+        return None
+    row, applied = record(subject=subject, event=event, recorded_by=recorded_by)
+    return row if applied else None
+
+
+def validate_batch(items: list[dict], *, allowed_sources=API_SOURCES) -> tuple[list[tuple[str, str]], list[EventInput]]:
+    """Check every item without writing: (subject refs, events), or Invalid
+    listing the bad items by index."""
+    if len(items) > BATCH_LIMIT:
+        raise Invalid(f"At most {BATCH_LIMIT} events per batch.", errors={"events": [f"more than {BATCH_LIMIT} items"]})
+    now = utcnow()
+    known_policies = policy_version_names()
+    errors: dict[str, dict] = {}
+    events: list[EventInput] = []
+    refs: list[tuple[str, str]] = []
+    for index, item in enumerate(items):
+        item_errors = {}
+        try:
+            refs.append(_subject_ref(item))
+        except Invalid as exc:
+            item_errors.update(exc.errors)
+        try:
+            events.append(
+                build_event(
+                    channel=item.get("channel"),
+                    purpose=item.get("purpose"),
+                    status=item.get("status"),
+                    source=item.get("source") or "import",
+                    occurred_at=item.get("occurred_at"),
+                    policy_version=item.get("policy_version"),
+                    evidence=item.get("evidence"),
+                    allowed_sources=allowed_sources,
+                    known_policies=known_policies,
+                    now=now,
+                )
+            )
+        except Invalid as exc:
+            item_errors.update(exc.errors)
+        if item_errors:
+            errors[str(index)] = item_errors
+    if errors:
+        raise Invalid(f"{len(errors)} of {len(items)} events are not valid; nothing was recorded.", errors=errors)
+    return refs, events
+
+
+def record_batch(*, items: list[dict], recorded_by: str, allowed_sources=API_SOURCES) -> int:
+    """All-or-nothing: every item valid, or Invalid listing the bad ones by index.
+
+    Each item is {one subject ref field: value, channel, purpose, status, source,
+    occurred_at?, policy_version?, evidence?}. Unknown identifiers create subjects.
+    """
+    refs, events = validate_batch(items, allowed_sources=allowed_sources)
+    subject_ids = _resolve_many(refs, actor=recorded_by)
+    missing = {str(i): {"subject_id": ["no subject with that id"]} for i, ref in enumerate(refs) if subject_ids.get(ref) is None}
+    if missing:
+        raise Invalid(f"{len(missing)} of {len(items)} events name an unknown subject; nothing was recorded.", errors=missing)
+
+    policies = _policies_for()
+    rows = [
+        _event_columns(subject_ids[ref], event, recorded_by, event.policy_version or policies(event.occurred_at))
+        for ref, event in zip(refs, events)
+    ]
+    ids = db.session.scalars(
+        sa.insert(ConsentEvent).returning(ConsentEvent.id, sort_by_parameter_order=True), rows
+    ).all()
+    _apply_state([(subject_ids[ref], event, event_id) for ref, event, event_id in zip(refs, events, ids)])
+    return len(rows)
+
+
+def _subject_ref(item: dict) -> tuple[str, str]:
+    given = [(field, item[field]) for field in ("subject_id", "external_ref", "email", "phone", "fax") if item.get(field) is not None]
+    if len(given) != 1:
+        raise Invalid("bad subject", errors={"subject": ["give exactly one of subject_id, external_ref, email, phone, fax"]})
+    field, value = given[0]
+    if not isinstance(value, str):
+        raise Invalid("bad subject", errors={field: ["must be a string"]})
+    if field == "subject_id":
+        try:
+            return field, str(uuid.UUID(value))
+        except ValueError:
+            raise Invalid("bad subject", errors={field: ["not a subject id"]}) from None
+    if field == "external_ref":
+        return field, value
+    try:
+        return field, channels.normalize(subjects.IDENTIFIER_FIELDS[field], value)
+    except channels.InvalidIdentifier as exc:
+        raise Invalid("bad subject", errors={field: [str(exc)]}) from None
+
+
+def _resolve_many(refs: list[tuple[str, str]], *, actor: str) -> dict[tuple[str, str], uuid.UUID | None]:
+    """Subject ids for (field, canonical value) pairs, creating subjects for
+    unknown identifiers and external refs in bulk."""
+    found: dict[tuple[str, str], uuid.UUID | None] = {}
+    by_field: dict[str, set[str]] = {}
+    for field, value in refs:
+        by_field.setdefault(field, set()).add(value)
+
+    for chunk in _chunks(sorted(by_field.get("subject_id", ()))):
+        existing = set(db.session.scalars(sa.select(Subject.id).where(Subject.id.in_([uuid.UUID(v) for v in chunk]))))
+        found.update({("subject_id", v): (uuid.UUID(v) if uuid.UUID(v) in existing else None) for v in chunk})
+    for chunk in _chunks(sorted(by_field.get("external_ref", ()))):
+        rows = db.session.execute(sa.select(Subject.external_ref, Subject.id).where(Subject.external_ref.in_(chunk)))
+        found.update({("external_ref", ref): sid for ref, sid in rows})
+    for field in ("email", "phone", "fax"):
+        values = sorted(by_field.get(field, ()))
+        kind = subjects.IDENTIFIER_FIELDS[field]
+        hashes = dict(zip(subjects.identifier_hashes(kind, values), values))
+        for chunk in _chunks(list(hashes)):
+            rows = db.session.execute(sa.select(Identifier.value_hash, Identifier.subject_id).where(Identifier.value_hash.in_(chunk)))
+            found.update({(field, hashes[h]): sid for h, sid in rows})
+
+    to_create = sorted({ref for ref in refs if ref not in found and ref[0] != "subject_id"})
+    if to_create:
+        now = utcnow()
+        new_subjects, new_identifiers = [], []
+        for field, value in to_create:
+            sid = uuid.uuid4()
+            found[(field, value)] = sid
+            new_subjects.append(
+                {"id": sid, "external_ref": value if field == "external_ref" else None, "created_at": now, "updated_at": now}
+            )
+            if field != "external_ref":
+                kind = subjects.IDENTIFIER_FIELDS[field]
+                new_identifiers.append(
+                    {"subject_id": sid, "kind": kind, "value": value, "value_hash": subjects.identifier_hash(kind, value), "created_at": now}
+                )
+        try:
+            with db.session.begin_nested():
+                db.session.execute(sa.insert(Subject), new_subjects)
+                if new_identifiers:
+                    db.session.execute(sa.insert(Identifier), new_identifiers)
+        except sa.exc.IntegrityError:
+            raise Conflict("Another request created some of these subjects at the same moment; retry the batch.") from None
+        audit.record("subjects.created_by_batch", actor=actor, target_type="batch", target_id="-", details={"count": len(to_create)})
+    return found
+
+
+def _policies_for():
+    """A lookup of the policy in force at any moment, from one query."""
+    versions = list(
+        db.session.execute(sa.select(PolicyVersion.effective_at, PolicyVersion.version).order_by(PolicyVersion.effective_at))
+    )
+
+    def at(moment: datetime) -> str | None:
+        current = None
+        for effective_at, version in versions:
+            if effective_at > moment:
+                break
+            current = version
+        return current
+
+    return at
+
+
+def _event_columns(subject_id, event: EventInput, recorded_by: str, policy_version: str | None) -> dict:
+    return {
+        "subject_id": subject_id,
+        "channel": event.channel,
+        "purpose": event.purpose,
+        "status": event.status,
+        "source": event.source,
+        "occurred_at": event.occurred_at,
+        "recorded_at": utcnow(),
+        "policy_version": policy_version,
+        "evidence_ip": event.evidence.ip,
+        "evidence_user_agent": event.evidence.user_agent,
+        "evidence_note": event.evidence.note,
+        "recorded_by": recorded_by,
+    }
+
+
+def _wins(new: EventInput, old: EventInput) -> bool:
+    return new.occurred_at > old.occurred_at or (new.occurred_at == old.occurred_at and new.status == WITHDRAWN)
+
+
+def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
+    """Upsert the current state from new events; returns how many keys changed.
+
+    Within the batch the winner per key is chosen here (the database cannot
+    update one row twice in one statement); against stored rows the WHERE clause
+    applies the same rule atomically, so concurrent writers cannot break it.
+    """
+    winners: dict[tuple, tuple[EventInput, int]] = {}
+    for subject_id, event, event_id in entries:
+        key = (subject_id, event.channel, event.purpose)
+        if key not in winners or _wins(event, winners[key][0]):
+            winners[key] = (event, event_id)
+    table = ConsentState.__table__
+    rows = [
+        {
+            "subject_id": subject_id,
+            "channel": channel,
+            "purpose": purpose,
+            "status": event.status,
+            "occurred_at": event.occurred_at,
+            "event_id": event_id,
+            "source": event.source,
+        }
+        for (subject_id, channel, purpose), (event, event_id) in winners.items()
+    ]
+    changed = 0
+    for chunk in _chunks(rows, 1000):
+        stmt = dialect_insert(table)
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.subject_id, table.c.channel, table.c.purpose],
+            set_={c: excluded[c] for c in ("status", "occurred_at", "event_id", "source")},
+            where=sa.or_(
+                excluded.occurred_at > table.c.occurred_at,
+                sa.and_(excluded.occurred_at == table.c.occurred_at, excluded.status == WITHDRAWN, table.c.status == GRANTED),
+            ),
+        ).returning(table.c.event_id)
+        changed += len(db.session.execute(stmt, chunk).all())
+    return changed
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def check(*, channel: str, purpose: str, key: str, value: str) -> CheckResult:
+    """May we contact the person named by `key`=`value` on `channel` for `purpose`?"""
+    return check_many(channel=channel, purpose=purpose, key=key, values=[value])[0]
+
+
+def check_many(*, channel: str, purpose: str, key: str, values: list[str]) -> list[CheckResult]:
+    """Answers in input order; an invalid value is answered `invalid`, not raised."""
+    spec = require_channel_purpose(channel, purpose)
+    if key not in CHECK_KEYS:
+        raise Invalid("Unknown identifier type.", errors={"identifier_type": [f"must be one of: {', '.join(CHECK_KEYS)}"]})
+    channel_kind = channels.CHANNELS[channel].identifier_kind
+    own_kind = subjects.IDENTIFIER_FIELDS.get(key)
+
+    # 1. canonical lookup keys, and the suppression hash of each given identifier
+    lookup: list[object | None] = []
+    if own_kind:
+        normalize = channels.NORMALIZERS[own_kind]
+        canonicals = []
+        for value in values:
+            try:
+                canonicals.append(normalize(value) if isinstance(value, str) else None)
+            except ValueError:
+                canonicals.append(None)
+        valid = [c for c in canonicals if c is not None]
+        hashes = iter(subjects.identifier_hashes(own_kind, valid))
+        lookup = [next(hashes) if c is not None else None for c in canonicals]
+    elif key == "subject_id":
+        for value in values:
+            try:
+                lookup.append(uuid.UUID(value) if isinstance(value, str) else None)
+            except ValueError:
+                lookup.append(None)
+    else:
+        lookup = [v if isinstance(v, str) and v else None for v in values]
+
+    # 2. consent state (and the subject's own identifier on this channel) per key
+    keys = list({k for k in lookup if k is not None})
+    state: dict = {}
+    if keys:
+        state = _lookup_state(channel, purpose, key, keys, channel_kind if channel_kind != own_kind else None, marketing=spec.marketing)
+
+    # 3. suppressions of the given identifier and of the subject's channel identifier
+    suppression_hashes = set()
+    if own_kind:
+        suppression_hashes.update(k for k in keys)
+    suppression_hashes.update(h for (_, _, h) in state.values() if h is not None)
+    suppressed = _suppressions(suppression_hashes)
+
+    results = []
+    for k in lookup:
+        if k is None:
+            results.append(CheckResult(False, "invalid"))
+            continue
+        status, since, channel_hash = state.get(k, (None, None, None))
+        hit = suppressed.get(k if own_kind else None) or suppressed.get(channel_hash)
+        if hit is not None:
+            results.append(CheckResult(False, "suppressed", hit))
+        elif not spec.marketing:
+            results.append(CheckResult(True, "transactional"))
+        elif status == GRANTED:
+            results.append(CheckResult(True, "granted", since))
+        elif status == WITHDRAWN:
+            results.append(CheckResult(False, "withdrawn", since))
+        else:
+            results.append(CheckResult(False, "no_consent"))
+    return results
+
+
+def _lookup_state(channel, purpose, key, keys, other_kind, *, marketing: bool) -> dict:
+    """{lookup key: (status, occurred_at, channel identifier hash or None)}."""
+    cs = ConsentState.__table__
+    ident = Identifier.__table__
+    if key in subjects.IDENTIFIER_FIELDS:
+        base = ident
+        match = ident.c.value_hash
+        subject_col = ident.c.subject_id
+    else:
+        base = Subject.__table__
+        match = base.c.id if key == "subject_id" else base.c.external_ref
+        subject_col = base.c.id
+    columns = [match]
+    joined = base
+    if marketing:
+        joined = joined.outerjoin(
+            cs, sa.and_(cs.c.subject_id == subject_col, cs.c.channel == channel, cs.c.purpose == purpose)
+        )
+        columns += [cs.c.status, cs.c.occurred_at]
+    else:
+        columns += [sa.null(), sa.null()]
+    channel_ident = None
+    if other_kind:
+        channel_ident = ident.alias("channel_ident")
+        joined = joined.outerjoin(channel_ident, sa.and_(channel_ident.c.subject_id == subject_col, channel_ident.c.kind == other_kind))
+        columns.append(channel_ident.c.value_hash)
+    else:
+        columns.append(sa.null())
+    stmt = sa.select(*columns).select_from(joined)
+    out = {}
+    for chunk in _chunks(keys):
+        for found, status, occurred_at, channel_hash in db.session.execute(stmt.where(match.in_(chunk))):
+            out[found] = (status, occurred_at, channel_hash)
+    return out
+
+
+def _suppressions(hashes: set[bytes]) -> dict[bytes, datetime]:
+    out = {}
+    for chunk in _chunks(list(hashes)):
+        out.update(db.session.execute(sa.select(Suppression.value_hash, Suppression.created_at).where(Suppression.value_hash.in_(chunk))).all())
+    return out
+
+
+def _chunks(items: list, size: int = 5000):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def current(*, subject: Subject) -> list[dict]:
+    """Every channel × purpose for the subject with its state and the check's answer."""
+    states = {
+        (s.channel, s.purpose): s
+        for s in db.session.scalars(sa.select(ConsentState).where(ConsentState.subject_id == subject.id))
+    }
+    own = {i.kind: i.value_hash for i in subject.identifiers}
+    suppressed = _suppressions(set(own.values()))
+    out = []
+    for channel, purpose in channels.all_purposes():
+        spec = channels.CHANNELS[channel]
+        state = states.get((channel, purpose))
+        # A suppression names an identifier: it silences the channel that uses it.
+        own_hash = own.get(spec.identifier_kind)
+        hit = suppressed.get(own_hash) if own_hash else None
+        if hit is not None:
+            verdict = CheckResult(False, "suppressed", hit)
+        elif not spec.purpose(purpose).marketing:
+            verdict = CheckResult(True, "transactional")
+        elif state is None:
+            verdict = CheckResult(False, "no_consent")
+        else:
+            verdict = CheckResult(state.status == GRANTED, state.status, state.occurred_at)
+        out.append(
+            {
+                "channel": channel,
+                "purpose": purpose,
+                "status": state.status if state else None,
+                "occurred_at": state.occurred_at if state else None,
+                "source": state.source if state else None,
+                "allowed": verdict.allowed,
+                "reason": verdict.reason,
+                "since": verdict.since,
+            }
+        )
+    return out
+
+
+def history(*, subject: Subject, limit: int = 500, before: int | None = None) -> list[ConsentEvent]:
+    stmt = sa.select(ConsentEvent).where(ConsentEvent.subject_id == subject.id)
+    if before is not None:
+        stmt = stmt.where(ConsentEvent.id < before)
+    return list(db.session.scalars(stmt.order_by(ConsentEvent.id.desc()).limit(limit)))
+
+
+def parse_cursor(cursor: str | None) -> tuple[int, int]:
+    if not cursor:
+        return (-1, 0)
+    try:
+        txid, _, event_id = cursor.partition(".")
+        parsed = int(txid), int(event_id)
+    except ValueError:
+        raise Invalid("Not a change-feed cursor.", errors={"after": ["use the `next` value of a previous page"]}) from None
+    if parsed[0] < 0 or parsed[1] < 0:
+        raise Invalid("Not a change-feed cursor.", errors={"after": ["use the `next` value of a previous page"]})
+    return parsed
+
+
+def cursor_of(event: ConsentEvent) -> str:
+    return f"{event.txid}.{event.id}"
+
+
+def changes(*, after: str | None, limit: int) -> tuple[list[ConsentEvent], str | None, bool]:
+    """Up to `limit` ledger entries after `after`, the cursor to continue from,
+    and whether more are waiting. The order is one a follower can rely on:
+    nothing appears later behind a cursor already handed out (see ConsentEvent.txid)."""
+    txid, event_id = parse_cursor(after)
+    position = sa.tuple_(ConsentEvent.txid, ConsentEvent.id)
+    stmt = sa.select(ConsentEvent).where(position > sa.tuple_(sa.literal(txid), sa.literal(event_id)))
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Only transactions that can no longer commit anything older.
+        stmt = stmt.where(ConsentEvent.txid < sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+    events = list(db.session.scalars(stmt.order_by(ConsentEvent.txid, ConsentEvent.id).limit(limit + 1)))
+    more = len(events) > limit
+    events = events[:limit]
+    return events, (cursor_of(events[-1]) if events else after), more
+
+
+# --- suppressions ------------------------------------------------------------------
+
+
+def suppress(*, kind: str, value: str, reason: str, note: str | None = None, actor: str) -> tuple[Suppression, bool]:
+    """Never contact this identifier again (until lifted). Returns (row, created)."""
+    if reason not in SUPPRESSION_REASONS:
+        raise Invalid("Unknown suppression reason.", errors={"reason": [f"must be one of: {', '.join(SUPPRESSION_REASONS)}"]})
+    try:
+        canonical = channels.normalize(kind, value)
+    except channels.InvalidIdentifier as exc:
+        raise Invalid("Not a valid identifier.", errors={"value": [str(exc)]}) from None
+    value_hash = subjects.identifier_hash(kind, canonical)
+    existing = db.session.get(Suppression, value_hash)
+    if existing is not None:
+        return existing, False
+    row = Suppression(value_hash=value_hash, kind=kind, reason=reason, note=note, created_by=actor)
+    db.session.add(row)
+    db.session.flush()
+    audit.record("suppression.added", actor=actor, target_type="suppression", target_id=value_hash.hex()[:16], details={"kind": kind, "reason": reason})
+    return row, True

@@ -1,0 +1,115 @@
+"""Extension objects shared by every package, bound to an app in create_app()."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, registry
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no time zones, so values are stored as naive UTC and handed back
+    aware; a naive value from Python is a bug and is refused rather than guessed.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC-aware one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    registry = registry(
+        metadata=sa.MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={datetime: UTCDateTime()},
+    )
+
+
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+migrate = Migrate()
+
+
+# --- SQLite transaction mode -------------------------------------------------
+# In WAL mode a transaction that reads and then writes fails at once with
+# SQLITE_BUSY if another writer committed in between (the busy timeout does not
+# apply to that upgrade). So on SQLite every transaction begins IMMEDIATE,
+# taking the write lock up front and queueing politely, except where the caller
+# declared it only reads: GET requests and bulk checks, which must run side by side.
+_sqlite_read_only: ContextVar[bool] = ContextVar("prefs_sqlite_read_only", default=False)
+
+
+@contextmanager
+def reading_only():
+    token = _sqlite_read_only.set(True)
+    try:
+        yield
+    finally:
+        _sqlite_read_only.reset(token)
+
+
+def declare_read_only(value: bool):
+    """Set the intent for the rest of this context (a request); returns a reset token."""
+    return _sqlite_read_only.set(value)
+
+
+@sa.event.listens_for(Engine, "connect")
+def _configure_sqlite(dbapi_connection, _record):
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # We issue BEGIN ourselves (see _begin_sqlite); pysqlite's own handling would
+    # start transactions late and never IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+@sa.event.listens_for(Engine, "begin")
+def _begin_sqlite(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN" if _sqlite_read_only.get() else "BEGIN IMMEDIATE")
+
+
+def dialect_insert(table):
+    """INSERT … ON CONFLICT for the session's backend (both dialects spell it alike)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

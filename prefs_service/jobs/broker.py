@@ -1,0 +1,39 @@
+"""Choose the dramatiq broker from PREFS_BROKER_URL."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+
+def create_broker(url: str) -> dramatiq.Broker:
+    """Empty URL: the in-memory stub broker (embedded mode; the sweeper is the
+    safety net, so nothing is lost when the process restarts)."""
+    if not url:
+        return StubBroker()
+    scheme = urlsplit(url).scheme
+    if scheme in ("redis", "rediss"):
+        import redis
+        from dramatiq.brokers.redis import RedisBroker
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
+        return RedisBroker(client=client)
+    if scheme in ("amqp", "amqps"):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, confirm_delivery=True)
+    raise ValueError(f"unsupported broker URL scheme {scheme!r}")
+
+
+def ping(broker: dramatiq.Broker) -> None:
+    """Raise if the broker cannot be reached."""
+    if isinstance(broker, StubBroker):
+        return
+    client = getattr(broker, "client", None)
+    if client is not None:
+        client.ping()
+    else:
+        # RabbitMQ: opening (or reusing) this thread's connection proves it is up.
+        broker.connection.process_data_events(time_limit=0)

@@ -1,0 +1,309 @@
+"""Running durable jobs: send after commit, claim atomically, retry, sweep.
+
+A job row (see outbox.py) is the truth; a broker message only says "look at
+row N". So a message may be lost (the sweeper re-sends), duplicated (the claim
+lets one through) or delivered to a worker that dies (its lease expires and
+another worker takes over; the dead one's work was never committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import threading
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+import dramatiq
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask_sqlalchemy.session import Session
+
+from .. import outbox
+from ..extensions import db, utcnow
+from ..outbox import DONE, FAILED, QUEUED, RUNNING, Job
+from . import broker as brokers
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "prefs"
+ACTOR_NAME = "prefs_run_job"
+DEFAULT_LEASE = timedelta(minutes=5)
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Handler:
+    kind: str
+    fn: Callable[[dict], object]
+    lease: timedelta
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str, *, lease: timedelta = DEFAULT_LEASE):
+    """Register `fn(payload)` as the work for jobs of `kind`. It must be idempotent
+    in effect and must not commit: the runner commits its work and the job's
+    completion together."""
+
+    def register(fn):
+        HANDLERS[kind] = Handler(kind, fn, lease)
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    kind: str
+    every: timedelta
+
+
+PERIODIC: list[Periodic] = []
+
+
+def every(interval: timedelta, *, name: str, kind: str) -> None:
+    """Schedule `kind` once per `interval`, however many sweepers run."""
+    PERIODIC.append(Periodic(name, kind, interval))
+
+
+def backoff(attempts: int) -> timedelta:
+    seconds = min(5 * 2 ** (attempts - 1), 3600)
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short error for the job row: the type and where it happened, not the
+    message, which may quote personal data."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""
+    return f"{type(exc).__module__}.{type(exc).__qualname__}{where}"[:1000]
+
+
+class JobSystem:
+    """The broker, the one actor, and the sweeper for one app."""
+
+    def __init__(self, app: Flask, broker: dramatiq.Broker):
+        self.app = app
+        self.broker = broker
+        settings = app.config["PREFS"]
+        self.resend_after = timedelta(seconds=settings.job_resend_after_seconds)
+        self.sweep_interval = settings.sweep_interval_seconds
+        self.lease_override = app.config.get("PREFS_JOB_LEASE")
+        self.actor = dramatiq.actor(
+            self._run,
+            broker=broker,
+            actor_name=ACTOR_NAME,
+            queue_name=QUEUE_NAME,
+            max_retries=0,  # retries are ours, recorded on the row
+            time_limit=24 * 3600 * 1000,
+            max_age=None,
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.worker: dramatiq.Worker | None = None
+
+    # --- sending ---------------------------------------------------------
+    def send(self, job_ids, *, delay: timedelta | None = None) -> None:
+        """Tell the broker about jobs; a failure is logged and left to the sweeper."""
+        for job_id in job_ids:
+            try:
+                self.actor.send_with_options(args=(job_id,), delay=int(delay.total_seconds() * 1000) if delay else None)
+            except Exception as exc:  # broker down: the row is safe, the sweeper re-sends
+                log.warning("broker unavailable, job %s left for the sweeper: %s", job_id, describe_error(exc))
+                return
+
+    # --- running ---------------------------------------------------------
+    def _run(self, job_id: int) -> None:
+        with self.app.app_context():
+            self.execute(job_id)
+
+    def execute(self, job_id: int) -> str | None:
+        """Claim and run one job; returns its new status, or None if it was not ours to run."""
+        job = self._claim(job_id)
+        if job is None:
+            return None
+        token = job.claim_token
+        spec = HANDLERS.get(job.kind)
+        try:
+            if spec is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            spec.fn(dict(job.payload))
+            now = utcnow()
+            finished = db.session.execute(
+                sa.update(Job)
+                .where(Job.id == job_id, Job.claim_token == token, Job.status == RUNNING)
+                .values(status=DONE, finished_at=now, updated_at=now, lease_expires_at=None, last_error=None),
+                execution_options={"synchronize_session": False},
+            ).rowcount
+            if not finished:
+                # Our lease ran out and another worker took the job: its run counts, ours must not.
+                db.session.rollback()
+                log.warning("job %s (%s) lost its lease; work rolled back", job_id, job.kind)
+                return None
+            db.session.commit()
+            log.info("job %s (%s) done after %s attempt(s)", job_id, job.kind, job.attempts)
+            return DONE
+        except Exception as exc:
+            db.session.rollback()
+            return self._record_failure(job, token, exc)
+
+    def _claim(self, job_id: int) -> Job | None:
+        now = utcnow()
+        kind = db.session.scalar(sa.select(Job.kind).where(Job.id == job_id))
+        if kind is None:
+            db.session.rollback()
+            return None
+        spec = HANDLERS.get(kind)
+        lease = self.lease_override or (spec.lease if spec else DEFAULT_LEASE)
+        token = secrets.token_hex(16)
+        claimed = db.session.execute(
+            sa.update(Job)
+            .where(
+                Job.id == job_id,
+                sa.or_(
+                    sa.and_(Job.status == QUEUED, Job.run_after <= now),
+                    sa.and_(Job.status == RUNNING, Job.lease_expires_at < now),
+                ),
+            )
+            .values(
+                status=RUNNING,
+                attempts=Job.attempts + 1,
+                claim_token=token,
+                lease_expires_at=now + lease,
+                updated_at=now,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        db.session.commit()
+        if not claimed:
+            return None
+        return db.session.get(Job, job_id, populate_existing=True)
+
+    def _record_failure(self, job: Job, token: str, exc: Exception) -> str | None:
+        error = describe_error(exc)
+        log.error("job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempts, error)
+        now = utcnow()
+        final = job.attempts >= job.max_attempts
+        run_after = now + backoff(job.attempts)
+        updated = db.session.execute(
+            sa.update(Job)
+            .where(Job.id == job.id, Job.claim_token == token)
+            .values(
+                status=FAILED if final else QUEUED,
+                run_after=run_after,
+                dispatched_at=run_after,
+                lease_expires_at=None,
+                last_error=error,
+                updated_at=now,
+                finished_at=now if final else None,
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        db.session.commit()
+        if not updated:
+            return None
+        if not final:
+            self.send([job.id], delay=run_after - now)
+        return FAILED if final else QUEUED
+
+    def retry(self, job_id: int) -> bool:
+        """Put a failed job back in the queue (staff action); joins the caller's transaction."""
+        now = utcnow()
+        updated = db.session.execute(
+            sa.update(Job)
+            .where(Job.id == job_id, Job.status == FAILED)
+            .values(status=QUEUED, run_after=now, dispatched_at=now, max_attempts=Job.attempts + 3, finished_at=None),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if updated:
+            db.session.info.setdefault(outbox.PENDING_KEY, []).append(job_id)
+        return bool(updated)
+
+    # --- sweeping --------------------------------------------------------
+    def sweep(self) -> list[int]:
+        """Re-send jobs whose message was lost or whose worker died, and queue
+        due periodic jobs. Safe to run in every process at once."""
+        now = utcnow()
+        for periodic in PERIODIC:
+            slot = int(now.timestamp() // periodic.every.total_seconds())
+            outbox.defer_once(periodic.kind, {"slot": slot}, dedupe_key=f"{periodic.name}:{slot}")
+        stale = sa.or_(
+            sa.and_(
+                Job.status == QUEUED,
+                Job.run_after <= now,
+                sa.or_(Job.dispatched_at.is_(None), Job.dispatched_at <= now - self.resend_after),
+            ),
+            sa.and_(Job.status == RUNNING, Job.lease_expires_at < now),
+        )
+        ids = list(db.session.scalars(sa.select(Job.id).where(stale).order_by(Job.id).limit(SWEEP_BATCH)))
+        if ids:
+            db.session.execute(
+                sa.update(Job).where(Job.id.in_(ids)).values(dispatched_at=now),
+                execution_options={"synchronize_session": False},
+            )
+        db.session.commit()  # the after-commit hook sends the periodic jobs just queued
+        if ids:
+            log.info("sweeper re-sending %d job(s)", len(ids))
+            self.send(ids)
+        return ids
+
+    # --- in-process workers ------------------------------------------------
+    def start(self, *, threads: int, sweep: bool = True) -> None:
+        """Start a dramatiq worker (and the sweeper) in this process."""
+        self._stop.clear()
+        self.worker = dramatiq.Worker(self.broker, queues={QUEUE_NAME}, worker_threads=threads, worker_timeout=100)
+        self.worker.start()
+        if sweep:
+            thread = threading.Thread(target=self._sweep_forever, name="prefs-sweeper", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def _sweep_forever(self) -> None:
+        while not self._stop.wait(self.sweep_interval):
+            try:
+                with self.app.app_context():
+                    self.sweep()
+            except Exception as exc:  # keep sweeping through a database or broker outage
+                log.warning("sweep failed: %s", describe_error(exc))
+
+    def ping(self) -> None:
+        brokers.ping(self.broker)
+
+
+def jobs() -> JobSystem:
+    return current_app.extensions["prefs.jobs"]
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _send_after_commit(session):
+    job_ids = session.info.pop(outbox.PENDING_KEY, None)
+    if job_ids:
+        current_app.extensions["prefs.jobs"].send(job_ids)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session):
+    session.info.pop(outbox.PENDING_KEY, None)
+
+
+def init_app(app: Flask) -> JobSystem:
+    from . import maintenance, notices  # noqa: F401  (each registers its job kinds)
+
+    system = JobSystem(app, brokers.create_broker(app.config["PREFS"].broker_url))
+    app.extensions["prefs.jobs"] = system
+    return system

@@ -1,0 +1,20 @@
+"""Housekeeping of the job table itself."""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from ..extensions import db, utcnow
+from ..outbox import DONE, Job
+from .dispatch import every, handler
+
+PURGE_JOB = "jobs.purge_finished"
+KEEP_FINISHED = timedelta(days=30)
+
+every(timedelta(hours=1), name="purge-finished-jobs", kind=PURGE_JOB)
+
+
+@handler(PURGE_JOB)
+def purge_finished(payload: dict) -> None:
+    """Drop jobs finished more than 30 days ago; failed ones stay for staff."""
+    db.session.execute(sa.delete(Job).where(Job.status == DONE, Job.finished_at < utcnow() - KEEP_FINISHED))

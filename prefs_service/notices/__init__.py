@@ -1,0 +1,1 @@
+"""The outbox of every message we send, and its templates."""

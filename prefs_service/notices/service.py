@@ -1,0 +1,107 @@
+"""Queue, render and deliver notices.
+
+Queueing writes a notice row and a delivery job in the caller's transaction;
+delivery renders the template and hands the message to the email channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+import sqlalchemy as sa
+from flask import current_app
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from .. import outbox
+from ..channels import email as email_channel
+from ..extensions import db, dialect_insert, utcnow
+from .models import MARKETING, PENDING, SENT, TRANSACTIONAL, Notice
+
+DELIVER_JOB = "notices.deliver"
+
+_templates = Environment(
+    loader=PackageLoader("prefs_service.notices", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def queue(
+    *,
+    kind: str,
+    recipient: str,
+    template: str,
+    context: dict,
+    idempotency_key: str,
+    subject_id: uuid.UUID | None = None,
+    sender: str = TRANSACTIONAL,
+) -> int:
+    """Queue one message; a second call with the same key changes nothing.
+
+    Returns the notice id (the existing one for a repeated key).
+    """
+    _templates.get_template(f"{template}.txt")  # fail now, not in a job, on a typo
+    now = utcnow()
+    notice_id = db.session.execute(
+        dialect_insert(Notice.__table__)
+        .values(
+            kind=kind,
+            idempotency_key=idempotency_key,
+            subject_id=subject_id,
+            recipient=recipient,
+            sender=sender,
+            template=template,
+            context=context,
+            status=PENDING,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Notice.__table__.c.id)
+    ).scalar()
+    if notice_id is None:
+        return db.session.scalar(sa.select(Notice.id).where(Notice.idempotency_key == idempotency_key))
+    outbox.defer(DELIVER_JOB, {"notice_id": notice_id})
+    return notice_id
+
+
+def render(notice: Notice) -> EmailMessage:
+    settings = current_app.config["PREFS"]
+    context = dict(notice.context, base_url=settings.base_url)
+    subject = _templates.get_template(f"{notice.template}.subject.txt").render(context).strip()
+    text = _templates.get_template(f"{notice.template}.txt").render(context)
+    html = _templates.get_template(f"{notice.template}.html").render(context)
+
+    sender = settings.mail_from_marketing if notice.sender == MARKETING else settings.mail_from_transactional
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = notice.recipient
+    message["Date"] = format_datetime(notice.created_at)
+    # Stable across retries, so a receiver can drop a duplicate of the same notice.
+    key_digest = hashlib.sha256(notice.idempotency_key.encode()).hexdigest()[:16]
+    message["Message-ID"] = f"<notice-{notice.id}.{key_digest}@{domain}>"
+    message["Auto-Submitted"] = "auto-generated" if notice.sender == TRANSACTIONAL else "no"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def deliver(*, notice_id: int) -> bool:
+    """Send a pending notice and mark it sent. Returns False if there was nothing to do."""
+    notice = db.session.get(Notice, notice_id, populate_existing=True, with_for_update=True)
+    if notice is None or notice.status != PENDING:
+        return False
+    if not notice.recipient:
+        raise ValueError(f"notice {notice_id} has no recipient")
+    message = render(notice)
+    email_channel.send(message, mail_url=current_app.config["PREFS"].mail_url)
+    notice.status = SENT
+    notice.sent_at = utcnow()
+    notice.message_id = message["Message-ID"]
+    return True

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db, utcnow
+
+
+class Subject(db.Model):
+    """A person we may contact. Plain-text identifiers live on `Identifier` rows."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    external_ref: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    erased_at: Mapped[datetime | None]
+
+    identifiers: Mapped[list[Identifier]] = relationship(
+        back_populates="subject", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    def identifier(self, kind: str) -> Identifier | None:
+        return next((i for i in self.identifiers if i.kind == kind), None)
+
+
+class Identifier(db.Model):
+    """One contact identifier of a subject, found by its keyed hash.
+
+    `value_hash` is HMAC-SHA256(identifier key, "kind:canonical value"): lookups
+    and suppressions use it, so a bulk check never needs the plain value.
+    """
+
+    __tablename__ = "identifiers"
+    __table_args__ = (sa.UniqueConstraint("subject_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("subjects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    value: Mapped[str] = mapped_column(sa.String(500))
+    value_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subject: Mapped[Subject] = relationship(back_populates="identifiers")

@@ -1,0 +1,210 @@
+"""People and their identifiers: find, create, change.
+
+Every identifier is normalised by its channel and found by its keyed hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit, channels
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from .models import Identifier, Subject
+
+# API field name -> identifier kind.
+IDENTIFIER_FIELDS = {"email": "email", "phone": "phone", "fax": "fax", "postal_address": "postal"}
+PROFILE_FIELDS = ("name", "external_ref")
+
+
+def init_app(app: Flask) -> None:
+    key = app.config["PREFS"].identifier_key.encode()
+    app.extensions["prefs.identifier_hmac"] = hmac.new(key, digestmod=hashlib.sha256)
+
+
+def identifier_hash(kind: str, canonical: str) -> bytes:
+    """HMAC-SHA256 of "kind:value" under the identifier key (which never rotates)."""
+    mac = current_app.extensions["prefs.identifier_hmac"].copy()
+    mac.update(f"{kind}:{canonical}".encode())
+    return mac.digest()
+
+
+def identifier_hashes(kind: str, canonicals) -> list[bytes]:
+    base = current_app.extensions["prefs.identifier_hmac"]
+    prefix = f"{kind}:"
+    out = []
+    for value in canonicals:
+        mac = base.copy()
+        mac.update((prefix + value).encode())
+        out.append(mac.digest())
+    return out
+
+
+def normalize_fields(values: dict) -> dict[str, str | None]:
+    """Canonical identifiers from API fields ({"email": ..., ...}); Invalid names each bad one.
+
+    A None value is kept (it means "remove" in an update).
+    """
+    canonical, errors = {}, {}
+    for field, kind in IDENTIFIER_FIELDS.items():
+        if field not in values:
+            continue
+        if values[field] is None:
+            canonical[field] = None
+            continue
+        try:
+            canonical[field] = channels.normalize(kind, values[field])
+        except channels.InvalidIdentifier as exc:
+            errors[field] = [str(exc)]
+    if errors:
+        raise Invalid("Some identifiers are not valid.", errors=errors)
+    return canonical
+
+
+def get(subject_id) -> Subject:
+    subject = db.session.get(Subject, _as_uuid(subject_id))
+    if subject is None:
+        raise NotFound("No subject with that id.")
+    return subject
+
+
+def find(*, subject_id=None, external_ref: str | None = None, kind: str | None = None, canonical: str | None = None) -> Subject | None:
+    if subject_id is not None:
+        return db.session.get(Subject, _as_uuid(subject_id))
+    if external_ref is not None:
+        return db.session.scalar(sa.select(Subject).where(Subject.external_ref == external_ref))
+    if kind is not None and canonical is not None:
+        return db.session.scalar(
+            sa.select(Subject).join(Identifier).where(Identifier.value_hash == identifier_hash(kind, canonical))
+        )
+    raise ValueError("find() needs subject_id, external_ref or an identifier")
+
+
+def find_or_create(*, values: dict, actor: str) -> tuple[Subject, bool]:
+    """POST /v1/subjects: the subject whose external_ref or email matches, else a new one.
+
+    Returns (subject, created). Identifiers already owned by someone else are a Conflict.
+    """
+    canonical = normalize_fields(values)
+    external_ref = values.get("external_ref")
+    by_ref = find(external_ref=external_ref) if external_ref else None
+    by_email = find(kind="email", canonical=canonical["email"]) if canonical.get("email") else None
+    if by_ref and by_email and by_ref.id != by_email.id:
+        raise Conflict(
+            "external_ref and email belong to two different subjects.",
+            errors={"email": ["already belongs to another subject"]},
+        )
+    existing = by_ref or by_email
+    if existing:
+        return existing, False
+    subject = Subject(external_ref=external_ref, name=values.get("name"))
+    db.session.add(subject)
+    _set_identifiers(subject, canonical)
+    _flush_or_conflict(subject)
+    audit.record("subject.created", actor=actor, target_type="subject", target_id=subject.id)
+    return subject, True
+
+
+def update(subject: Subject, *, values: dict, actor: str) -> Subject:
+    """PATCH: set or (with None) clear fields. Consent stays with the subject, so
+    a changed address carries the person's choices with it."""
+    canonical = normalize_fields(values)
+    changed = []
+    for field in PROFILE_FIELDS:
+        if field in values and getattr(subject, field) != values[field]:
+            setattr(subject, field, values[field])
+            changed.append(field)
+    changed += _set_identifiers(subject, canonical)
+    if changed:
+        _flush_or_conflict(subject)
+        audit.record("subject.updated", actor=actor, target_type="subject", target_id=subject.id, details={"fields": sorted(changed)})
+    return subject
+
+
+def resolve(*, ref: dict, actor: str, create: bool = True) -> tuple[Subject, bool]:
+    """Find the person named by exactly one of subject_id, external_ref, email, phone
+    or fax; an unknown identifier or external_ref creates them when `create`."""
+    given = {k: v for k, v in ref.items() if v is not None}
+    if len(given) != 1:
+        raise Invalid(
+            "Name the person by exactly one of subject_id, external_ref, email, phone or fax.",
+            errors={"subject": ["give exactly one of subject_id, external_ref, email, phone, fax"]},
+        )
+    (field, value), = given.items()
+    if field == "subject_id":
+        return get(value), False
+    if field == "external_ref":
+        subject = find(external_ref=value)
+        values = {"external_ref": value}
+    else:
+        canonical = normalize_fields({field: value})[field]
+        subject = find(kind=IDENTIFIER_FIELDS[field], canonical=canonical)
+        values = {field: value}
+    if subject is not None:
+        return subject, False
+    if not create:
+        raise NotFound("No subject with that identifier.")
+    return find_or_create(values=values, actor=actor)
+
+
+def identifiers_of(subject: Subject) -> dict[str, str | None]:
+    """API view: {"email": ..., "phone": ..., "fax": ..., "postal_address": ...}."""
+    return {field: (ident.value if (ident := subject.identifier(kind)) else None) for field, kind in IDENTIFIER_FIELDS.items()}
+
+
+def _set_identifiers(subject: Subject, canonical: dict[str, str | None]) -> list[str]:
+    changed = []
+    for field, value in canonical.items():
+        kind = IDENTIFIER_FIELDS[field]
+        current = subject.identifier(kind)
+        if current is not None and current.value == value:
+            continue
+        if current is not None:
+            subject.identifiers.remove(current)
+            # The old row must be gone before a new one with another hash
+            # takes its (subject, kind) place.
+            db.session.flush()
+        if value is not None:
+            subject.identifiers.append(Identifier(kind=kind, value=value, value_hash=identifier_hash(kind, value)))
+        changed.append(field)
+    return changed
+
+
+def _flush_or_conflict(subject: Subject) -> None:
+    """Flush inside a savepoint so a unique clash becomes a Conflict naming the field."""
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:
+        with db.session.no_autoflush:
+            clashes = _clashes(subject)
+        raise Conflict("An identifier already belongs to another subject.", errors=clashes) from None
+
+
+def _clashes(subject: Subject) -> dict[str, list[str]]:
+    clashes = {}
+    for ident in subject.identifiers:
+        owner = db.session.scalar(sa.select(Identifier.subject_id).where(Identifier.value_hash == ident.value_hash))
+        if owner is not None and owner != subject.id:
+            field = next(f for f, k in IDENTIFIER_FIELDS.items() if k == ident.kind)
+            clashes[field] = ["already belongs to another subject"]
+    if subject.external_ref:
+        owner = db.session.scalar(sa.select(Subject.id).where(Subject.external_ref == subject.external_ref))
+        if owner is not None and owner != subject.id:
+            clashes["external_ref"] = ["already belongs to another subject"]
+    return clashes
+
+
+def _as_uuid(value) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound("No subject with that id.") from None
