@@ -68,9 +68,10 @@ def migrations_directory() -> str:
 
 
 def _engine_options(url: str) -> dict:
+    # Parameters are personal data: keep them out of logs and error messages.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+        return {"hide_parameters": True, "connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"hide_parameters": True, "pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 
 
 def _declare_transaction_intent():

@@ -39,6 +39,7 @@ class Settings:
     worker_threads: int = 4
     sweep_interval_seconds: float = 15.0
     job_resend_after_seconds: float = 60.0
+    job_lease_seconds: float = 300.0
     api_key_cache_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
     # Everything a test or an embedding program wants to pass straight to Flask.
@@ -174,6 +175,7 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         worker_threads=_number(environ, "PREFS_WORKER_THREADS", Settings.worker_threads, int, 1),
         sweep_interval_seconds=_number(environ, "PREFS_SWEEP_INTERVAL_SECONDS", Settings.sweep_interval_seconds, float, 0.05),
         job_resend_after_seconds=_number(environ, "PREFS_JOB_RESEND_AFTER_SECONDS", Settings.job_resend_after_seconds, float, 0.05),
+        job_lease_seconds=_number(environ, "PREFS_JOB_LEASE_SECONDS", Settings.job_lease_seconds, float, 0.5),
         api_key_cache_seconds=_number(environ, "PREFS_API_KEY_CACHE_SECONDS", Settings.api_key_cache_seconds, float, 0),
         max_body_bytes=_number(environ, "PREFS_MAX_BODY_BYTES", Settings.max_body_bytes, int, 1024),
     )

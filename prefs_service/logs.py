@@ -42,7 +42,7 @@ def configure(level: str) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    root.handlers[:] = [handler]
+    root.addHandler(handler)
     # Werkzeug's access log prints whole client IPs and URLs carrying tokens.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     _configured = True

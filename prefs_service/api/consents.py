@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 
 from ..consent import service as consent
 from ..errors import Invalid

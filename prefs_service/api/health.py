@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 
 from ..extensions import db
 from ..jobs.dispatch import describe_error, jobs

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from .blueprint import Blueprint
 
 from ..consent import service as consent
 from ..extensions import db

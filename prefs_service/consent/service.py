@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -123,6 +123,8 @@ def build_event(
         errors["occurred_at"] = ["must include a time zone, e.g. 2026-01-31T09:30:00Z"]
     elif occurred_at > now + MAX_CLOCK_SKEW:
         errors["occurred_at"] = ["is in the future"]
+    else:
+        occurred_at = occurred_at.astimezone(UTC)
     if policy_version is not None:
         known = known_policies if known_policies is not None else policy_version_names()
         if policy_version not in known:

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = "prefs"
 ACTOR_NAME = "prefs_run_job"
-DEFAULT_LEASE = timedelta(minutes=5)
 SWEEP_BATCH = 500
 
 
@@ -39,16 +38,16 @@ SWEEP_BATCH = 500
 class Handler:
     kind: str
     fn: Callable[[dict], object]
-    lease: timedelta
+    lease: timedelta | None
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
-def handler(kind: str, *, lease: timedelta = DEFAULT_LEASE):
+def handler(kind: str, *, lease: timedelta | None = None):
     """Register `fn(payload)` as the work for jobs of `kind`. It must be idempotent
     in effect and must not commit: the runner commits its work and the job's
-    completion together."""
+    completion together. `lease` overrides PREFS_JOB_LEASE_SECONDS for long work."""
 
     def register(fn):
         HANDLERS[kind] = Handler(kind, fn, lease)
@@ -94,7 +93,7 @@ class JobSystem:
         settings = app.config["PREFS"]
         self.resend_after = timedelta(seconds=settings.job_resend_after_seconds)
         self.sweep_interval = settings.sweep_interval_seconds
-        self.lease_override = app.config.get("PREFS_JOB_LEASE")
+        self.default_lease = timedelta(seconds=settings.job_lease_seconds)
         self.actor = dramatiq.actor(
             self._run,
             broker=broker,
@@ -160,7 +159,7 @@ class JobSystem:
             db.session.rollback()
             return None
         spec = HANDLERS.get(kind)
-        lease = self.lease_override or (spec.lease if spec else DEFAULT_LEASE)
+        lease = (spec.lease if spec else None) or self.default_lease
         token = secrets.token_hex(16)
         claimed = db.session.execute(
             sa.update(Job)

@@ -103,10 +103,14 @@ def find_or_create(*, values: dict, actor: str) -> tuple[Subject, bool]:
     existing = by_ref or by_email
     if existing:
         return existing, False
-    subject = Subject(external_ref=external_ref, name=values.get("name"))
-    db.session.add(subject)
-    _set_identifiers(subject, canonical)
-    _flush_or_conflict(subject)
+
+    def create():
+        subject = Subject(external_ref=external_ref, name=values.get("name"))
+        db.session.add(subject)
+        _set_identifiers(subject, canonical)
+        return subject
+
+    subject = _unique_or_conflict(create, canonical=canonical, external_ref=external_ref, owner=None)
     audit.record("subject.created", actor=actor, target_type="subject", target_id=subject.id)
     return subject, True
 
@@ -115,14 +119,15 @@ def update(subject: Subject, *, values: dict, actor: str) -> Subject:
     """PATCH: set or (with None) clear fields. Consent stays with the subject, so
     a changed address carries the person's choices with it."""
     canonical = normalize_fields(values)
-    changed = []
-    for field in PROFILE_FIELDS:
-        if field in values and getattr(subject, field) != values[field]:
+
+    def apply():
+        changed = [f for f in PROFILE_FIELDS if f in values and getattr(subject, f) != values[f]]
+        for field in changed:
             setattr(subject, field, values[field])
-            changed.append(field)
-    changed += _set_identifiers(subject, canonical)
+        return changed + _set_identifiers(subject, canonical)
+
+    changed = _unique_or_conflict(apply, canonical=canonical, external_ref=values.get("external_ref"), owner=subject.id)
     if changed:
-        _flush_or_conflict(subject)
         audit.record("subject.updated", actor=actor, target_type="subject", target_id=subject.id, details={"fields": sorted(changed)})
     return subject
 
@@ -176,29 +181,30 @@ def _set_identifiers(subject: Subject, canonical: dict[str, str | None]) -> list
     return changed
 
 
-def _flush_or_conflict(subject: Subject) -> None:
-    """Flush inside a savepoint so a unique clash becomes a Conflict naming the field."""
+def _unique_or_conflict(change, *, canonical: dict, external_ref: str | None, owner):
+    """Run `change()` and flush it in a savepoint, so a clash with another
+    subject's identifier or external_ref becomes a Conflict naming the field."""
     try:
         with db.session.begin_nested():
+            result = change()
             db.session.flush()
+        return result
     except IntegrityError:
-        with db.session.no_autoflush:
-            clashes = _clashes(subject)
-        raise Conflict("An identifier already belongs to another subject.", errors=clashes) from None
-
-
-def _clashes(subject: Subject) -> dict[str, list[str]]:
+        pass
     clashes = {}
-    for ident in subject.identifiers:
-        owner = db.session.scalar(sa.select(Identifier.subject_id).where(Identifier.value_hash == ident.value_hash))
-        if owner is not None and owner != subject.id:
-            field = next(f for f, k in IDENTIFIER_FIELDS.items() if k == ident.kind)
+    for field, value in canonical.items():
+        if value is None:
+            continue
+        holder = db.session.scalar(
+            sa.select(Identifier.subject_id).where(Identifier.value_hash == identifier_hash(IDENTIFIER_FIELDS[field], value))
+        )
+        if holder is not None and holder != owner:
             clashes[field] = ["already belongs to another subject"]
-    if subject.external_ref:
-        owner = db.session.scalar(sa.select(Subject.id).where(Subject.external_ref == subject.external_ref))
-        if owner is not None and owner != subject.id:
+    if external_ref:
+        holder = db.session.scalar(sa.select(Subject.id).where(Subject.external_ref == external_ref))
+        if holder is not None and holder != owner:
             clashes["external_ref"] = ["already belongs to another subject"]
-    return clashes
+    raise Conflict("An identifier already belongs to another subject.", errors=clashes)
 
 
 def _as_uuid(value) -> uuid.UUID:

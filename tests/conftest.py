@@ -1,0 +1,226 @@
+"""Fixtures: a migrated database (SQLite, or PREFS_TEST_DATABASE_URL), a broker
+(stub, or PREFS_TEST_BROKER_URL), a real SMTP server in this process, apps,
+clients, API keys and an in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from prefs_service import create_app
+from prefs_service.access import service as access
+from prefs_service.extensions import db, utcnow
+from prefs_service.outbox import QUEUED, RUNNING, Job
+
+TEST_SECRET = "test-secret-key-for-signing-" + "s" * 24
+TEST_IDENTIFIER_KEY = "test-identifier-key-for-hashing-" + "i" * 24
+# Tables emptied between tests; purposes are reference data from the migrations.
+KEEP_TABLES = {"purposes", "alembic_version"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SmtpCapture:
+    """A real SMTP server; `messages` holds what it accepted, parsed."""
+
+    def __init__(self):
+        self.messages = []
+        self.envelopes = []
+        self.hold = None  # a threading.Event: while set to block, DATA waits
+        self.holding = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.hold is not None and not self.hold.is_set():
+            self.holding.set()
+            while not self.hold.is_set():
+                await asyncio.sleep(0.02)
+            return "451 4.3.0 Try again later"
+        self.envelopes.append(envelope)
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def clear(self):
+        self.messages.clear()
+        self.envelopes.clear()
+        self.hold = None
+        self.holding.clear()
+
+    def wait_for(self, count: int, timeout: float = 10):
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.messages
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    capture = SmtpCapture()
+    port = free_port()
+    controller = Controller(capture, hostname="127.0.0.1", port=port)
+    controller.start()
+    capture.url = f"smtp://127.0.0.1:{port}"
+    yield capture
+    controller.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    smtp_server.clear()
+    yield smtp_server
+    smtp_server.clear()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    return os.environ.get("PREFS_TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'prefs-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    return os.environ.get("PREFS_TEST_BROKER_URL", "")
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url, broker_url, smtp_server, tmp_path_factory) -> dict:
+    return {
+        "env": "test",
+        "database_url": database_url,
+        "broker_url": broker_url,
+        "secret_keys": (TEST_SECRET,),
+        "identifier_key": TEST_IDENTIFIER_KEY,
+        "mail_url": smtp_server.url,
+        "var_dir": tmp_path_factory.mktemp("var"),
+        "api_key_cache_seconds": 0,
+        "sweep_interval_seconds": 0.2,
+        "job_resend_after_seconds": 0.5,
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated(base_settings):
+    app = create_app(**base_settings)
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+    return True
+
+
+def _empty_tables(app) -> None:
+    with app.app_context():
+        tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY"))
+        else:
+            for table in tables:
+                db.session.execute(table.delete())
+        db.session.commit()
+        db.engine.dispose()
+
+
+def _flush_broker(app) -> None:
+    broker = app.extensions["prefs.jobs"].broker
+    if hasattr(broker, "flush_all"):
+        try:
+            broker.flush_all()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def make_app(migrated, base_settings):
+    """Build apps on the test database; all are stopped and the tables emptied after the test."""
+    apps = []
+
+    def factory(**overrides):
+        app = create_app(**{**base_settings, **overrides})
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["prefs.jobs"].stop()
+        _flush_broker(app)
+    if apps:
+        _empty_tables(apps[0])
+        for app in apps:
+            with app.app_context():
+                db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    _flush_broker(app)
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api_key(app):
+    """api_key("consent:read", ...) -> Authorization headers for a fresh key."""
+
+    def make(*scopes: str, name: str = "test") -> dict:
+        with app.app_context():
+            _, plaintext = access.create_key(name=name, scopes=list(scopes), actor="test")
+            db.session.commit()
+        return {"Authorization": f"Bearer {plaintext}"}
+
+    return make
+
+
+@pytest.fixture
+def admin(api_key) -> dict:
+    return api_key("admin")
+
+
+class InProcessWorker:
+    def __init__(self, app):
+        self.app = app
+
+    def wait(self, timeout: float = 15) -> None:
+        """Block until no job is due or running (jobs retrying later don't count)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.app.app_context():
+                busy = db.session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Job)
+                    .where(sa.or_(Job.status == RUNNING, sa.and_(Job.status == QUEUED, Job.run_after <= utcnow())))
+                )
+                db.session.rollback()
+            if not busy:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"jobs still pending after {timeout}s")
+
+
+@pytest.fixture
+def worker(app):
+    """The app's own dramatiq worker and sweeper, running in this process."""
+    app.extensions["prefs.jobs"].start(threads=2)
+    yield InProcessWorker(app)
+    app.extensions["prefs.jobs"].stop()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
