@@ -298,3 +298,7 @@ def _flatten(errors) -> str:
     if isinstance(errors, list):
         return ", ".join(map(str, errors))
     return str(errors)
+
+
+if __name__ == "__main__":
+    main()

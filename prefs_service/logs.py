@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import orjson
 
@@ -30,7 +31,19 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-JsonFormatter.converter = __import__("time").gmtime
+JsonFormatter.converter = time.gmtime
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (servers and test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
 
 
 def configure(level: str) -> None:
@@ -40,7 +53,7 @@ def configure(level: str) -> None:
     root.setLevel(level)
     if _configured:
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     # Werkzeug's access log prints whole client IPs and URLs carrying tokens.

@@ -54,7 +54,7 @@ def defer(kind: str, payload: dict, *, run_after: datetime | None = None, max_at
     # only steps in if that message never arrives.
     job = Job(kind=kind, payload=payload, run_after=run_after or now, max_attempts=max_attempts, dispatched_at=now)
     db.session.add(job)
-    db.session.flush([job])
+    db.session.flush()
     db.session.info.setdefault(PENDING_KEY, []).append(job.id)
     return job
 

@@ -5,6 +5,7 @@ clients, API keys and an in-process worker."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
@@ -21,6 +22,8 @@ from prefs_service import create_app
 from prefs_service.access import service as access
 from prefs_service.extensions import db, utcnow
 from prefs_service.outbox import QUEUED, RUNNING, Job
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatter
 
 TEST_SECRET = "test-secret-key-for-signing-" + "s" * 24
 TEST_IDENTIFIER_KEY = "test-identifier-key-for-hashing-" + "i" * 24

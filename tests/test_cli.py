@@ -1,0 +1,64 @@
+"""The prefs command: imports and policy versions."""
+
+from __future__ import annotations
+
+import csv
+
+from prefs_service.cli import main
+
+
+def write_csv(path, rows, header=("email", "channel", "purpose", "status", "occurred_at", "ip")):
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def check(client, headers, *emails):
+    response = client.post(
+        "/v1/consent/check", json={"channel": "email", "purpose": "newsletter", "recipients": list(emails)}, headers=headers
+    )
+    return [r["reason"] for r in response.json["results"]]
+
+
+def test_import_consents_records_every_row_with_the_ledger_rules(app, client, api_key, tmp_path):
+    rows = [(f"imp{i}@example.com", "email", "newsletter", "granted", "2026-01-01T00:00:00Z", "192.0.2.9") for i in range(12_000)]
+    rows.append(("imp0@example.com", "email", "newsletter", "withdrawn", "2026-02-01T00:00:00+00:00", ""))
+    rows.append(("imp0@example.com", "email", "newsletter", "granted", "2026-01-15T00:00:00Z", ""))  # older, later in file
+    path = write_csv(tmp_path / "consents.csv", rows)
+    result = app.test_cli_runner().invoke(main, ["import", "consents", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 12002 consent events" in result.output
+    headers = api_key("consent:read")
+    assert check(client, headers, "imp0@example.com", "imp1@example.com", "imp11999@example.com") == ["withdrawn", "granted", "granted"]
+    event = client.get("/v1/consent/changes?limit=1", headers=headers).json["events"][0]
+    assert event["source"] == "import" and event["evidence"]["ip"] == "192.0.2.0/24"
+
+
+def test_one_bad_row_imports_nothing_and_names_the_line(app, client, api_key, tmp_path):
+    rows = [
+        ("ok@example.com", "email", "newsletter", "granted", "", ""),
+        ("bad-address", "email", "newsletter", "granted", "", ""),
+        ("ok2@example.com", "email", "newsletter", "granted", "last tuesday", ""),
+    ]
+    result = app.test_cli_runner().invoke(main, ["import", "consents", str(write_csv(tmp_path / "bad.csv", rows))])
+    assert result.exit_code == 1
+    assert "line 3: email:" in result.output and "line 4: occurred_at:" in result.output
+    assert "nothing was imported" in result.output
+    assert check(client, api_key("consent:read"), "ok@example.com") == ["no_consent"]
+
+
+def test_an_unknown_column_is_refused_before_reading_rows(app, tmp_path):
+    path = write_csv(tmp_path / "x.csv", [("a@example.com", "email", "newsletter", "granted")], header=("mail", "channel", "purpose", "status"))
+    result = app.test_cli_runner().invoke(main, ["import", "consents", str(path)])
+    assert result.exit_code == 2 and "unknown: mail" in result.output
+
+
+def test_policy_publish_and_list(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(main, ["policy", "publish", "2015-07", "--last-updated", "2015-07-01"])
+    assert result.exit_code == 0, result.output
+    assert "last updated 01 July 2015" in result.output
+    assert runner.invoke(main, ["policy", "publish", "2015-07", "--last-updated", "2015-07-01"]).exit_code == 1
+    assert "2015-07" in runner.invoke(main, ["policy", "list"]).output

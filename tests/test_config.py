@@ -1,0 +1,82 @@
+"""Settings: bad values stop start-up naming the variable; development keeps its own keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefs_service.config import ConfigError, load_settings
+
+GOOD_KEY = "k" * 40
+
+
+@pytest.mark.parametrize(
+    "environ, variable",
+    [
+        ({"PREFS_ENV": "staging"}, "PREFS_ENV"),
+        ({"PREFS_DATABASE_URL": "prefs.db"}, "PREFS_DATABASE_URL"),
+        ({"PREFS_BROKER_URL": "kafka://x"}, "PREFS_BROKER_URL"),
+        ({"PREFS_SECRET_KEYS": "short"}, "PREFS_SECRET_KEYS"),
+        ({"PREFS_IDENTIFIER_KEY": "short"}, "PREFS_IDENTIFIER_KEY"),
+        ({"PREFS_MAIL_URL": "mailto:x"}, "PREFS_MAIL_URL"),
+        ({"PREFS_MAIL_URL": "smtp://"}, "PREFS_MAIL_URL"),
+        ({"PREFS_MAIL_FROM_TRANSACTIONAL": "nobody"}, "PREFS_MAIL_FROM_TRANSACTIONAL"),
+        ({"PREFS_MAIL_FROM_MARKETING": "two words@x"}, "PREFS_MAIL_FROM_MARKETING"),
+        ({"PREFS_BASE_URL": "ftp://x"}, "PREFS_BASE_URL"),
+        ({"PREFS_WORKER_THREADS": "many"}, "PREFS_WORKER_THREADS"),
+        ({"PREFS_WORKER_THREADS": "0"}, "PREFS_WORKER_THREADS"),
+        ({"PREFS_LOG_LEVEL": "LOUD"}, "PREFS_LOG_LEVEL"),
+    ],
+)
+def test_a_bad_value_names_the_variable(tmp_path, environ, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_settings({"PREFS_VAR_DIR": str(tmp_path), **environ})
+
+
+def test_production_refuses_to_start_without_keys_or_https(tmp_path):
+    base = {"PREFS_ENV": "production", "PREFS_VAR_DIR": str(tmp_path), "PREFS_BASE_URL": "https://prefs.example.com"}
+    with pytest.raises(ConfigError, match="PREFS_SECRET_KEYS"):
+        load_settings(base)
+    with pytest.raises(ConfigError, match="PREFS_IDENTIFIER_KEY"):
+        load_settings({**base, "PREFS_SECRET_KEYS": GOOD_KEY})
+    with pytest.raises(ConfigError, match="PREFS_BASE_URL"):
+        load_settings({**base, "PREFS_SECRET_KEYS": GOOD_KEY, "PREFS_IDENTIFIER_KEY": GOOD_KEY, "PREFS_BASE_URL": "http://x"})
+    settings = load_settings({**base, "PREFS_SECRET_KEYS": GOOD_KEY, "PREFS_IDENTIFIER_KEY": GOOD_KEY})
+    assert settings.production and not (tmp_path / "secret_key").exists()
+
+
+def test_development_generates_and_keeps_its_keys_under_var(tmp_path):
+    first = load_settings({"PREFS_VAR_DIR": str(tmp_path)})
+    second = load_settings({"PREFS_VAR_DIR": str(tmp_path)})
+    assert first.secret_keys == second.secret_keys and len(first.secret_keys[0]) >= 32
+    assert first.identifier_key == second.identifier_key != first.secret_keys[0]
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert first.database_url == f"sqlite:///{tmp_path / 'prefs.db'}"
+    assert first.mail_url == f"file://{tmp_path / 'outbox'}"
+
+
+def test_secret_keys_are_newest_first_and_postgres_urls_use_psycopg(tmp_path):
+    settings = load_settings(
+        {
+            "PREFS_VAR_DIR": str(tmp_path),
+            "PREFS_SECRET_KEYS": f"{'n' * 40}, {'o' * 40}",
+            "PREFS_DATABASE_URL": "postgresql://u@db/prefs",
+        }
+    )
+    assert settings.secret_keys == ("n" * 40, "o" * 40)
+    assert settings.database_url == "postgresql+psycopg://u@db/prefs"
+
+
+def test_the_cli_reports_a_configuration_error_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "prefs"), "api-key", "list"],
+        env={"PREFS_VAR_DIR": str(tmp_path), "PREFS_BROKER_URL": "kafka://x", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "PREFS_BROKER_URL" in result.stderr
