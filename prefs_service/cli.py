@@ -102,8 +102,10 @@ def serve(host, port, threads, workers):
                 "worker_exit": worker_exit,
                 "accesslog": None,  # URLs carry signed tokens; never log them
                 "graceful_timeout": 30,
+                "control_socket_disable": True,  # gunicorn ≥ 27 would open one under $HOME
             }.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
 
         def load(self):
             return app

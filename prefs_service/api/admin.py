@@ -23,7 +23,7 @@ class Policies(MethodView):
         return consent.list_policies()
 
     @require("admin")
-    @blp.arguments(schemas.PolicyIn)
+    @blp.arguments(schemas.PolicyIn())
     @blp.response(201, schemas.PolicyOut)
     def post(self, data):
         """Publish a privacy-policy version with its "last updated" date."""
@@ -35,7 +35,7 @@ class Policies(MethodView):
 @blp.route("/suppressions")
 class Suppressions(MethodView):
     @require("consent:write")
-    @blp.arguments(schemas.SuppressionIn)
+    @blp.arguments(schemas.SuppressionIn())
     @blp.response(201, schemas.SuppressionOut)
     @blp.alt_response(200, schema=schemas.SuppressionOut, description="Already suppressed; unchanged.")
     def post(self, data):

@@ -27,7 +27,7 @@ def subject_body(subject) -> dict:
 @blp.route("")
 class SubjectCollection(MethodView):
     @require("subjects:write")
-    @blp.arguments(schemas.SubjectFields)
+    @blp.arguments(schemas.SubjectFields())
     @blp.response(201, schemas.SubjectOut, description="Created.")
     @blp.alt_response(200, schema=schemas.SubjectOut, description="An existing subject matched by external_ref or email.")
     def post(self, values):
@@ -47,7 +47,7 @@ class SubjectItem(MethodView):
         return subject_body(subjects.get(subject_id))
 
     @require("subjects:write")
-    @blp.arguments(schemas.SubjectFields)
+    @blp.arguments(schemas.SubjectFields())
     @blp.response(200, schemas.SubjectOut)
     def patch(self, values, subject_id):
         """Change fields; null clears one. Consent stays with the person."""
@@ -59,7 +59,7 @@ class SubjectItem(MethodView):
 @blp.route("/<subject_id>/consents")
 class SubjectConsents(MethodView):
     @require("consent:read")
-    @blp.arguments(schemas.SubjectConsentsQuery, location="query")
+    @blp.arguments(schemas.SubjectConsentsQuery(), location="query")
     @blp.response(200, schemas.SubjectConsentsOut)
     def get(self, query, subject_id):
         """Current state for every channel and purpose; `?history=1` adds the ledger, newest first."""

@@ -6,7 +6,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db, utcnow
+from ..extensions import HashBytes, db, utcnow
 
 GRANTED = "granted"
 WITHDRAWN = "withdrawn"
@@ -100,7 +100,7 @@ class Suppression(db.Model):
 
     __tablename__ = "suppressions"
 
-    value_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), primary_key=True)
+    value_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str] = mapped_column(sa.String(40))
     note: Mapped[str | None] = mapped_column(sa.String(500))

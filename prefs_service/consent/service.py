@@ -9,6 +9,7 @@ of an old grant can never undo a later withdrawal.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -430,16 +431,66 @@ def check(*, channel: str, purpose: str, key: str, value: str) -> CheckResult:
     return check_many(channel=channel, purpose=purpose, key=key, values=[value])[0]
 
 
-def check_many(*, channel: str, purpose: str, key: str, values: list[str]) -> list[CheckResult]:
-    """Answers in input order; an invalid value is answered `invalid`, not raised."""
+def check_many(*, channel: str, purpose: str, key: str, values: list, with_since: bool = True) -> list[CheckResult]:
+    """Answers in input order; an invalid value is answered `invalid`, not raised.
+
+    This is the hot path of every send: statements are built once and cached,
+    and `with_since=False` skips the timestamps a bulk answer does not carry.
+    """
     spec = require_channel_purpose(channel, purpose)
     if key not in CHECK_KEYS:
         raise Invalid("Unknown identifier type.", errors={"identifier_type": [f"must be one of: {', '.join(CHECK_KEYS)}"]})
     channel_kind = channels.CHANNELS[channel].identifier_kind
     own_kind = subjects.IDENTIFIER_FIELDS.get(key)
+    lookup = _lookup_keys(key, own_kind, values)
 
-    # 1. canonical lookup keys, and the suppression hash of each given identifier
-    lookup: list[object | None] = []
+    # One statement per chunk answers consent state and both suppressions for
+    # every known person: the identifier given, and the subject's own on this
+    # channel when the person was named some other way.
+    keys = list({k for k in lookup if k is not None})
+    other_kind = channel_kind if channel_kind != own_kind else None
+    conn = db.session.connection()
+    dialect = conn.dialect.name
+    state: dict = {}
+    if keys:
+        params = {"channel": channel, "purpose": purpose}
+        if len(keys) == 1:  # the single check: a plain comparison is cheaper to run
+            batches = [(_state_query(key, other_kind, spec.marketing, with_since, "one"), {**params, "key": keys[0]})]
+        else:
+            stmt = _state_query(key, other_kind, spec.marketing, with_since, dialect)
+            batches = [(stmt, {**params, "keys": chunk}) for chunk in _chunks(keys, dialect)]
+        for stmt, values in batches:
+            state.update((row[0], row[1:]) for row in conn.execute(stmt, values))
+
+    # An identifier we hold no subject for may still be suppressed (an erased
+    # person, a bounce reported before they signed up).
+    unknown = [k for k in keys if k not in state] if own_kind else []
+    if unknown:
+        stmt = _suppression_query(dialect)
+        for chunk in _chunks(unknown, dialect):
+            state.update((h, (None, None, since)) for h, since in conn.execute(stmt, {"keys": chunk}))
+
+    results = []
+    invalid, transactional, no_consent = CheckResult(False, "invalid"), CheckResult(True, "transactional"), CheckResult(False, "no_consent")
+    for k in lookup:
+        if k is None:
+            results.append(invalid)
+            continue
+        status, since, hit = state.get(k, (None, None, None))
+        if hit is not None:
+            results.append(CheckResult(False, "suppressed", hit if with_since else None))
+        elif not spec.marketing:
+            results.append(transactional)
+        elif status is None:
+            results.append(no_consent)
+        else:
+            results.append(CheckResult(status == GRANTED, status, since))
+    return results
+
+
+def _lookup_keys(key: str, own_kind: str | None, values: list) -> list:
+    """What each value is looked up by: an identifier hash, a subject id or an
+    external ref; None for a value that cannot be one."""
     if own_kind:
         normalize = channels.NORMALIZERS[own_kind]
         canonicals = []
@@ -448,95 +499,82 @@ def check_many(*, channel: str, purpose: str, key: str, values: list[str]) -> li
                 canonicals.append(normalize(value) if isinstance(value, str) else None)
             except ValueError:
                 canonicals.append(None)
-        valid = [c for c in canonicals if c is not None]
-        hashes = iter(subjects.identifier_hashes(own_kind, valid))
-        lookup = [next(hashes) if c is not None else None for c in canonicals]
-    elif key == "subject_id":
+        hashes = iter(subjects.identifier_hashes(own_kind, [c for c in canonicals if c is not None]))
+        return [next(hashes) if c is not None else None for c in canonicals]
+    if key == "subject_id":
+        lookup = []
         for value in values:
             try:
                 lookup.append(uuid.UUID(value) if isinstance(value, str) else None)
             except ValueError:
                 lookup.append(None)
-    else:
-        lookup = [v if isinstance(v, str) and v else None for v in values]
-
-    # 2. consent state (and the subject's own identifier on this channel) per key
-    keys = list({k for k in lookup if k is not None})
-    state: dict = {}
-    if keys:
-        state = _lookup_state(channel, purpose, key, keys, channel_kind if channel_kind != own_kind else None, marketing=spec.marketing)
-
-    # 3. suppressions of the given identifier and of the subject's channel identifier
-    suppression_hashes = set()
-    if own_kind:
-        suppression_hashes.update(k for k in keys)
-    suppression_hashes.update(h for (_, _, h) in state.values() if h is not None)
-    suppressed = _suppressions(suppression_hashes)
-
-    results = []
-    for k in lookup:
-        if k is None:
-            results.append(CheckResult(False, "invalid"))
-            continue
-        status, since, channel_hash = state.get(k, (None, None, None))
-        hit = suppressed.get(k if own_kind else None) or suppressed.get(channel_hash)
-        if hit is not None:
-            results.append(CheckResult(False, "suppressed", hit))
-        elif not spec.marketing:
-            results.append(CheckResult(True, "transactional"))
-        elif status == GRANTED:
-            results.append(CheckResult(True, "granted", since))
-        elif status == WITHDRAWN:
-            results.append(CheckResult(False, "withdrawn", since))
-        else:
-            results.append(CheckResult(False, "no_consent"))
-    return results
+        return lookup
+    return [v if isinstance(v, str) and v else None for v in values]
 
 
-def _lookup_state(channel, purpose, key, keys, other_kind, *, marketing: bool) -> dict:
-    """{lookup key: (status, occurred_at, channel identifier hash or None)}."""
+def _matching(column, dialect: str):
+    """column IN (:keys): one array parameter on PostgreSQL, an expanded list
+    elsewhere, and a plain comparison for the single check ("one")."""
+    if dialect == "one":
+        return column == sa.bindparam("key", type_=column.type)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam("keys", type_=ARRAY(column.type)))
+    return column.in_(sa.bindparam("keys", expanding=True))
+
+
+@functools.cache
+def _state_query(key: str, other_kind: str | None, marketing: bool, with_since: bool, dialect: str):
+    """Rows of (lookup key, status, occurred_at, suppressed since)."""
     cs = ConsentState.__table__
     ident = Identifier.__table__
+    own = Suppression.__table__.alias("own_suppression")
     if key in subjects.IDENTIFIER_FIELDS:
-        base = ident
-        match = ident.c.value_hash
-        subject_col = ident.c.subject_id
+        base, match, subject_col = ident, ident.c.value_hash, ident.c.subject_id
+        joined = base.outerjoin(own, own.c.value_hash == match)
+        suppressed = [own.c.created_at]
     else:
         base = Subject.__table__
         match = base.c.id if key == "subject_id" else base.c.external_ref
         subject_col = base.c.id
+        joined, suppressed = base, []
     columns = [match]
-    joined = base
     if marketing:
         joined = joined.outerjoin(
-            cs, sa.and_(cs.c.subject_id == subject_col, cs.c.channel == channel, cs.c.purpose == purpose)
+            cs,
+            sa.and_(cs.c.subject_id == subject_col, cs.c.channel == sa.bindparam("channel"), cs.c.purpose == sa.bindparam("purpose")),
         )
-        columns += [cs.c.status, cs.c.occurred_at]
+        columns += [cs.c.status, cs.c.occurred_at if with_since else sa.null()]
     else:
         columns += [sa.null(), sa.null()]
-    channel_ident = None
     if other_kind:
         channel_ident = ident.alias("channel_ident")
-        joined = joined.outerjoin(channel_ident, sa.and_(channel_ident.c.subject_id == subject_col, channel_ident.c.kind == other_kind))
-        columns.append(channel_ident.c.value_hash)
-    else:
-        columns.append(sa.null())
-    stmt = sa.select(*columns).select_from(joined)
-    out = {}
-    for chunk in _chunks(keys):
-        for found, status, occurred_at, channel_hash in db.session.execute(stmt.where(match.in_(chunk))):
-            out[found] = (status, occurred_at, channel_hash)
-    return out
+        theirs = Suppression.__table__.alias("channel_suppression")
+        joined = joined.outerjoin(
+            channel_ident, sa.and_(channel_ident.c.subject_id == subject_col, channel_ident.c.kind == other_kind)
+        ).outerjoin(theirs, theirs.c.value_hash == channel_ident.c.value_hash)
+        suppressed.append(theirs.c.created_at)
+    columns.append(sa.func.coalesce(*suppressed) if len(suppressed) > 1 else (suppressed[0] if suppressed else sa.null()))
+    return sa.select(*columns).select_from(joined).where(_matching(match, dialect))
+
+
+@functools.cache
+def _suppression_query(dialect: str):
+    return sa.select(Suppression.value_hash, Suppression.created_at).where(_matching(Suppression.__table__.c.value_hash, dialect))
 
 
 def _suppressions(hashes: set[bytes]) -> dict[bytes, datetime]:
+    conn = db.session.connection()
     out = {}
-    for chunk in _chunks(list(hashes)):
-        out.update(db.session.execute(sa.select(Suppression.value_hash, Suppression.created_at).where(Suppression.value_hash.in_(chunk))).all())
+    for chunk in _chunks(list(hashes), conn.dialect.name):
+        out.update(conn.execute(_suppression_query(conn.dialect.name), {"keys": chunk}).all())
     return out
 
 
-def _chunks(items: list, size: int = 5000):
+def _chunks(items: list, dialect_or_size: str | int = 5000):
+    """Slices small enough for one statement (SQLite caps bound parameters)."""
+    size = {"postgresql": 50_000, "sqlite": 5000}.get(dialect_or_size, dialect_or_size) if isinstance(dialect_or_size, str) else dialect_or_size
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db, utcnow
+from ..extensions import HashBytes, db, utcnow
 
 
 class Subject(db.Model):
@@ -43,7 +43,7 @@ class Identifier(db.Model):
     subject_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("subjects.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(sa.String(16))
     value: Mapped[str] = mapped_column(sa.String(500))
-    value_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
+    value_hash: Mapped[bytes] = mapped_column(HashBytes, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="identifiers")

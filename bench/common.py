@@ -1,0 +1,292 @@
+"""Shared bench plumbing: databases, seeding, servers, load generators, reporting."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+IDENTIFIER_KEY = "bench-identifier-key-" + "b" * 32
+SECRET_KEY = "bench-secret-key-" + "s" * 32
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+WORK = Path(os.environ.get("BENCH_WORK_DIR", ROOT / "var" / "bench"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def email_of(i: int) -> str:
+    return f"user{i}@bench.example.com"
+
+
+# --- databases ---------------------------------------------------------------------
+
+
+def database_url(backend: str, name: str) -> str:
+    if backend == "sqlite":
+        WORK.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{WORK / (name + '.db')}"
+    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+
+
+def env_for(url: str, **extra) -> dict:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PREFS_ENV": "test",
+        "PREFS_DATABASE_URL": url,
+        "PREFS_SECRET_KEYS": SECRET_KEY,
+        "PREFS_IDENTIFIER_KEY": IDENTIFIER_KEY,
+        "PREFS_VAR_DIR": str(WORK / "var"),
+        "PREFS_LOG_LEVEL": "WARNING",
+        "PREFS_MAIL_URL": f"file://{WORK / 'outbox'}",
+        **extra,
+    }
+
+
+def recreate_database(backend: str, url: str) -> None:
+    if backend == "sqlite":
+        path = Path(url.split(":///", 1)[1])
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        return
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+
+
+def prefs(url: str, *args: str, **extra_env) -> str:
+    result = subprocess.run([str(BIN / "prefs"), *args], env=env_for(url, **extra_env), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"prefs {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def api_key(url: str, *scopes: str) -> str:
+    args = ["api-key", "create", "--name", "bench"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    return prefs(url, *args).strip().splitlines()[-1]
+
+
+def hashes_for(url: str, emails: list[str]) -> list[bytes]:
+    """Identifier hashes computed by the service's own code."""
+    os.environ.update(env_for(url))
+    from prefs_service import create_app
+    from prefs_service.subjects.service import identifier_hashes
+
+    app = create_app()
+    with app.app_context():
+        return identifier_hashes("email", emails)
+
+
+def seed_consent(backend: str, url: str, count: int) -> None:
+    """`count` subjects with an email each; email/newsletter granted for i%3==0,
+    withdrawn for i%3==1, nothing for i%3==2; every 100th (i%100==7) suppressed."""
+    emails = [email_of(i) for i in range(count)]
+    hashes = hashes_for(url, emails)
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    subject_ids = [uuid.UUID(int=i + 1) for i in range(count)]
+    statuses = {0: "granted", 1: "withdrawn"}
+    if backend == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(url.split(":///", 1)[1], isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO subjects (id, created_at, updated_at) VALUES (?, ?, ?)", ((s.hex, stamp, stamp) for s in subject_ids)
+        )
+        conn.executemany(
+            "INSERT INTO identifiers (subject_id, kind, value, value_hash, created_at) VALUES (?, 'email', ?, ?, ?)",
+            ((s.hex, e, h, stamp) for s, e, h in zip(subject_ids, emails, hashes)),
+        )
+        events = [(i + 1, subject_ids[i].hex, statuses[i % 3]) for i in range(count) if i % 3 in statuses]
+        conn.executemany(
+            "INSERT INTO consent_events (id, txid, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) "
+            "VALUES (?, 0, ?, 'email', 'newsletter', ?, 'import', ?, ?, 'bench')",
+            ((eid, sid, st, stamp, stamp) for eid, sid, st in events),
+        )
+        conn.executemany(
+            "INSERT INTO consent_state (subject_id, channel, purpose, status, occurred_at, event_id, source) "
+            "VALUES (?, 'email', 'newsletter', ?, ?, ?, 'import')",
+            ((sid, st, stamp, eid) for eid, sid, st in events),
+        )
+        conn.executemany(
+            "INSERT INTO suppressions (value_hash, kind, reason, created_at, created_by) VALUES (?, 'email', 'bounce', ?, 'bench')",
+            ((hashes[i], stamp) for i in range(7, count, 100)),
+        )
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        with conn.cursor() as cur:
+            with cur.copy("COPY subjects (id, created_at, updated_at) FROM STDIN") as copy:
+                for s in subject_ids:
+                    copy.write_row((s, now, now))
+            with cur.copy("COPY identifiers (subject_id, kind, value, value_hash, created_at) FROM STDIN") as copy:
+                for s, e, h in zip(subject_ids, emails, hashes):
+                    copy.write_row((s, "email", e, h, now))
+            events = [(i + 1, subject_ids[i], statuses[i % 3]) for i in range(count) if i % 3 in statuses]
+            with cur.copy(
+                "COPY consent_events (id, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) FROM STDIN"
+            ) as copy:
+                for eid, sid, st in events:
+                    copy.write_row((eid, sid, "email", "newsletter", st, "import", now, now, "bench"))
+            cur.execute("SELECT setval('consent_events_id_seq', %s)", (len(events) + 1,))
+            with cur.copy("COPY consent_state (subject_id, channel, purpose, status, occurred_at, event_id, source) FROM STDIN") as copy:
+                for eid, sid, st in events:
+                    copy.write_row((sid, "email", "newsletter", st, now, eid, "import"))
+            with cur.copy("COPY suppressions (value_hash, kind, reason, created_at, created_by) FROM STDIN") as copy:
+                for i in range(7, count, 100):
+                    copy.write_row((hashes[i], "email", "bounce", now, "bench"))
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+
+
+# --- servers -------------------------------------------------------------------------
+
+
+@contextmanager
+def gunicorn(target: str, env: dict, *, workers: int = 2, threads: int = 4):
+    """A gunicorn serving `target` (module:callable) on a free port; yields the base URL."""
+    port = free_port()
+    args = [
+        str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
+        "-b", f"127.0.0.1:{port}", "--log-level", "warning", target,
+    ]  # fmt: skip
+    if "--no-control-socket" in subprocess.run([str(BIN / "gunicorn"), "--help"], capture_output=True, text=True).stdout:
+        args.insert(-1, "--no-control-socket")
+    process = subprocess.Popen(args, env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{target} did not start:\n{process.stderr.read().decode()}") from None
+                time.sleep(0.2)
+        time.sleep(1.0)  # let every worker boot
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# --- load -----------------------------------------------------------------------------
+
+_WRK_SCRIPT = """
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+local n = %(count)d
+local auth = "%(auth)s"
+request = function()
+  local path = "%(path)s" .. "user" .. math.random(0, n - 1) .. "%%40bench.example.com"
+  local headers = {}
+  if auth ~= "" then headers["Authorization"] = auth end
+  return wrk.format("GET", path, headers)
+end
+"""
+
+
+def wrk_single(base_url: str, path: str, count: int, *, auth: str = "", seconds: int = 15, connections: int = 16) -> dict:
+    """16 concurrent connections of single GET checks for random known people."""
+    if not shutil.which("wrk"):
+        raise SystemExit("bench needs wrk (Debian: apt-get install wrk)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % {"count": count, "auth": auth, "path": path})
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base_url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": _ms(re.search(r"\s50%\s+([\d.]+\w+)", output).group(1)),
+        "p99_ms": _ms(re.search(r"\s99%\s+([\d.]+\w+)", output).group(1)),
+        "errors": bool(re.search(r"Non-2xx|Socket errors", output)),
+        "raw": output,
+    }
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def post_json(base_url: str, path: str, payloads, *, headers: dict | None = None, concurrency: int = 4) -> tuple[float, list]:
+    """POST each payload (keep-alive, `concurrency` threads); returns (seconds, responses)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    items = list(enumerate(payloads))
+    results: list = [None] * len(items)
+    lock = threading.Lock()
+
+    def run():
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        while True:
+            with lock:
+                if not items:
+                    break
+                index, payload = items.pop(0)
+            body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+            response = conn.getresponse()
+            data = response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"POST {path} -> {response.status}: {data[:300]!r}")
+            results[index] = (response.status, data)
+        conn.close()
+
+    threads = [threading.Thread(target=run) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start, results
+
+
+def report(title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    sys.stdout.flush()
+
+
+def save(name: str, data: dict) -> None:
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))

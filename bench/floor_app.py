@@ -1,0 +1,92 @@
+"""The raw floor for consent-check benchmarks: the same lookups with plain SQL.
+
+No ORM, no auth, no validation, no schemas; just normalise, hash, query, answer.
+It is what the service could do at best on this machine in the same run.
+Run under gunicorn: `gunicorn 'bench.floor_app:create_app()'` with
+BENCH_DATABASE_URL and BENCH_IDENTIFIER_KEY set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+
+import orjson
+from flask import Flask, Response, request
+
+CONSENT_SQL = (
+    "SELECT i.value_hash, cs.status FROM identifiers i LEFT JOIN consent_state cs "
+    "ON cs.subject_id = i.subject_id AND cs.channel = {p} AND cs.purpose = {p} WHERE i.value_hash {match}"
+)
+SUPPRESSION_SQL = "SELECT value_hash FROM suppressions WHERE value_hash {match}"
+
+
+def create_app() -> Flask:
+    url = os.environ["BENCH_DATABASE_URL"]
+    key = os.environ["BENCH_IDENTIFIER_KEY"].encode()
+    base = hmac.new(key, digestmod=hashlib.sha256)
+    local = threading.local()
+    sqlite = url.startswith("sqlite")
+
+    def connection():
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            if sqlite:
+                import sqlite3
+
+                conn = sqlite3.connect(url.split(":///", 1)[1], check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA cache_size=-65536")
+            else:
+                import psycopg
+
+                conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+            local.conn = conn
+        return conn
+
+    def digest(email: str) -> bytes:
+        mac = base.copy()
+        mac.update(("email:" + email.strip().lower()).encode())
+        return mac.digest()
+
+    def lookup(channel: str, purpose: str, hashes: list[bytes]):
+        conn = connection()
+        if sqlite:
+            marks = ",".join("?" * len(hashes))
+            rows = conn.execute(CONSENT_SQL.format(p="?", match=f"IN ({marks})"), [channel, purpose, *hashes]).fetchall()
+            suppressed = conn.execute(SUPPRESSION_SQL.format(match=f"IN ({marks})"), hashes).fetchall()
+        else:
+            rows = conn.execute(CONSENT_SQL.format(p="%s", match="= ANY(%s)"), [channel, purpose, hashes]).fetchall()
+            suppressed = conn.execute(SUPPRESSION_SQL.format(match="= ANY(%s)"), [hashes]).fetchall()
+        return {bytes(h): s for h, s in rows}, {bytes(h) for (h,) in suppressed}
+
+    def reason(h, states, suppressed):
+        if h in suppressed:
+            return False, "suppressed"
+        status = states.get(h)
+        return (True, "granted") if status == "granted" else (False, status or "no_consent")
+
+    app = Flask(__name__)
+
+    @app.get("/check")
+    def check_one():
+        args = request.args
+        h = digest(args["email"])
+        states, suppressed = lookup(args["channel"], args["purpose"], [h])
+        allowed, why = reason(h, states, suppressed)
+        return Response(orjson.dumps({"allowed": allowed, "reason": why}), mimetype="application/json")
+
+    @app.post("/check")
+    def check_many():
+        body = orjson.loads(request.get_data())
+        recipients = body["recipients"]
+        hashes = [digest(r) for r in recipients]
+        states, suppressed = lookup(body["channel"], body["purpose"], hashes)
+        results = []
+        for r, h in zip(recipients, hashes):
+            allowed, why = reason(h, states, suppressed)
+            results.append({"recipient": r, "allowed": allowed, "reason": why})
+        return Response(orjson.dumps({"results": results}), mimetype="application/json")
+
+    return app
