@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .. import audit, channels
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db, dialect_insert, utcnow
+from ..extensions import db, dialect_insert, autocommit_read_connection, utcnow
 from ..redact import truncate_ip
 from ..subjects import service as subjects
 from ..subjects.models import Identifier, Subject
@@ -449,7 +449,7 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
     # channel when the person was named some other way.
     keys = list({k for k in lookup if k is not None})
     other_kind = channel_kind if channel_kind != own_kind else None
-    conn = db.session.connection()
+    conn = autocommit_read_connection()
     dialect = conn.dialect.name
     state: dict = {}
     if keys:
