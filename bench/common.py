@@ -278,6 +278,50 @@ def post_json(base_url: str, path: str, payloads, *, headers: dict | None = None
     return time.perf_counter() - start, results
 
 
+def post_form(base_url: str, paths: list[str], body: bytes, *, concurrency: int) -> tuple[float, list]:
+    """POST `body` (a form) once to each path from `concurrency` keep-alive
+    connections spread over two client processes; returns (seconds, [(status, b"")])."""
+    import multiprocessing
+
+    halves = [paths[0::2], paths[1::2]]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        start = time.perf_counter()
+        parts = pool.starmap(_post_form_part, [(base_url, half, body, concurrency // 2) for half in halves])
+        seconds = time.perf_counter() - start
+    return seconds, [item for part in parts for item in part]
+
+
+def _post_form_part(base_url: str, paths: list[str], body: bytes, concurrency: int) -> list:
+    host, port = base_url.removeprefix("http://").split(":")
+    queue = list(paths)
+    results = []
+    lock = threading.Lock()
+
+    def run():
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                path = queue.pop()
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+            response = conn.getresponse()
+            response.read()
+            with lock:
+                results.append((response.status, b""))
+            if response.getheader("Connection", "").lower() == "close":
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn.close()
+
+    threads = [threading.Thread(target=run) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def report(title: str, rows: list[tuple[str, str, str, str]]) -> None:
     print(f"\n{title}")
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import threading
+from datetime import UTC, datetime
 
 import orjson
 from flask import Flask, Response, request
@@ -88,5 +89,57 @@ def create_app() -> Flask:
             allowed, why = reason(h, states, suppressed)
             results.append({"recipient": r, "allowed": allowed, "reason": why})
         return Response(orjson.dumps({"results": results}), mimetype="application/json")
+
+    from itsdangerous import URLSafeTimedSerializer
+
+    unsubscribe_tokens = URLSafeTimedSerializer(
+        os.environ.get("BENCH_SECRET_KEY", "x" * 40), salt="prefs.unsubscribe.v1", signer_kwargs={"digest_method": hashlib.sha256}
+    )
+
+    @app.post("/u/<token>")
+    def one_click(token):
+        """Verify the link, then append the withdrawal and update the state in one transaction."""
+        payload = unsubscribe_tokens.loads(token, max_age=400 * 86400)
+        subject = payload["s"].replace("-", "") if sqlite else payload["s"]
+        conn = connection()
+        now = datetime.now(UTC)
+        if sqlite:
+            stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+            conn.execute("BEGIN IMMEDIATE")
+            state = conn.execute(
+                "SELECT status FROM consent_state WHERE subject_id = ? AND channel = ? AND purpose = ?", (subject, payload["c"], payload["p"])
+            ).fetchone()
+            if not state or state[0] != "withdrawn":
+                event_id = conn.execute(
+                    "INSERT INTO consent_events (txid, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) "
+                    "VALUES (0, ?, ?, ?, 'withdrawn', 'one_click', ?, ?, 'subject')",
+                    (subject, payload["c"], payload["p"], stamp, stamp),
+                ).lastrowid
+                conn.execute(
+                    "INSERT INTO consent_state (subject_id, channel, purpose, status, occurred_at, event_id, source) "
+                    "VALUES (?, ?, ?, 'withdrawn', ?, ?, 'one_click') ON CONFLICT (subject_id, channel, purpose) DO UPDATE SET "
+                    "status = excluded.status, occurred_at = excluded.occurred_at, event_id = excluded.event_id, source = excluded.source",
+                    (subject, payload["c"], payload["p"], stamp, event_id),
+                )
+            conn.execute("COMMIT")
+        else:
+            with conn.transaction():
+                state = conn.execute(
+                    "SELECT status FROM consent_state WHERE subject_id = %s AND channel = %s AND purpose = %s FOR UPDATE",
+                    (subject, payload["c"], payload["p"]),
+                ).fetchone()
+                if not state or state[0] != "withdrawn":
+                    event_id = conn.execute(
+                        "INSERT INTO consent_events (subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) "
+                        "VALUES (%s, %s, %s, 'withdrawn', 'one_click', %s, %s, 'subject') RETURNING id",
+                        (subject, payload["c"], payload["p"], now, now),
+                    ).fetchone()[0]
+                    conn.execute(
+                        "INSERT INTO consent_state (subject_id, channel, purpose, status, occurred_at, event_id, source) "
+                        "VALUES (%s, %s, %s, 'withdrawn', %s, %s, 'one_click') ON CONFLICT (subject_id, channel, purpose) DO UPDATE SET "
+                        "status = excluded.status, occurred_at = excluded.occurred_at, event_id = excluded.event_id, source = excluded.source",
+                        (subject, payload["c"], payload["p"], now, event_id),
+                    )
+        return Response(b"Unsubscribed", mimetype="text/plain")
 
     return app

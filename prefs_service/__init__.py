@@ -14,7 +14,7 @@ from .api import problems
 from .access.service import KeyCache
 from .config import Settings, load_settings
 from .errors import DomainError
-from .extensions import db, declare_read_only, migrate
+from .extensions import csrf, db, declare_read_only, limiter, migrate
 from .jobs import dispatch
 from .subjects import service as subjects
 
@@ -40,16 +40,30 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.production,
         JSON_SORT_KEYS=False,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        RATELIMIT_HEADERS_ENABLED=True,
+        # The signed token in the URL is the capability; the CSRF token only has
+        # to outlive a person reading the page, so it lasts as long as the session.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=settings.production,
     )
     app.config.update(settings.flask_overrides)
     app.json = _OrjsonProvider(app)
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=migrations_directory(), render_as_batch=True, compare_type=True)
     subjects.init_app(app)
     app.extensions["prefs.key_cache"] = KeyCache(settings.api_key_cache_seconds)
     dispatch.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
     api.init_app(app)
+    for blueprint in api.API_BLUEPRINTS:
+        csrf.exempt(blueprint)  # bearer keys, not cookies: nothing to forge
     web.init_app(app)
 
     app.before_request(_declare_transaction_intent)
@@ -76,7 +90,8 @@ def _engine_options(url: str) -> dict:
 
 def _declare_transaction_intent():
     view = request.endpoint and _view_function()
-    declare_read_only(request.method in READ_METHODS or bool(getattr(view, "prefs_read_only", False)))
+    declared = getattr(view, "prefs_intent", None)
+    declare_read_only(declared == "read" if declared else request.method in READ_METHODS)
 
 
 def _view_function():

@@ -42,6 +42,8 @@ class Settings:
     job_lease_seconds: float = 300.0
     api_key_cache_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
+    ratelimit_storage_url: str = "memory://"
+    trusted_proxies: int = 0
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
 
@@ -178,6 +180,11 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         job_lease_seconds=_number(environ, "PREFS_JOB_LEASE_SECONDS", Settings.job_lease_seconds, float, 0.5),
         api_key_cache_seconds=_number(environ, "PREFS_API_KEY_CACHE_SECONDS", Settings.api_key_cache_seconds, float, 0),
         max_body_bytes=_number(environ, "PREFS_MAX_BODY_BYTES", Settings.max_body_bytes, int, 1024),
+        ratelimit_storage_url=_check_url(
+            "PREFS_RATELIMIT_STORAGE_URL", _text(environ, "PREFS_RATELIMIT_STORAGE_URL") or Settings.ratelimit_storage_url,
+            ("memory", "redis", "rediss"),
+        ),
+        trusted_proxies=_number(environ, "PREFS_TRUSTED_PROXIES", Settings.trusted_proxies, int, 0),
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

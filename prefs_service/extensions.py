@@ -8,8 +8,11 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
 
@@ -74,6 +77,9 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
+csrf = CSRFProtect()
+# Limits are declared on the views that need them (the public forms), not globally.
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
 
 # --- SQLite transaction mode -------------------------------------------------
@@ -97,6 +103,19 @@ def reading_only():
 def declare_read_only(value: bool):
     """Set the intent for the rest of this context (a request); returns a reset token."""
     return _sqlite_read_only.set(value)
+
+
+def intent(kind: str):
+    """Mark a view as "read" (a POST that only reads, like bulk checks) or
+    "write" (a GET that may write, like honouring a privacy signal); by default
+    GET reads and every other method writes."""
+    assert kind in ("read", "write")
+
+    def mark(view):
+        view.prefs_intent = kind
+        return view
+
+    return mark
 
 
 @sa.event.listens_for(Engine, "connect")

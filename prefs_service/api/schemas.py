@@ -245,3 +245,24 @@ class PolicyOut(ma.Schema):
     last_updated = fields.Date()
     url = fields.String(allow_none=True)
     effective_at = fields.DateTime()
+
+
+class UnsubscribeLinkIn(Strict):
+    subject_id = fields.String()
+    email = text(320)
+    channel = fields.String(load_default="email", metadata={"enum": CHANNEL_NAMES})
+    purpose = fields.String(required=True, metadata={"enum": ALL_PURPOSES})
+
+    @ma.validates_schema
+    def _one_person(self, data, **kwargs):
+        if ("subject_id" in data) == ("email" in data):
+            raise ma.ValidationError("Give exactly one of subject_id or email.", "subject")
+
+
+class UnsubscribeLinkOut(ma.Schema):
+    subject_id = fields.UUID()
+    url = fields.String(metadata={"description": "The one-click unsubscribe URL (GET shows a page, POST unsubscribes)."})
+    preferences_url = fields.String()
+    headers = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "List-Unsubscribe and List-Unsubscribe-Post, ready to use."}
+    )

@@ -16,10 +16,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from .. import audit, channels
+from .. import audit, channels, links, tokens
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db, dialect_insert, autocommit_read_connection, utcnow
 from ..redact import truncate_ip
+from ..notices import service as notices
 from ..subjects import service as subjects
 from ..subjects.models import Identifier, Subject
 from .models import GRANTED, STATUSES, WITHDRAWN, ConsentEvent, ConsentState, PolicyVersion, Suppression
@@ -655,6 +656,130 @@ def changes(*, after: str | None, limit: int) -> tuple[list[ConsentEvent], str |
     more = len(events) > limit
     events = events[:limit]
     return events, (cursor_of(events[-1]) if events else after), more
+
+
+# --- the person's own choices (signed links) ------------------------------------------
+
+SELF = "subject"  # recorded_by for what the person did through a signed link
+
+
+def evidence_from(*, ip: str | None, user_agent: str | None, note: str | None = None) -> Evidence:
+    """Evidence of a web action: the IP truncated (or dropped if unreadable)."""
+    try:
+        ip = truncate_ip(ip) if ip else None
+    except ValueError:
+        ip = None
+    return Evidence(ip=ip, user_agent=(user_agent or None) and user_agent[:USER_AGENT_LIMIT], note=note)
+
+
+def _own_event(channel: str, purpose: str, status: str, source: str, evidence: Evidence) -> EventInput:
+    return EventInput(channel, purpose, status, source, utcnow(), None, evidence)
+
+
+def unsubscribe(*, subject: Subject, channel: str, purpose: str, source: str, evidence: Evidence) -> ConsentEvent | None:
+    """Withdraw at once. A repeat changes nothing and returns None."""
+    require_channel_purpose(channel, purpose)
+    return change_if_different(subject=subject, event=_own_event(channel, purpose, WITHDRAWN, source, evidence), recorded_by=SELF)
+
+
+def applicable_channels(subject: Subject) -> list[channels.Channel]:
+    """Channels we could reach this person on: those whose identifier we hold, and partner sharing."""
+    kinds = {i.kind for i in subject.identifiers}
+    return [c for c in channels.CHANNELS.values() if c.identifier_kind is None or c.identifier_kind in kinds]
+
+
+def preference_view(subject: Subject) -> list[dict]:
+    """What the preference center shows: per applicable channel, each purpose with its answer."""
+    answers = {(row["channel"], row["purpose"]): row for row in current(subject=subject)}
+    view = []
+    for channel in applicable_channels(subject):
+        purposes = [
+            {
+                "name": p.name,
+                "label": p.label,
+                "marketing": p.marketing,
+                "granted": answers[(channel.name, p.name)]["status"] == GRANTED,
+                "reason": answers[(channel.name, p.name)]["reason"],
+            }
+            for p in channel.purposes
+        ]
+        view.append(
+            {
+                "name": channel.name,
+                "label": channel.label,
+                "purposes": purposes,
+                "suppressed": any(p["reason"] == "suppressed" for p in purposes),
+            }
+        )
+    return view
+
+
+def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidence: Evidence, source: str = "preference_center") -> list[ConsentEvent]:
+    """Make the marketing purposes of every applicable channel match `granted`
+    ((channel, purpose) pairs), one ledger event per actual change."""
+    unknown = {pair for pair in granted if channel_purpose_errors(*pair)}
+    if unknown:
+        raise Invalid("Unknown channel or purpose.", errors={"purposes": sorted(f"{c}.{p}" for c, p in unknown)})
+    states = {(s.channel, s.purpose): s.status for s in db.session.scalars(sa.select(ConsentState).where(ConsentState.subject_id == subject.id))}
+    recorded = []
+    for channel in applicable_channels(subject):
+        for purpose in channel.purposes:
+            if not purpose.marketing:
+                continue
+            key = (channel.name, purpose.name)
+            wanted = GRANTED if key in granted else WITHDRAWN
+            current_status = states.get(key)
+            if current_status == wanted or (current_status is None and wanted == WITHDRAWN):
+                continue
+            row, _ = record(subject=subject, event=_own_event(*key, wanted, source, evidence), recorded_by=SELF)
+            recorded.append(row)
+    return recorded
+
+
+def stop_all_marketing(*, subject: Subject, evidence: Evidence) -> list[ConsentEvent]:
+    """Withdraw every marketing purpose not already withdrawn, on every channel,
+    so no older grant arriving later can count."""
+    states = {(s.channel, s.purpose): s.status for s in db.session.scalars(sa.select(ConsentState).where(ConsentState.subject_id == subject.id))}
+    recorded = []
+    for channel, purpose in channels.all_purposes():
+        if channels.CHANNELS[channel].purpose(purpose).marketing and states.get((channel, purpose)) != WITHDRAWN:
+            row, _ = record(subject=subject, event=_own_event(channel, purpose, WITHDRAWN, "preference_center", evidence), recorded_by=SELF)
+            recorded.append(row)
+    return recorded
+
+
+GPC_PURPOSE = ("partner", "share_for_marketing")
+
+
+def honour_gpc(*, subject: Subject, evidence: Evidence) -> ConsentEvent | None:
+    """A Global Privacy Control signal opts the person out of sharing for
+    marketing. Returns the new event, or None when it was already withdrawn."""
+    return change_if_different(subject=subject, event=_own_event(*GPC_PURPOSE, WITHDRAWN, "gpc", evidence), recorded_by=SELF)
+
+
+PREFERENCES_LINK_EVERY = timedelta(minutes=10)
+
+
+def request_preferences_link(*, email: str) -> None:
+    """Mail a fresh preferences link if we know the address; otherwise do
+    nothing. The caller answers the same either way. At most one mail per
+    address per ten minutes, however often it is asked."""
+    try:
+        canonical = channels.normalize("email", email)
+    except channels.InvalidIdentifier:
+        return
+    subject = subjects.find(kind="email", canonical=canonical)
+    if subject is None:
+        return
+    bucket = int(utcnow().timestamp() // PREFERENCES_LINK_EVERY.total_seconds())
+    notices.queue(
+        kind="preferences_link",
+        recipient=subject.identifier("email").value,
+        template="preferences_link",
+        context={"preferences_url": links.preferences_url(subject.id), "valid_days": tokens.PURPOSES["preferences"].max_age.days},
+        idempotency_key=f"preferences-link:{subject.id}:{bucket}",
+        subject_id=subject.id,
+    )
 
 
 # --- suppressions ------------------------------------------------------------------

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+import uuid
+from functools import wraps
+
+from flask import Blueprint, Flask, abort, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+
+from .. import tokens
+from ..consent import service as consent
+from ..extensions import db
+from ..subjects.models import Subject
 
 FRIENDLY = {
     400: "We could not understand that request.",
@@ -18,7 +27,12 @@ FRIENDLY = {
 
 def error_page(error: HTTPException):
     status = error.code or 500
-    message = getattr(error, "page_message", None) or FRIENDLY.get(status, error.description)
+    if isinstance(error, CSRFError):
+        message = "This form has expired or was sent from elsewhere. Please reload the page and try again."
+    elif status in (400, 404, 429) and error.description and error.description != type(error).description:
+        message = error.description  # a message written for people, passed to abort()
+    else:
+        message = FRIENDLY.get(status, error.description)
     return render_template("error.html", status=status, title=HTTP_STATUS_CODES.get(status, "Error"), message=message), status
 
 
@@ -26,5 +40,45 @@ def error_page(error: HTTPException):
 pages = Blueprint("pages", __name__, template_folder="templates")
 
 
+def subject_from_token(purpose: str, token: str, not_valid: str) -> tuple[Subject, dict]:
+    """The person a signed link names, or a 404 page saying the link is not valid."""
+    try:
+        payload = tokens.verify(purpose, token)
+    except tokens.InvalidToken:
+        abort(404, description=not_valid)
+    subject = db.session.get(Subject, _uuid(payload.get("s")))
+    if subject is None:
+        abort(404, description=not_valid)
+    return subject, payload
+
+
+def _uuid(value) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return uuid.UUID(int=0)  # matches nobody
+
+
+def evidence() -> consent.Evidence:
+    return consent.evidence_from(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
+
+
+def no_store(view):
+    """Pages behind signed links are personal: never cached, never leak the URL as a referrer."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        response = make_response(view(*args, **kwargs))
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    return wrapped
+
+
 def init_app(app: Flask) -> None:
+    from . import preferences, unsubscribe
+
     app.register_blueprint(pages)
+    app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(preferences.bp)

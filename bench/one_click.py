@@ -1,0 +1,97 @@
+"""One-click unsubscribe benchmark (issue 3): RFC 8058 POSTs, each a durable
+withdrawal, beside a raw floor (verify the token, write the event and the state
+with plain SQL) measured in the same run.
+
+    .venv/bin/python -m bench.one_click [--backend sqlite|postgresql|both] [--requests 20000]
+
+Target: at least 1,000 withdrawals per second on each backend, and exactly one
+ledger withdrawal per acknowledged state change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from bench import common
+
+CONCURRENCY = 16
+BODY = b"List-Unsubscribe=One-Click"
+
+
+def prepare(backend: str, count: int) -> tuple[str, list[str]]:
+    """A fresh database with `count` subscribers and one unsubscribe path each."""
+    url = common.database_url(backend, "prefs_bench_one_click")
+    common.recreate_database(backend, url)
+    common.prefs(url, "db", "upgrade")
+    common.seed_consent(backend, url, count * 3)  # i % 3 == 0 are granted: `count` subscribers
+    os.environ.update(common.env_for(url))
+    from prefs_service import create_app, links
+
+    app = create_app()
+    with app.app_context():
+        paths = [urlsplit(links.unsubscribe_url(uuid.UUID(int=i + 1), "email", "newsletter")).path for i in range(0, count * 3, 3)]
+    return url, paths
+
+
+def ledger_counts(url: str) -> tuple[int, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        events = conn.execute(sa.text("SELECT count(*) FROM consent_events WHERE source = 'one_click' AND status = 'withdrawn'")).scalar()
+        states = conn.execute(sa.text("SELECT count(*) FROM consent_state WHERE source = 'one_click' AND status = 'withdrawn'")).scalar()
+    engine.dispose()
+    return events, states
+
+
+def run(backend: str, requests: int) -> dict:
+    figures = {}
+    for label, target in (("floor", "bench.floor_app:create_app()"), ("service", "prefs_service:create_app()")):
+        url, paths = prepare(backend, requests)
+        env = {**common.env_for(url), "BENCH_DATABASE_URL": url, "BENCH_IDENTIFIER_KEY": common.IDENTIFIER_KEY, "BENCH_SECRET_KEY": common.SECRET_KEY}
+        with common.gunicorn(target, env) as base:
+            seconds, responses = common.post_form(base, paths, BODY, concurrency=CONCURRENCY)
+            acknowledged = sum(1 for status, _ in responses if status == 200)
+            repeat_seconds, repeats = common.post_form(base, paths[: requests // 4], BODY, concurrency=CONCURRENCY)
+        events, states = ledger_counts(url)
+        figures[label] = {
+            "withdrawals_per_s": requests / seconds,
+            "acknowledged": acknowledged,
+            "ledger_withdrawals": events,
+            "withdrawn_states": states,
+            "repeats_acknowledged": sum(1 for status, _ in repeats if status == 200),
+            "repeats_per_s": len(paths[: requests // 4]) / repeat_seconds,
+        }
+    s, f = figures["service"], figures["floor"]
+    common.report(
+        f"one-click unsubscribe, {backend}, {requests:,} distinct links, {CONCURRENCY} concurrent clients, gunicorn 2 workers",
+        [
+            ("figure", "service", "floor", "ratio / target"),
+            ("withdrawals per second", f"{s['withdrawals_per_s']:,.0f}", f"{f['withdrawals_per_s']:,.0f}",
+             f"{s['withdrawals_per_s'] / f['withdrawals_per_s']:.2f}x  (>= 1,000/s)"),
+            ("acknowledged (200)", f"{s['acknowledged']:,}", f"{f['acknowledged']:,}", ""),
+            ("ledger withdrawals", f"{s['ledger_withdrawals']:,}", f"{f['ledger_withdrawals']:,}", "(= acknowledged)"),
+            ("states withdrawn", f"{s['withdrawn_states']:,}", f"{f['withdrawn_states']:,}", "(= acknowledged)"),
+            ("repeat clicks per second (no change)", f"{s['repeats_per_s']:,.0f}", f"{f['repeats_per_s']:,.0f}", ""),
+        ],
+    )  # fmt: skip
+    exact = s["acknowledged"] == s["ledger_withdrawals"] == s["withdrawn_states"] == requests
+    print(f"  exactly one ledger withdrawal per acknowledged change: {'yes' if exact else 'NO'}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--requests", type=int, default=20_000)
+    args = parser.parse_args()
+    results = {b: run(b, args.requests) for b in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend])}
+    common.save("one_click", results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from .. import links
+from ..consent import service as consent
+from ..extensions import db
+from ..subjects import service as subjects
+from . import schemas
+from .auth import actor, require
+from .blueprint import Blueprint
+
+blp = Blueprint("links", __name__, url_prefix="/v1", description="Signed links for mailers.")
+
+
+@blp.route("/unsubscribe-links")
+class UnsubscribeLinks(MethodView):
+    @require("consent:write")
+    @blp.arguments(schemas.UnsubscribeLinkIn())
+    @blp.response(201, schemas.UnsubscribeLinkOut)
+    def post(self, data):
+        """Mint the unsubscribe and preferences links for one recipient of a mail.
+
+        Paste `headers` into the message (RFC 8058 one-click) and `url` into its footer."""
+        consent.require_channel_purpose(data["channel"], data["purpose"])
+        subject, _ = subjects.resolve(ref={"subject_id": data.get("subject_id"), "email": data.get("email")}, actor=actor())
+        db.session.commit()
+        url = links.unsubscribe_url(subject.id, data["channel"], data["purpose"])
+        return {
+            "subject_id": subject.id,
+            "url": url,
+            "preferences_url": links.preferences_url(subject.id),
+            "headers": links.one_click_headers(url),
+        }

@@ -1,0 +1,33 @@
+"""Absolute URLs of the signed links we put in mail and hand to mailers.
+
+The route patterns live here so the web blueprints and the URLs we mint can
+never disagree.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app
+
+from . import tokens
+
+UNSUBSCRIBE_ROUTE = "/u/<token>"
+PREFERENCES_ROUTE = "/preferences/<token>"
+
+
+def _absolute(route: str, token: str) -> str:
+    return current_app.config["PREFS"].base_url + route.replace("<token>", token)
+
+
+def unsubscribe_url(subject_id: uuid.UUID, channel: str, purpose: str) -> str:
+    return _absolute(UNSUBSCRIBE_ROUTE, tokens.sign("unsubscribe", {"s": str(subject_id), "c": channel, "p": purpose}))
+
+
+def preferences_url(subject_id: uuid.UUID) -> str:
+    return _absolute(PREFERENCES_ROUTE, tokens.sign("preferences", {"s": str(subject_id)}))
+
+
+def one_click_headers(url: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers for a marketing message."""
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}

@@ -1,0 +1,60 @@
+"""The unsubscribe URL in every marketing mail (RFC 8058 one-click included).
+
+GET only shows what would stop: corporate link scanners open every link, so a
+GET must never change anything. POST withdraws at once, with no cookie, session,
+CSRF token or login: the signed token in the URL is the whole authority.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+
+from .. import channels, links
+from ..consent import service as consent
+from ..extensions import csrf, db
+from . import evidence, no_store, subject_from_token
+
+bp = Blueprint("unsubscribe", __name__)
+
+NOT_VALID = (
+    "This unsubscribe link is not valid: it may have been cut short or changed. "
+    "You can ask for a link to manage your preferences instead."
+)
+ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")
+
+
+def _target(token: str):
+    subject, payload = subject_from_token("unsubscribe", token, NOT_VALID)
+    channel = channels.CHANNELS.get(payload.get("c"))
+    purpose = channel.purpose(payload.get("p")) if channel else None
+    if purpose is None:
+        abort(404, description=NOT_VALID)
+    return subject, channel, purpose
+
+
+@bp.get(links.UNSUBSCRIBE_ROUTE)
+@no_store
+def confirm(token: str):
+    subject, channel, purpose = _target(token)
+    return render_template(
+        "unsubscribe.html", channel=channel, purpose=purpose, done=False, preferences_url=links.preferences_url(subject.id)
+    )
+
+
+@bp.post(links.UNSUBSCRIBE_ROUTE)
+@csrf.exempt
+@no_store
+def unsubscribe(token: str):
+    subject, channel, purpose = _target(token)
+    form = request.form  # application/x-www-form-urlencoded and multipart/form-data alike
+    if form.get(ONE_CLICK_BODY[0]) == ONE_CLICK_BODY[1]:
+        source = "one_click"
+    elif form.get("confirm") == "unsubscribe":
+        source = "unsubscribe_page"
+    else:
+        abort(400, description="To unsubscribe, send List-Unsubscribe=One-Click in the body, or use the button on this page.")
+    consent.unsubscribe(subject=subject, channel=channel.name, purpose=purpose.name, source=source, evidence=evidence())
+    db.session.commit()
+    return render_template(
+        "unsubscribe.html", channel=channel, purpose=purpose, done=True, preferences_url=links.preferences_url(subject.id)
+    )

@@ -1,0 +1,103 @@
+"""The pages in real Chromium (Debian's chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import free_port
+
+CHROMIUM = os.environ.get("PREFS_TEST_CHROMIUM", "/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"needs Chromium at {CHROMIUM} (Debian: apt-get install chromium); .ci/run installs it"
+)
+
+
+@pytest.fixture
+def live_server(make_app):
+    port = free_port()
+    app = make_app(base_url=f"http://127.0.0.1:{port}")
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app
+    server.shutdown()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def api(live_server, api_key):
+    client = live_server.test_client()
+    headers = api_key("admin")
+    return client, headers
+
+
+def test_a_person_changes_two_purposes_and_the_api_agrees(api, browser):
+    client, headers = api
+    subject = client.post("/v1/subjects", json={"email": "browser@example.com"}, headers=headers).json
+    client.post("/v1/consents", json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=headers)
+    link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
+
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.goto(link["preferences_url"])
+    page.get_by_label("Newsletter").uncheck()
+    page.get_by_label("Special offers").check()
+    page.get_by_role("button", name="Save my choices").click()
+    assert page.get_by_role("status").inner_text().startswith("Your choices are saved (2 changes)")
+    # the layout fits the phone: nothing wider than the screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    def check(purpose):
+        query = {"channel": "email", "purpose": purpose, "email": "browser@example.com"}
+        return client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"]
+
+    assert check("newsletter") == "withdrawn" and check("offers") == "granted"
+
+
+def test_the_page_works_by_keyboard_alone(api, browser):
+    client, headers = api
+    subject = client.post("/v1/subjects", json={"email": "keys@example.com"}, headers=headers).json
+    link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
+    page = browser.new_page()
+    page.goto(link["preferences_url"])
+    page.keyboard.press("Tab")  # first control: the Newsletter checkbox
+    assert page.evaluate("document.activeElement.id") == "p-email-newsletter"
+    page.keyboard.press("Space")
+    page.get_by_role("button", name="Save my choices").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[role=status]")
+    query = {"channel": "email", "purpose": "newsletter", "email": "keys@example.com"}
+    assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "granted"
+
+
+def test_opening_an_unsubscribe_link_with_get_changes_nothing(api, browser):
+    client, headers = api
+    client.post("/v1/consents", json={"email": "scanner@example.com", "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers)
+    link = client.post("/v1/unsubscribe-links", json={"email": "scanner@example.com", "purpose": "offers"}, headers=headers).json
+    page = browser.new_page()
+    response = page.goto(link["url"])
+    assert response.status == 200
+    assert page.get_by_role("button", name="Unsubscribe").is_visible()
+    query = {"channel": "email", "purpose": "offers", "email": "scanner@example.com"}
+    assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "granted"
+    page.get_by_role("button", name="Unsubscribe").click()
+    assert page.get_by_role("heading").inner_text() == "You are unsubscribed"
+    assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "withdrawn"
+    assert urlsplit(page.url).path == urlsplit(link["url"]).path  # no redirect

@@ -1,0 +1,141 @@
+"""The preference center and the request for a fresh link, through HTTP."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+
+
+@pytest.fixture
+def headers(api_key):
+    return api_key("consent:read", "consent:write", "subjects:write", "admin")
+
+
+@pytest.fixture
+def person(client, headers):
+    subject = client.post(
+        "/v1/subjects", json={"email": "pat@example.com", "phone": "+442079460555"}, headers=headers
+    ).json
+    client.post("/v1/consents", json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=headers)
+    link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
+    return {"id": subject["id"], "path": urlsplit(link["preferences_url"]).path}
+
+
+def csrf_of(page) -> str:
+    return re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
+
+
+def states(client, headers, subject_id):
+    body = client.get(f"/v1/subjects/{subject_id}/consents", headers=headers).json
+    return {(c["channel"], c["purpose"]): c["status"] for c in body["consents"]}
+
+
+def events(client, headers):
+    return client.get("/v1/consent/changes?limit=1000", headers=headers).json["events"]
+
+
+def test_the_page_lists_every_applicable_channel_with_state_and_policy(client, headers, person):
+    client.post("/v1/policy-versions", json={"version": "2015-07", "last_updated": "2015-07-01"}, headers=headers)
+    page = client.get(person["path"])
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for legend in ("Email", "Telephone", "Partners and resellers"):
+        assert f"<legend>{legend}</legend>" in html
+    assert "<legend>Fax</legend>" not in html and "<legend>Postal mail</legend>" not in html  # no fax or address held
+    assert re.search(r'value="email.newsletter"\s+checked', html)
+    assert not re.search(r'value="email.offers"\s+checked', html)
+    assert 'for="p-email-offers"' in html and 'id="p-email-offers"' in html  # labelled controls
+    assert "version 2015-07, last updated 1 July 2015" in html
+    assert "p••@example.com" in html and "pat@example.com" not in html
+    assert 'name="viewport"' in html
+
+
+def test_saving_records_one_event_per_change(client, headers, person):
+    page = client.get(person["path"])
+    response = client.post(
+        person["path"], data={"csrf_token": csrf_of(page), "granted": ["email.offers", "phone.marketing"], "action": "save"}
+    )
+    assert response.status_code == 303
+    assert b"3 changes" in client.get(response.headers["Location"]).data
+    current = states(client, headers, person["id"])
+    assert current[("email", "newsletter")] == "withdrawn"
+    assert current[("email", "offers")] == "granted" and current[("phone", "marketing")] == "granted"
+    new = [e for e in events(client, headers) if e["source"] == "preference_center"]
+    assert sorted((e["channel"], e["purpose"], e["status"]) for e in new) == [
+        ("email", "newsletter", "withdrawn"), ("email", "offers", "granted"), ("phone", "marketing", "granted"),
+    ]  # fmt: skip
+    again = client.post(person["path"], data={"csrf_token": csrf_of(page), "granted": ["email.offers", "phone.marketing"]})
+    assert b"nothing needed changing" in client.get(again.headers["Location"]).data
+    assert len([e for e in events(client, headers) if e["source"] == "preference_center"]) == 3
+
+
+def test_stop_all_marketing_withdraws_everything(client, headers, person):
+    page = client.get(person["path"])
+    client.post(person["path"], data={"csrf_token": csrf_of(page), "action": "stop_all"})
+    current = states(client, headers, person["id"])
+    marketing = [k for k in current if k[1] not in ("transactional", "share_for_fulfilment")]
+    assert all(current[k] == "withdrawn" for k in marketing)
+
+
+def test_saving_without_the_csrf_token_is_refused_and_changes_nothing(client, headers, person):
+    client.get(person["path"])
+    response = client.post(person["path"], data={"granted": ["email.offers"]})
+    assert response.status_code == 400 and b"reload the page" in response.data
+    assert states(client, headers, person["id"])[("email", "offers")] is None
+
+
+def test_a_gpc_signal_withdraws_sharing_for_marketing_and_says_so(client, headers, person):
+    page = client.get(person["path"], headers={"Sec-GPC": "1"})
+    assert b"Global Privacy Control" in page.data
+    client.get(person["path"], headers={"Sec-GPC": "1"})
+    gpc = [e for e in events(client, headers) if e["source"] == "gpc"]
+    assert [(e["channel"], e["purpose"], e["status"]) for e in gpc] == [("partner", "share_for_marketing", "withdrawn")]
+    assert b"Global Privacy Control" not in client.get(person["path"]).data
+
+
+def test_an_invalid_preferences_link_is_a_404_page(client):
+    response = client.get("/preferences/garbage")
+    assert response.status_code == 404 and b"Ask for a new one" in response.data
+
+
+def test_asking_for_a_link_answers_the_same_and_mails_only_known_addresses(client, headers, person, smtp, worker):
+    form = client.get("/preferences")
+    assert form.status_code == 200
+    token = csrf_of(form)
+    known = client.post("/preferences", data={"csrf_token": token, "email": "PAT@example.com"})
+    unknown = client.post("/preferences", data={"csrf_token": token, "email": "stranger@example.com"})
+    assert known.status_code == unknown.status_code == 200
+    assert known.data == unknown.data
+    worker.wait()
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "pat@example.com" and "List-Unsubscribe" not in message
+    assert message["From"] == client.application.config["PREFS"].mail_from_transactional
+    link = re.search(r"https?://\S+/preferences/\S+", message.get_body(("plain",)).get_content()).group(0)
+    assert client.get(urlsplit(link).path).status_code == 200
+
+
+def test_asking_twice_quickly_sends_one_mail(client, person, smtp, worker):
+    token = csrf_of(client.get("/preferences"))
+    for _ in range(3):
+        client.post("/preferences", data={"csrf_token": token, "email": "pat@example.com"})
+    worker.wait()
+    assert len(smtp.wait_for(1)) == 1
+
+
+def test_an_invalid_address_is_a_form_error(client):
+    token = csrf_of(client.get("/preferences"))
+    response = client.post("/preferences", data={"csrf_token": token, "email": ""})
+    assert response.status_code == 400 and b"Please enter your email address" in response.data
+
+
+def test_requests_are_rate_limited_per_address_and_per_client(client):
+    token = csrf_of(client.get("/preferences"))
+    codes = [client.post("/preferences", data={"csrf_token": token, "email": "target@example.com"}).status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]
+    # five more addresses reach ten answered requests from this client in the hour
+    other = [client.post("/preferences", data={"csrf_token": token, "email": f"n{i}@example.com"}).status_code for i in range(5)]
+    assert other == [200] * 5
+    page = client.post("/preferences", data={"csrf_token": token, "email": "x@example.com"})
+    assert page.status_code == 429 and b"Too many requests from here" in page.data

@@ -1,0 +1,187 @@
+"""Signed unsubscribe links and RFC 8058 one-click, through HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from urllib.parse import urlsplit
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from prefs_service import tokens
+
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+
+
+@pytest.fixture
+def headers(api_key):
+    return api_key("consent:read", "consent:write")
+
+
+def granted(client, headers, email="reader@example.com", purpose="newsletter"):
+    response = client.post("/v1/consents", json={"email": email, "channel": "email", "purpose": purpose, "status": "granted"}, headers=headers)
+    assert response.status_code == 201
+    return response.json["subject_id"]
+
+
+def mint(client, headers, **fields):
+    response = client.post("/v1/unsubscribe-links", json={"purpose": "newsletter", **fields}, headers=headers)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def reason(client, headers, email="reader@example.com", purpose="newsletter"):
+    query = {"channel": "email", "purpose": purpose, "email": email}
+    return client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"]
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+def ledger(client, headers):
+    return client.get("/v1/consent/changes?limit=1000", headers=headers).json["events"]
+
+
+def test_minting_returns_the_url_preferences_url_and_ready_headers(app, client, headers):
+    subject_id = granted(client, headers)
+    body = mint(client, headers, email="Reader@Example.com")
+    base = app.config["PREFS"].base_url
+    assert body["subject_id"] == subject_id
+    assert body["url"].startswith(base + "/u/") and body["preferences_url"].startswith(base + "/preferences/")
+    assert body["headers"] == {"List-Unsubscribe": f"<{body['url']}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    assert mint(client, headers, subject_id=subject_id)["subject_id"] == subject_id
+
+
+def test_tokens_carry_ids_never_the_address(client, headers):
+    granted(client, headers)
+    token = mint(client, headers, email="reader@example.com")["url"].rsplit("/", 1)[1]
+    payload = token.split(".")[0]
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert set(decoded) == {"s", "c", "p"} and "reader" not in token
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [({"purpose": "newsletter"}, "subject"), ({"email": "a@example.com", "purpose": "brunch"}, "purpose"),
+     ({"email": "a@example.com", "channel": "sms", "purpose": "x"}, "channel"), ({"email": "nope", "purpose": "newsletter"}, "email")],
+)  # fmt: skip
+def test_minting_bad_input_is_422(client, headers, payload, field):
+    response = client.post("/v1/unsubscribe-links", json=payload, headers=headers)
+    assert response.status_code == 422 and field in response.json["errors"]
+
+
+def test_get_shows_a_confirm_page_and_changes_nothing(client, headers):
+    granted(client, headers)
+    url = mint(client, headers, email="reader@example.com")["url"]
+    for _ in range(3):  # a link scanner, then another
+        page = client.get(path_of(url))
+        assert page.status_code == 200
+        assert b"Unsubscribe</button>" in page.data and b"/preferences/" in page.data
+        assert "Set-Cookie" not in page.headers and page.headers["Cache-Control"] == "no-store"
+    assert reason(client, headers) == "granted"
+    assert len(ledger(client, headers)) == 1
+
+
+@pytest.mark.parametrize("as_multipart", [False, True])
+def test_one_click_post_withdraws_at_once_without_cookies_or_redirects(client, headers, as_multipart):
+    granted(client, headers)
+    url = mint(client, headers, email="reader@example.com")["url"]
+    extra = {"content_type": "multipart/form-data"} if as_multipart else {}
+    response = client.post(path_of(url), data=ONE_CLICK, headers={"User-Agent": "MailboxProvider/1.0"},
+                           environ_base={"REMOTE_ADDR": "198.51.100.201"}, **extra)  # fmt: skip
+    assert response.status_code == 200
+    assert "Location" not in response.headers and "Set-Cookie" not in response.headers
+    assert reason(client, headers) == "withdrawn"
+    event = ledger(client, headers)[-1]
+    assert event["status"] == "withdrawn" and event["source"] == "one_click"
+    assert event["evidence"]["ip"] == "198.51.100.0/24" and event["evidence"]["user_agent"] == "MailboxProvider/1.0"
+
+
+def test_repeating_it_is_harmless(client, headers):
+    granted(client, headers)
+    path = path_of(mint(client, headers, email="reader@example.com")["url"])
+    for _ in range(3):
+        assert client.post(path, data=ONE_CLICK).status_code == 200
+    assert [e["status"] for e in ledger(client, headers)] == ["granted", "withdrawn"]
+
+
+def test_the_confirm_page_button_unsubscribes_and_confirms(client, headers):
+    granted(client, headers)
+    path = path_of(mint(client, headers, email="reader@example.com")["url"])
+    response = client.post(path, data={"confirm": "unsubscribe"})
+    assert response.status_code == 200 and b"You are unsubscribed" in response.data
+    assert ledger(client, headers)[-1]["source"] == "unsubscribe_page"
+    assert reason(client, headers) == "withdrawn"
+    assert reason(client, headers, purpose="offers") == "no_consent"  # only what the link named
+
+
+def test_a_post_without_the_one_click_body_is_400_and_changes_nothing(client, headers):
+    granted(client, headers)
+    path = path_of(mint(client, headers, email="reader@example.com")["url"])
+    response = client.post(path, data={"something": "else"})
+    assert response.status_code == 400 and b"List-Unsubscribe=One-Click" in response.data
+    assert reason(client, headers) == "granted"
+
+
+def _bad_tokens(app, good: str, subject_id: str) -> dict[str, str]:
+    with app.app_context():
+        wrong_purpose = tokens.sign("preferences", {"s": subject_id, "c": "email", "p": "newsletter"})
+        unknown_subject = tokens.sign("unsubscribe", {"s": "6f1d8a34-0000-4000-8000-000000000000", "c": "email", "p": "newsletter"})
+        unknown_purpose = tokens.sign("unsubscribe", {"s": subject_id, "c": "email", "p": "brunch"})
+    flipped = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+    return {
+        "tampered": flipped,
+        "truncated": good[: len(good) // 2],
+        "garbage": "not-a-token-at-all",
+        "wrong purpose": wrong_purpose,
+        "unknown subject": unknown_subject,
+        "unknown purpose": unknown_purpose,
+        "other key": URLSafeTimedSerializer("x" * 40, salt=tokens.PURPOSES["unsubscribe"].salt).dumps({"s": subject_id, "c": "email", "p": "newsletter"}),
+    }
+
+
+def test_bad_tokens_are_a_404_page_and_nothing_changes(app, client, headers):
+    subject_id = granted(client, headers)
+    good = mint(client, headers, email="reader@example.com")["url"].rsplit("/", 1)[1]
+    for name, token in _bad_tokens(app, good, subject_id).items():
+        for response in (client.get(f"/u/{token}"), client.post(f"/u/{token}", data=ONE_CLICK)):
+            assert response.status_code == 404, name
+            assert b"This unsubscribe link is not valid" in response.data, name
+    assert reason(client, headers) == "granted"
+    assert len(ledger(client, headers)) == 1
+
+
+def test_rotated_keys_keep_old_links_working(make_app, app, client, headers):
+    subject_id = granted(client, headers)
+    old_key, new_key = "old-signing-key-" + "o" * 30, "new-signing-key-" + "n" * 30
+    before = make_app(secret_keys=(old_key,))
+    with before.app_context():
+        old_link = tokens.sign("unsubscribe", {"s": subject_id, "c": "email", "p": "newsletter"})
+    rotated = make_app(secret_keys=(new_key, old_key))
+    with rotated.app_context():
+        new_link = tokens.sign("unsubscribe", {"s": subject_id, "c": "email", "p": "newsletter"})
+    assert rotated.test_client().get(f"/u/{old_link}").status_code == 200
+    retired = make_app(secret_keys=(new_key,)).test_client()
+    assert retired.get(f"/u/{new_link}").status_code == 200
+    assert retired.get(f"/u/{old_link}").status_code == 404
+
+
+def test_links_last_a_year_and_then_expire(app, monkeypatch):
+    import time as real_time
+
+    with app.app_context():
+        now = real_time.time()
+        monkeypatch.setattr("itsdangerous.timed.time.time", lambda: now - 366 * 86400)
+        year_old = tokens.sign("unsubscribe", {"s": "x"})
+        monkeypatch.setattr("itsdangerous.timed.time.time", lambda: now - 401 * 86400)
+        too_old = tokens.sign("unsubscribe", {"s": "x"})
+        monkeypatch.setattr("itsdangerous.timed.time.time", lambda: now - 31 * 86400)
+        month_old_preferences = tokens.sign("preferences", {"s": "x"})
+        monkeypatch.setattr("itsdangerous.timed.time.time", lambda: now)
+        assert tokens.verify("unsubscribe", year_old) == {"s": "x"}
+        assert tokens.verify("preferences", month_old_preferences) == {"s": "x"}
+        with pytest.raises(tokens.InvalidToken):
+            tokens.verify("unsubscribe", too_old)
