@@ -125,7 +125,7 @@ def seed_consent(backend: str, url: str, count: int) -> None:
             "INSERT INTO identifiers (subject_id, kind, value, value_hash, created_at) VALUES (?, 'email', ?, ?, ?)",
             ((s.hex, e, h, stamp) for s, e, h in zip(subject_ids, emails, hashes)),
         )
-        events = [(i + 1, subject_ids[i].hex, statuses[i % 3]) for i in range(count) if i % 3 in statuses]
+        events = [(n + 1, subject_ids[i].hex, statuses[i % 3]) for n, i in enumerate(i for i in range(count) if i % 3 in statuses)]
         conn.executemany(
             "INSERT INTO consent_events (id, txid, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) "
             "VALUES (?, 0, ?, 'email', 'newsletter', ?, 'import', ?, ?, 'bench')",
@@ -154,7 +154,7 @@ def seed_consent(backend: str, url: str, count: int) -> None:
             with cur.copy("COPY identifiers (subject_id, kind, value, value_hash, created_at) FROM STDIN") as copy:
                 for s, e, h in zip(subject_ids, emails, hashes):
                     copy.write_row((s, "email", e, h, now))
-            events = [(i + 1, subject_ids[i], statuses[i % 3]) for i in range(count) if i % 3 in statuses]
+            events = [(n + 1, subject_ids[i], statuses[i % 3]) for n, i in enumerate(i for i in range(count) if i % 3 in statuses)]
             with cur.copy(
                 "COPY consent_events (id, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) FROM STDIN"
             ) as copy:

@@ -85,7 +85,10 @@ def _engine_options(url: str) -> dict:
     # Parameters are personal data: keep them out of logs and error messages.
     if url.startswith("sqlite"):
         return {"hide_parameters": True, "connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"hide_parameters": True, "pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    # No pre-ping: it costs a round trip on every request. After a database
+    # restart the first statement on a stale connection fails once, and
+    # SQLAlchemy then discards the whole pool.
+    return {"hide_parameters": True, "pool_size": 10, "max_overflow": 20, "pool_recycle": 3600}
 
 
 def _declare_transaction_intent():

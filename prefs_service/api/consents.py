@@ -36,7 +36,7 @@ class ConsentCollection(MethodView):
             evidence=data.get("evidence"),
         )
         subject, _ = subjects.resolve(ref={k: data.get(k) for k in SUBJECT_FIELDS}, actor=actor())
-        row, applied = consent.record(subject=subject, event=event, recorded_by=actor())
+        row, applied = consent.record(subject_id=subject.id, event=event, recorded_by=actor())
         db.session.commit()
         row.applied = applied
         return row

@@ -171,9 +171,15 @@ def current_policy(at: datetime | None = None) -> PolicyVersion | None:
     )
 
 
-def policy_at(moment: datetime) -> str | None:
-    policy = current_policy(moment)
-    return policy.version if policy else None
+def _policy_in_force(moment: datetime):
+    """The version in force at `moment`, as a subquery evaluated by the insert itself."""
+    return (
+        sa.select(PolicyVersion.version)
+        .where(PolicyVersion.effective_at <= moment)
+        .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def list_policies() -> list[PolicyVersion]:
@@ -193,23 +199,32 @@ def publish_policy(*, version: str, last_updated: date, url: str | None = None, 
 # --- recording -------------------------------------------------------------------
 
 
-def record(*, subject: Subject, event: EventInput, recorded_by: str) -> tuple[ConsentEvent, bool]:
+def record(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tuple[ConsentEvent, bool]:
     """Append one event and update the current state. Returns (event, applied):
     applied is False when a newer event already decides this purpose."""
-    row = ConsentEvent(**_event_columns(subject.id, event, recorded_by, event.policy_version or policy_at(event.occurred_at)))
-    db.session.add(row)
-    db.session.flush()
-    applied = _apply_state([(subject.id, event, row.id)])
+    policy = event.policy_version or _policy_in_force(event.occurred_at)
+    row = db.session.scalar(
+        sa.insert(ConsentEvent).values(**_event_columns(subject_id, event, recorded_by, policy)).returning(ConsentEvent)
+    )
+    applied = _apply_state([(subject_id, event, row.id)])
     return row, bool(applied)
 
 
-def change_if_different(*, subject: Subject, event: EventInput, recorded_by: str) -> ConsentEvent | None:
+def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> ConsentEvent | None:
     """Record `event` only if it changes the current state (a repeated unsubscribe
-    adds nothing to the ledger). Returns the new event, or None."""
-    state = db.session.get(ConsentState, (subject.id, event.channel, event.purpose))
-    if state is not None and state.status == event.status:
+    adds nothing to the ledger). Returns the new event, or None. NotFound if
+    there is no such subject; both are answered by one query."""
+    state = ConsentState.__table__
+    found = db.session.execute(
+        sa.select(Subject.id, state.c.status)
+        .outerjoin(state, sa.and_(state.c.subject_id == Subject.id, state.c.channel == event.channel, state.c.purpose == event.purpose))
+        .where(Subject.id == subject_id)
+    ).first()
+    if found is None:
+        raise NotFound("No subject with that id.")
+    if found.status == event.status:
         return None
-    row, applied = record(subject=subject, event=event, recorded_by=recorded_by)
+    row, applied = record(subject_id=subject_id, event=event, recorded_by=recorded_by)
     return row if applied else None
 
 
@@ -383,6 +398,26 @@ def _wins(new: EventInput, old: EventInput) -> bool:
     return new.occurred_at > old.occurred_at or (new.occurred_at == old.occurred_at and new.status == WITHDRAWN)
 
 
+@functools.cache
+def _state_upsert(dialect: str):
+    """Insert the state, or update it only when the new event wins (see _wins)."""
+    table = ConsentState.__table__
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.subject_id, table.c.channel, table.c.purpose],
+        set_={c: excluded[c] for c in ("status", "occurred_at", "event_id", "source")},
+        where=sa.or_(
+            excluded.occurred_at > table.c.occurred_at,
+            sa.and_(excluded.occurred_at == table.c.occurred_at, excluded.status == WITHDRAWN, table.c.status == GRANTED),
+        ),
+    ).returning(table.c.event_id)
+
+
 def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
     """Upsert the current state from new events; returns how many keys changed.
 
@@ -395,7 +430,6 @@ def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
         key = (subject_id, event.channel, event.purpose)
         if key not in winners or _wins(event, winners[key][0]):
             winners[key] = (event, event_id)
-    table = ConsentState.__table__
     rows = [
         {
             "subject_id": subject_id,
@@ -408,18 +442,9 @@ def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
         }
         for (subject_id, channel, purpose), (event, event_id) in winners.items()
     ]
+    stmt = _state_upsert(db.session.get_bind().dialect.name)
     changed = 0
     for chunk in _chunks(rows, 1000):
-        stmt = dialect_insert(table)
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.subject_id, table.c.channel, table.c.purpose],
-            set_={c: excluded[c] for c in ("status", "occurred_at", "event_id", "source")},
-            where=sa.or_(
-                excluded.occurred_at > table.c.occurred_at,
-                sa.and_(excluded.occurred_at == table.c.occurred_at, excluded.status == WITHDRAWN, table.c.status == GRANTED),
-            ),
-        ).returning(table.c.event_id)
         changed += len(db.session.execute(stmt, chunk).all())
     return changed
 
@@ -676,10 +701,11 @@ def _own_event(channel: str, purpose: str, status: str, source: str, evidence: E
     return EventInput(channel, purpose, status, source, utcnow(), None, evidence)
 
 
-def unsubscribe(*, subject: Subject, channel: str, purpose: str, source: str, evidence: Evidence) -> ConsentEvent | None:
-    """Withdraw at once. A repeat changes nothing and returns None."""
+def unsubscribe(*, subject_id: uuid.UUID, channel: str, purpose: str, source: str, evidence: Evidence) -> ConsentEvent | None:
+    """Withdraw at once. A repeat changes nothing and returns None; NotFound if
+    the person no longer exists."""
     require_channel_purpose(channel, purpose)
-    return change_if_different(subject=subject, event=_own_event(channel, purpose, WITHDRAWN, source, evidence), recorded_by=SELF)
+    return change_if_different(subject_id=subject_id, event=_own_event(channel, purpose, WITHDRAWN, source, evidence), recorded_by=SELF)
 
 
 def applicable_channels(subject: Subject) -> list[channels.Channel]:
@@ -731,7 +757,7 @@ def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidenc
             current_status = states.get(key)
             if current_status == wanted or (current_status is None and wanted == WITHDRAWN):
                 continue
-            row, _ = record(subject=subject, event=_own_event(*key, wanted, source, evidence), recorded_by=SELF)
+            row, _ = record(subject_id=subject.id, event=_own_event(*key, wanted, source, evidence), recorded_by=SELF)
             recorded.append(row)
     return recorded
 
@@ -743,7 +769,7 @@ def stop_all_marketing(*, subject: Subject, evidence: Evidence) -> list[ConsentE
     recorded = []
     for channel, purpose in channels.all_purposes():
         if channels.CHANNELS[channel].purpose(purpose).marketing and states.get((channel, purpose)) != WITHDRAWN:
-            row, _ = record(subject=subject, event=_own_event(channel, purpose, WITHDRAWN, "preference_center", evidence), recorded_by=SELF)
+            row, _ = record(subject_id=subject.id, event=_own_event(channel, purpose, WITHDRAWN, "preference_center", evidence), recorded_by=SELF)
             recorded.append(row)
     return recorded
 
@@ -754,7 +780,7 @@ GPC_PURPOSE = ("partner", "share_for_marketing")
 def honour_gpc(*, subject: Subject, evidence: Evidence) -> ConsentEvent | None:
     """A Global Privacy Control signal opts the person out of sharing for
     marketing. Returns the new event, or None when it was already withdrawn."""
-    return change_if_different(subject=subject, event=_own_event(*GPC_PURPOSE, WITHDRAWN, "gpc", evidence), recorded_by=SELF)
+    return change_if_different(subject_id=subject.id, event=_own_event(*GPC_PURPOSE, WITHDRAWN, "gpc", evidence), recorded_by=SELF)
 
 
 PREFERENCES_LINK_EVERY = timedelta(minutes=10)

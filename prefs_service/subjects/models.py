@@ -21,9 +21,7 @@ class Subject(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]
 
-    identifiers: Mapped[list[Identifier]] = relationship(
-        back_populates="subject", cascade="all, delete-orphan", lazy="selectin"
-    )
+    identifiers: Mapped[list[Identifier]] = relationship(back_populates="subject", cascade="all, delete-orphan")
 
     def identifier(self, kind: str) -> Identifier | None:
         return next((i for i in self.identifiers if i.kind == kind), None)

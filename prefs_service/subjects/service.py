@@ -74,6 +74,10 @@ def get(subject_id) -> Subject:
     return subject
 
 
+def exists(subject_id: uuid.UUID) -> bool:
+    return db.session.scalar(sa.select(Subject.id).where(Subject.id == subject_id)) is not None
+
+
 def find(*, subject_id=None, external_ref: str | None = None, kind: str | None = None, canonical: str | None = None) -> Subject | None:
     if subject_id is not None:
         return db.session.get(Subject, _as_uuid(subject_id))

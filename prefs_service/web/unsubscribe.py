@@ -7,12 +7,16 @@ CSRF token or login: the signed token in the URL is the whole authority.
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, abort, render_template, request
 
-from .. import channels, links
+from .. import channels, links, tokens
 from ..consent import service as consent
+from ..errors import NotFound
 from ..extensions import csrf, db
-from . import evidence, no_store, subject_from_token
+from ..subjects import service as subjects
+from . import evidence, no_store
 
 bp = Blueprint("unsubscribe", __name__)
 
@@ -23,21 +27,28 @@ NOT_VALID = (
 ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")
 
 
-def _target(token: str):
-    subject, payload = subject_from_token("unsubscribe", token, NOT_VALID)
+def _target(token: str) -> tuple[uuid.UUID, channels.Channel, channels.Purpose]:
+    """What a link names, from the token alone (whether the person exists is the service's to say)."""
+    try:
+        payload = tokens.verify("unsubscribe", token)
+        subject_id = uuid.UUID(str(payload.get("s")))
+    except (tokens.InvalidToken, ValueError):
+        abort(404, description=NOT_VALID)
     channel = channels.CHANNELS.get(payload.get("c"))
     purpose = channel.purpose(payload.get("p")) if channel else None
     if purpose is None:
         abort(404, description=NOT_VALID)
-    return subject, channel, purpose
+    return subject_id, channel, purpose
 
 
 @bp.get(links.UNSUBSCRIBE_ROUTE)
 @no_store
 def confirm(token: str):
-    subject, channel, purpose = _target(token)
+    subject_id, channel, purpose = _target(token)
+    if not subjects.exists(subject_id):
+        abort(404, description=NOT_VALID)
     return render_template(
-        "unsubscribe.html", channel=channel, purpose=purpose, done=False, preferences_url=links.preferences_url(subject.id)
+        "unsubscribe.html", channel=channel, purpose=purpose, done=False, preferences_url=links.preferences_url(subject_id)
     )
 
 
@@ -45,7 +56,7 @@ def confirm(token: str):
 @csrf.exempt
 @no_store
 def unsubscribe(token: str):
-    subject, channel, purpose = _target(token)
+    subject_id, channel, purpose = _target(token)
     form = request.form  # application/x-www-form-urlencoded and multipart/form-data alike
     if form.get(ONE_CLICK_BODY[0]) == ONE_CLICK_BODY[1]:
         source = "one_click"
@@ -53,8 +64,11 @@ def unsubscribe(token: str):
         source = "unsubscribe_page"
     else:
         abort(400, description="To unsubscribe, send List-Unsubscribe=One-Click in the body, or use the button on this page.")
-    consent.unsubscribe(subject=subject, channel=channel.name, purpose=purpose.name, source=source, evidence=evidence())
+    try:
+        consent.unsubscribe(subject_id=subject_id, channel=channel.name, purpose=purpose.name, source=source, evidence=evidence())
+    except NotFound:
+        abort(404, description=NOT_VALID)
     db.session.commit()
     return render_template(
-        "unsubscribe.html", channel=channel, purpose=purpose, done=True, preferences_url=links.preferences_url(subject.id)
+        "unsubscribe.html", channel=channel, purpose=purpose, done=True, preferences_url=links.preferences_url(subject_id)
     )
