@@ -171,17 +171,6 @@ def current_policy(at: datetime | None = None) -> PolicyVersion | None:
     )
 
 
-def _policy_in_force(moment: datetime):
-    """The version in force at `moment`, as a subquery evaluated by the insert itself."""
-    return (
-        sa.select(PolicyVersion.version)
-        .where(PolicyVersion.effective_at <= moment)
-        .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 def list_policies() -> list[PolicyVersion]:
     return list(db.session.scalars(sa.select(PolicyVersion).order_by(PolicyVersion.effective_at.desc())))
 
@@ -199,13 +188,44 @@ def publish_policy(*, version: str, last_updated: date, url: str | None = None, 
 # --- recording -------------------------------------------------------------------
 
 
+@functools.cache
+def _insert_event():
+    """INSERT one ledger row, stamping the policy in force at `occurred_at`
+    unless the caller named one; built once, bound per call."""
+    in_force = (
+        sa.select(PolicyVersion.version)
+        .where(PolicyVersion.effective_at <= sa.bindparam("policy_moment", type_=PolicyVersion.effective_at.type))
+        .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        sa.insert(ConsentEvent)
+        .values(policy_version=sa.func.coalesce(sa.bindparam("named_policy", type_=sa.String), in_force))
+        .returning(ConsentEvent)
+    )
+
+
+@functools.cache
+def _status_query():
+    """(subject id, current status) for one subject × channel × purpose; no row: no subject."""
+    state = ConsentState.__table__
+    return (
+        sa.select(Subject.id, state.c.status)
+        .outerjoin(
+            state,
+            sa.and_(state.c.subject_id == Subject.id, state.c.channel == sa.bindparam("channel"), state.c.purpose == sa.bindparam("purpose")),
+        )
+        .where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type))
+    )
+
+
 def record(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tuple[ConsentEvent, bool]:
     """Append one event and update the current state. Returns (event, applied):
     applied is False when a newer event already decides this purpose."""
-    policy = event.policy_version or _policy_in_force(event.occurred_at)
-    row = db.session.scalar(
-        sa.insert(ConsentEvent).values(**_event_columns(subject_id, event, recorded_by, policy)).returning(ConsentEvent)
-    )
+    columns = _event_columns(subject_id, event, recorded_by, None)
+    del columns["policy_version"]
+    row = db.session.scalar(_insert_event(), {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at})
     applied = _apply_state([(subject_id, event, row.id)])
     return row, bool(applied)
 
@@ -214,12 +234,7 @@ def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by
     """Record `event` only if it changes the current state (a repeated unsubscribe
     adds nothing to the ledger). Returns the new event, or None. NotFound if
     there is no such subject; both are answered by one query."""
-    state = ConsentState.__table__
-    found = db.session.execute(
-        sa.select(Subject.id, state.c.status)
-        .outerjoin(state, sa.and_(state.c.subject_id == Subject.id, state.c.channel == event.channel, state.c.purpose == event.purpose))
-        .where(Subject.id == subject_id)
-    ).first()
+    found = db.session.execute(_status_query(), {"subject_id": subject_id, "channel": event.channel, "purpose": event.purpose}).first()
     if found is None:
         raise NotFound("No subject with that id.")
     if found.status == event.status:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 
 from .. import channels, links, tokens
 from ..consent import service as consent
@@ -69,6 +69,9 @@ def unsubscribe(token: str):
     except NotFound:
         abort(404, description=NOT_VALID)
     db.session.commit()
+    if source == "one_click":
+        # A mailbox provider's request, not a person's: a short answer is all it reads.
+        return current_app.response_class(f"Unsubscribed from {purpose.label.lower()}.\n", mimetype="text/plain")
     return render_template(
         "unsubscribe.html", channel=channel, purpose=purpose, done=True, preferences_url=links.preferences_url(subject_id)
     )
