@@ -241,6 +241,33 @@ def wrk_single(base_url: str, path: str, count: int, *, auth: str = "", seconds:
     }
 
 
+_WRK_POST_SCRIPT = """
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+local n = %(count)d
+request = function()
+  local id = string.format("00000000-0000-0000-0000-%%012x", 3 * math.random(0, n - 1) + 1)
+  local body = '{"subject_id": "' .. id .. '", "purpose": "newsletter"}'
+  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json", ["Authorization"] = "%(auth)s"}, body)
+end
+"""
+
+
+def wrk_mint(base_url: str, path: str, count: int, *, auth: str = "", seconds: int = 10, connections: int = 16) -> dict:
+    """POST {"subject_id": random known subscriber, "purpose": "newsletter"} as fast as it goes."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_POST_SCRIPT % {"count": count, "auth": auth, "path": path})
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base_url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p99_ms": _ms(re.search(r"\s99%\s+([\d.]+\w+)", output).group(1)),
+        "errors": bool(re.search(r"Non-2xx|Socket errors", output)),
+    }
+
+
 def _ms(value: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(\w+)", value).groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]

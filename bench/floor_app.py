@@ -142,4 +142,18 @@ def create_app() -> Flask:
                     )
         return Response(b"Unsubscribed", mimetype="text/plain")
 
+    preference_tokens = URLSafeTimedSerializer(
+        os.environ.get("BENCH_SECRET_KEY", "x" * 40), salt="prefs.preferences.v1", signer_kwargs={"digest_method": hashlib.sha256}
+    )
+
+    @app.post("/unsubscribe-links")
+    def mint():
+        """Sign the two links for a subject id; no lookup, no auth."""
+        body = orjson.loads(request.get_data())
+        url = "https://prefs.example/u/" + unsubscribe_tokens.dumps({"s": body["subject_id"], "c": "email", "p": body["purpose"]})
+        preferences = "https://prefs.example/preferences/" + preference_tokens.dumps({"s": body["subject_id"]})
+        payload = {"url": url, "preferences_url": preferences,
+                   "headers": {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}}  # fmt: skip
+        return Response(orjson.dumps(payload), mimetype="application/json", status=201)
+
     return app

@@ -53,7 +53,10 @@ def run(backend: str, requests: int) -> dict:
     for label, target in (("floor", "bench.floor_app:create_app()"), ("service", "prefs_service:create_app()")):
         url, paths = prepare(backend, requests)
         env = {**common.env_for(url), "BENCH_DATABASE_URL": url, "BENCH_IDENTIFIER_KEY": common.IDENTIFIER_KEY, "BENCH_SECRET_KEY": common.SECRET_KEY}
+        key = common.api_key(url, "consent:write") if label == "service" else ""
         with common.gunicorn(target, env) as base:
+            mint_path = "/v1/unsubscribe-links" if key else "/unsubscribe-links"
+            minted = common.wrk_mint(base, mint_path, requests, auth=f"Bearer {key}" if key else "")
             seconds, responses = common.post_form(base, paths, BODY, concurrency=CONCURRENCY)
             acknowledged = sum(1 for status, _ in responses if status == 200)
             repeat_seconds, repeats = common.post_form(base, paths[: requests // 4], BODY, concurrency=CONCURRENCY)
@@ -65,6 +68,9 @@ def run(backend: str, requests: int) -> dict:
             "withdrawn_states": states,
             "repeats_acknowledged": sum(1 for status, _ in repeats if status == 200),
             "repeats_per_s": len(paths[: requests // 4]) / repeat_seconds,
+            "mint_per_s": minted["rps"],
+            "mint_p99_ms": minted["p99_ms"],
+            "mint_errors": minted["errors"],
         }
     s, f = figures["service"], figures["floor"]
     common.report(
@@ -77,10 +83,15 @@ def run(backend: str, requests: int) -> dict:
             ("ledger withdrawals", f"{s['ledger_withdrawals']:,}", f"{f['ledger_withdrawals']:,}", "(= acknowledged)"),
             ("states withdrawn", f"{s['withdrawn_states']:,}", f"{f['withdrawn_states']:,}", "(= acknowledged)"),
             ("repeat clicks per second (no change)", f"{s['repeats_per_s']:,.0f}", f"{f['repeats_per_s']:,.0f}", ""),
+            ("links minted per second (16 conns)", f"{s['mint_per_s']:,.0f}", f"{f['mint_per_s']:,.0f}",
+             f"{s['mint_per_s'] / f['mint_per_s']:.2f}x"),
+            ("mint p99 (ms)", f"{s['mint_p99_ms']:.1f}", f"{f['mint_p99_ms']:.1f}", ""),
         ],
     )  # fmt: skip
     exact = s["acknowledged"] == s["ledger_withdrawals"] == s["withdrawn_states"] == requests
     print(f"  exactly one ledger withdrawal per acknowledged change: {'yes' if exact else 'NO'}")
+    if s["mint_errors"] or f["mint_errors"]:
+        print("  note: wrk saw errors or non-2xx answers while minting")
     return figures
 
 

@@ -4,7 +4,7 @@ from flask.views import MethodView
 
 from .. import links
 from ..consent import service as consent
-from ..extensions import db
+from ..extensions import intent
 from ..subjects import service as subjects
 from . import schemas
 from .auth import actor, require
@@ -15,16 +15,18 @@ blp = Blueprint("links", __name__, url_prefix="/v1", description="Signed links f
 
 @blp.route("/unsubscribe-links")
 class UnsubscribeLinks(MethodView):
+    @intent("read")  # signing needs no write: mint for a whole send in parallel
     @require("consent:write")
     @blp.arguments(schemas.UnsubscribeLinkIn())
     @blp.response(201, schemas.UnsubscribeLinkOut)
     def post(self, data):
         """Mint the unsubscribe and preferences links for one recipient of a mail.
 
-        Paste `headers` into the message (RFC 8058 one-click) and `url` into its footer."""
+        Paste `headers` into the message (RFC 8058 one-click) and `url` into its footer.
+        The person must be known (404 otherwise): marketing goes only to people whose consent is on record."""
         consent.require_channel_purpose(data["channel"], data["purpose"])
-        subject, _ = subjects.resolve(ref={"subject_id": data.get("subject_id"), "email": data.get("email")}, actor=actor())
-        db.session.commit()
+        ref = {"subject_id": data.get("subject_id"), "email": data.get("email")}
+        subject, _ = subjects.resolve(ref=ref, actor=actor(), create=False)
         url = links.unsubscribe_url(subject.id, data["channel"], data["purpose"])
         return {
             "subject_id": subject.id,

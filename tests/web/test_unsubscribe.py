@@ -73,6 +73,13 @@ def test_minting_bad_input_is_422(client, headers, payload, field):
     assert response.status_code == 422 and field in response.json["errors"]
 
 
+def test_minting_for_someone_unknown_is_404_and_creates_nobody(client, headers, api_key):
+    response = client.post("/v1/unsubscribe-links", json={"email": "stranger@example.com", "purpose": "newsletter"}, headers=headers)
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
+    created = client.post("/v1/subjects", json={"email": "stranger@example.com"}, headers=api_key("subjects:write"))
+    assert created.status_code == 201  # not there before
+
+
 def test_get_shows_a_confirm_page_and_changes_nothing(client, headers):
     granted(client, headers)
     url = mint(client, headers, email="reader@example.com")["url"]
