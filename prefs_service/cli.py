@@ -177,6 +177,31 @@ def api_key_revoke(prefix):
     click.echo(f"Revoked {key.prefix} ({key.name}).")
 
 
+# --- staff accounts ----------------------------------------------------------------------
+
+
+@main.group()
+def staff():
+    """Staff accounts for the console at /staff."""
+
+
+@staff.command("create")
+@click.argument("email")
+def staff_create(email):
+    """Create a staff account. The password is read from standard input (first
+    line) when it is not a terminal, otherwise asked for twice."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        user = access.create_staff(email=email, password=password, actor=CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(f"Created staff account {user.id} for {user.email}.")
+
+
 # --- privacy policy versions --------------------------------------------------------------
 
 
@@ -258,13 +283,17 @@ def import_consents(path: Path, source: str):
         click.echo(f"prefs: {path.name} has invalid rows (first {min(len(problems), 100)} shown); nothing was imported.", err=True)
         sys.exit(1)
 
-    recorded = 0
+    recorded, skipped = 0, []
     with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
-        for _, items in _csv_chunks(path, source):
-            recorded += consent.record_batch(items=items, recorded_by=f"{CLI_ACTOR}:import")
+        for first_line, items in _csv_chunks(path, source):
+            count, erased = consent.record_batch(items=items, recorded_by=f"{CLI_ACTOR}:import")
             db.session.commit()
+            recorded += count
+            skipped += [first_line + index for index in erased]
             bar.update(len(items))
     click.echo(f"Imported {recorded} consent events from {path.name}.")
+    if skipped:
+        click.echo(f"Skipped {len(skipped)} rows for people erased at their request (lines {', '.join(map(str, skipped[:20]))}{', …' if len(skipped) > 20 else ''}).")
 
 
 def _csv_chunks(path: Path, source: str):

@@ -43,6 +43,7 @@ class Settings:
     api_key_cache_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
     ratelimit_storage_url: str = "memory://"
+    export_dir: Path = Path("var/exports")
     trusted_proxies: int = 0
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
@@ -185,6 +186,7 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
             ("memory", "redis", "rediss"),
         ),
         trusted_proxies=_number(environ, "PREFS_TRUSTED_PROXIES", Settings.trusted_proxies, int, 0),
+        export_dir=Path(_text(environ, "PREFS_EXPORT_DIR") or var_dir / "exports").absolute(),
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

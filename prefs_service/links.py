@@ -14,6 +14,8 @@ from . import tokens
 
 UNSUBSCRIBE_ROUTE = "/u/<token>"
 PREFERENCES_ROUTE = "/preferences/<token>"
+VERIFY_ROUTE = "/privacy-requests/verify/<token>"
+DOWNLOAD_ROUTE = "/privacy-requests/download/<token>"
 
 
 def _absolute(route: str, token: str) -> str:
@@ -26,6 +28,14 @@ def unsubscribe_url(subject_id: uuid.UUID, channel: str, purpose: str) -> str:
 
 def preferences_url(subject_id: uuid.UUID) -> str:
     return _absolute(PREFERENCES_ROUTE, tokens.sign("preferences", {"s": str(subject_id)}))
+
+
+def verify_url(request_id: int) -> str:
+    return _absolute(VERIFY_ROUTE, tokens.sign("verify", {"r": request_id}))
+
+
+def download_url(request_id: int) -> str:
+    return _absolute(DOWNLOAD_ROUTE, tokens.sign("download", {"r": request_id}))
 
 
 def one_click_headers(url: str) -> dict[str, str]:

@@ -1,11 +1,13 @@
 """Every mapped table, imported in one place for Alembic and the drift test."""
 
-from .access.models import ApiKey
+from .access.models import ApiKey, StaffUser
 from .audit import AuditEvent
 from .consent.models import ConsentEvent, ConsentState, PolicyVersion, Purpose, Suppression
 from .extensions import db
 from .notices.models import Notice
 from .outbox import Job
+from .partners.models import Disclosure, Partner
+from .requests.models import RightsRequest
 from .subjects.models import Identifier, Subject
 
 __all__ = [
@@ -13,10 +15,14 @@ __all__ = [
     "AuditEvent",
     "ConsentEvent",
     "ConsentState",
+    "Disclosure",
     "Identifier",
     "Job",
     "Notice",
+    "Partner",
     "PolicyVersion",
+    "RightsRequest",
+    "StaffUser",
     "Purpose",
     "Subject",
     "Suppression",

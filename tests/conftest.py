@@ -199,18 +199,22 @@ class InProcessWorker:
     def __init__(self, app):
         self.app = app
 
-    def wait(self, timeout: float = 15) -> None:
-        """Block until no job is due or running (jobs retrying later don't count)."""
+    def wait(self, timeout: float = 15, allow_errors: bool = False) -> None:
+        """Block until no job is due or running. A job that failed an attempt
+        (and waits to retry) is an error here unless the test expects it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.app.app_context():
-                busy = db.session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(Job)
-                    .where(sa.or_(Job.status == RUNNING, sa.and_(Job.status == QUEUED, Job.run_after <= utcnow())))
-                )
+                rows = db.session.execute(
+                    sa.select(Job.id, Job.kind, Job.status, Job.run_after, Job.last_error).where(Job.status.in_((RUNNING, QUEUED)))
+                ).all()
                 db.session.rollback()
-            if not busy:
+            now = utcnow()
+            if not allow_errors:
+                broken = [row for row in rows if row.last_error]
+                if broken:
+                    raise AssertionError(f"jobs failed an attempt: {[(r.kind, r.last_error) for r in broken]}")
+            if not [row for row in rows if row.status == RUNNING or row.run_after <= now]:
                 return
             time.sleep(0.02)
         raise AssertionError(f"jobs still pending after {timeout}s")
@@ -227,3 +231,14 @@ def worker(app):
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def worker_processes():
+    """Collects `prefs worker` processes a test starts; all are killed at the end."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)

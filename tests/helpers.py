@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from prefs_service.extensions import db
@@ -39,3 +44,25 @@ def notice(app, notice_id: int) -> Notice:
         row = db.session.get(Notice, notice_id)
         db.session.close()
         return row
+
+
+def worker_process(base_settings: dict, var_dir: Path, **extra_env) -> subprocess.Popen:
+    """A real `prefs worker` process on the test database and broker, with a short
+    lease so a killed one's job is taken over quickly."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PREFS_ENV": "test",
+        "PREFS_DATABASE_URL": base_settings["database_url"],
+        "PREFS_BROKER_URL": base_settings["broker_url"],
+        "PREFS_SECRET_KEYS": base_settings["secret_keys"][0],
+        "PREFS_IDENTIFIER_KEY": base_settings["identifier_key"],
+        "PREFS_MAIL_URL": base_settings["mail_url"],
+        "PREFS_VAR_DIR": str(var_dir),
+        "PREFS_SWEEP_INTERVAL_SECONDS": "0.2",
+        "PREFS_JOB_RESEND_AFTER_SECONDS": "0.5",
+        "PREFS_JOB_LEASE_SECONDS": "2",
+        "PREFS_WORKER_THREADS": "2",
+        **extra_env,
+    }
+    prefs = str(Path(sys.executable).parent / "prefs")
+    return subprocess.Popen([prefs, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

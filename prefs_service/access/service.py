@@ -6,6 +6,7 @@ the secret is stored and compared in constant time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -15,12 +16,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from flask import current_app
 
-from .. import audit
-from ..errors import Invalid, NotFound
+from .. import audit, channels
+from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db, reading_only, utcnow
-from .models import SCOPES, ApiKey
+from .models import SCOPES, ApiKey, StaffUser
 
 KEY_PREFIX = "pk_"
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -133,3 +136,90 @@ def authenticate(presented: str) -> Principal | None:
 
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
+
+
+# --- staff accounts --------------------------------------------------------------------
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 12
+_hasher = PasswordHasher()
+
+
+def create_staff(*, email: str, password: str, actor: str) -> StaffUser:
+    try:
+        email = channels.normalize("email", email)
+    except channels.InvalidIdentifier as exc:
+        raise Invalid("Not a valid email address.", errors={"email": [str(exc)]}) from None
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid("The password is too short.", errors={"password": [f"use at least {MIN_PASSWORD_LENGTH} characters"]})
+    if db.session.scalar(sa.select(StaffUser.id).where(StaffUser.email == email)):
+        raise Conflict("A staff account with that address exists.", errors={"email": ["already exists"]})
+    user = StaffUser(email=email, password_hash=_hasher.hash(password))
+    db.session.add(user)
+    db.session.flush()
+    audit.record("staff.created", actor=actor, target_type="staff_user", target_id=user.id)
+    return user
+
+
+class LockedOut(Exception):
+    """Too many failed logins; try again after `until`."""
+
+    def __init__(self, until):
+        self.until = until
+
+
+def staff_login(*, email: str, password: str) -> StaffUser | None:
+    """The staff user for these credentials, or None. Five failures in a row lock
+    the account for fifteen minutes (LockedOut), even for the right password.
+    The answer takes as long for an unknown address as for a wrong password."""
+    try:
+        email = channels.normalize("email", email or "")
+    except channels.InvalidIdentifier:
+        email = ""
+    user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email, StaffUser.active.is_(True))) if email else None
+    now = utcnow()
+    if user is None:
+        try:
+            _hasher.verify(_dummy_hash(), password or "")
+        except VerifyMismatchError:
+            pass
+        return None
+    if user.locked_until and user.locked_until > now:
+        raise LockedOut(user.locked_until)
+    try:
+        _hasher.verify(user.password_hash, password or "")
+    except (VerifyMismatchError, InvalidHashError):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            user.failed_logins = 0
+            audit.record("staff.locked_out", actor="system", target_type="staff_user", target_id=user.id)
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    audit.record("staff.login", actor=f"staff:{user.id}", target_type="staff_user", target_id=user.id)
+    return user
+
+
+def staff_session_user(user_id, session_version) -> StaffUser | None:
+    if not isinstance(user_id, int):
+        return None
+    user = db.session.get(StaffUser, user_id)
+    if user is None or not user.active or user.session_version != session_version:
+        return None
+    return user
+
+
+def staff_logout(user: StaffUser) -> None:
+    """Ends every session of this user: their cookies carry the old version."""
+    user.session_version += 1
+    audit.record("staff.logout", actor=f"staff:{user.id}", target_type="staff_user", target_id=user.id)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("not a real password, only for equal timing")

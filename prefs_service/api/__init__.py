@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from . import admin, consents, health, links, subjects
+from . import admin, consents, health, links, partners, requests, subjects
 
-API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, admin.blp)
+API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, requests.blp, partners.blp, admin.blp)
 
 
 class PrefsApi(Api):

@@ -48,10 +48,12 @@ class ConsentBatch(MethodView):
     @blp.arguments(schemas.ConsentBatchIn())
     @blp.response(201, schemas.BatchOut)
     def post(self, data):
-        """Record up to 10,000 events at once: all valid, or nothing written and the bad ones listed by index."""
-        recorded = consent.record_batch(items=data["events"], recorded_by=actor())
+        """Record up to 10,000 events at once: all valid, or nothing written and the bad ones listed by index.
+
+        Events for people we erased at their request are not recorded: `skipped_erased` lists them by index."""
+        recorded, skipped = consent.record_batch(items=data["events"], recorded_by=actor())
         db.session.commit()
-        return {"recorded": recorded}
+        return {"recorded": recorded, "skipped_erased": skipped}
 
 
 @blp.route("/consent/check")

@@ -9,6 +9,7 @@ from marshmallow import fields, validate
 from .. import channels
 from ..consent import service as consent
 from ..consent.models import STATUSES
+from ..requests.models import STATUSES as REQUEST_STATUSES
 
 CHANNEL_NAMES = list(channels.CHANNELS)
 ALL_PURPOSES = sorted({p.name for c in channels.CHANNELS.values() for p in c.purposes})
@@ -127,6 +128,7 @@ class ConsentBatchIn(Strict):
 
 class BatchOut(ma.Schema):
     recorded = fields.Integer()
+    skipped_erased = fields.List(fields.Integer(), metadata={"description": "Indexes of events for erased people, not recorded."})
 
 
 class ConsentStateOut(ma.Schema):
@@ -266,3 +268,94 @@ class UnsubscribeLinkOut(ma.Schema):
     headers = fields.Dict(
         keys=fields.String(), values=fields.String(), metadata={"description": "List-Unsubscribe and List-Unsubscribe-Post, ready to use."}
     )
+
+
+# --- rights requests, partners, disclosures ----------------------------------------------
+
+
+class RequestIn(Strict):
+    type = fields.String(required=True, validate=validate.OneOf(["access", "erasure", "correction"]))
+    email = text(320, metadata={"description": "Where we answer; for subject_id, defaults to the email we hold."})
+    subject_id = fields.String()
+    changes = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "Correction only: new values for name, email, phone, fax, postal_address."}
+    )
+    explanation = text(2000)
+    verified = fields.Boolean(load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."})
+
+    @ma.validates_schema
+    def _who(self, data, **kwargs):
+        if "email" not in data and "subject_id" not in data:
+            raise ma.ValidationError("Give email or subject_id.", "email")
+
+
+class TimelineEntry(ma.Schema):
+    occurred_at = fields.DateTime()
+    actor = fields.String()
+    action = fields.String()
+    details = fields.Dict()
+
+
+class RequestOut(ma.Schema):
+    id = fields.Integer()
+    reference = fields.String()
+    type = fields.String()
+    status = fields.String()
+    subject_id = fields.UUID(allow_none=True)
+    email = fields.String(allow_none=True)
+    changes = fields.Dict(allow_none=True)
+    explanation = fields.String(allow_none=True)
+    rejection_reason = fields.String(allow_none=True)
+    extension_months = fields.Integer(allow_none=True)
+    extension_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    verified_at = fields.DateTime(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    export_expires_at = fields.DateTime(allow_none=True)
+    timeline = fields.List(fields.Nested(TimelineEntry))
+
+
+class RequestListQuery(Strict):
+    status = fields.List(fields.String(validate=validate.OneOf(REQUEST_STATUSES)))
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+
+
+class RejectIn(Strict):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ExtendIn(Strict):
+    months = fields.Integer(required=True, validate=validate.OneOf([1, 2]))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class PartnerIn(Strict):
+    code = fields.String(required=True, metadata={"description": "2-40 lower-case letters, digits, '-' or '_'."})
+    name = text(200, required=True)
+    contact_email = text(320, required=True)
+
+
+class PartnerOut(ma.Schema):
+    code = fields.String()
+    name = fields.String()
+    contact_email = fields.String()
+    created_at = fields.DateTime()
+
+
+class DisclosureIn(Strict):
+    subject_id = fields.UUID(required=True)
+    partner = fields.String(required=True, metadata={"description": "The partner's code."})
+    data_categories = fields.List(fields.String(), required=True)
+    purpose = fields.String(required=True, metadata={"enum": ["share_for_fulfilment", "share_for_marketing"]})
+    occurred_at = fields.AwareDateTime()
+
+
+class DisclosureOut(ma.Schema):
+    id = fields.Integer()
+    subject_id = fields.UUID()
+    partner = fields.Function(lambda d: d.partner.code)
+    data_categories = fields.List(fields.String())
+    purpose = fields.String()
+    occurred_at = fields.DateTime()
+    recorded_at = fields.DateTime()

@@ -283,28 +283,52 @@ def validate_batch(items: list[dict], *, allowed_sources=API_SOURCES) -> tuple[l
     return refs, events
 
 
-def record_batch(*, items: list[dict], recorded_by: str, allowed_sources=API_SOURCES) -> int:
+def record_batch(*, items: list[dict], recorded_by: str, allowed_sources=API_SOURCES) -> tuple[int, list[int]]:
     """All-or-nothing: every item valid, or Invalid listing the bad ones by index.
 
     Each item is {one subject ref field: value, channel, purpose, status, source,
-    occurred_at?, policy_version?, evidence?}. Unknown identifiers create subjects.
+    occurred_at?, policy_version?, evidence?}. Unknown identifiers create subjects,
+    except those of people we erased: an import never re-adds them. Returns
+    (recorded, indexes skipped for that reason).
     """
     refs, events = validate_batch(items, allowed_sources=allowed_sources)
-    subject_ids = _resolve_many(refs, actor=recorded_by)
-    missing = {str(i): {"subject_id": ["no subject with that id"]} for i, ref in enumerate(refs) if subject_ids.get(ref) is None}
+    erased = _erased_refs(refs)
+    skipped = [i for i, ref in enumerate(refs) if ref in erased]
+    kept = [(ref, event) for ref, event in zip(refs, events) if ref not in erased]
+    subject_ids = _resolve_many([ref for ref, _ in kept], actor=recorded_by)
+    missing = {str(i): {"subject_id": ["no subject with that id"]} for i, ref in enumerate(refs) if ref not in erased and subject_ids.get(ref) is None}
     if missing:
         raise Invalid(f"{len(missing)} of {len(items)} events name an unknown subject; nothing was recorded.", errors=missing)
 
     policies = _policies_for()
     rows = [
         _event_columns(subject_ids[ref], event, recorded_by, event.policy_version or policies(event.occurred_at))
-        for ref, event in zip(refs, events)
+        for ref, event in kept
     ]
-    ids = db.session.scalars(
-        sa.insert(ConsentEvent).returning(ConsentEvent.id, sort_by_parameter_order=True), rows
-    ).all()
-    _apply_state([(subject_ids[ref], event, event_id) for ref, event, event_id in zip(refs, events, ids)])
-    return len(rows)
+    if rows:
+        ids = db.session.scalars(sa.insert(ConsentEvent).returning(ConsentEvent.id, sort_by_parameter_order=True), rows).all()
+        _apply_state([(subject_ids[ref], event, event_id) for (ref, event), event_id in zip(kept, ids)])
+    return len(rows), skipped
+
+
+def _erased_refs(refs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The identifier refs (not yet held by a subject) that belong to erased people."""
+    by_hash = {}
+    for field, value in refs:
+        if field in ("email", "phone", "fax"):
+            by_hash[subjects.identifier_hash(subjects.IDENTIFIER_FIELDS[field], value)] = (field, value)
+    if not by_hash:
+        return set()
+    erased = set()
+    for chunk in _chunks(list(by_hash)):
+        erased.update(
+            db.session.scalars(
+                sa.select(Suppression.value_hash).where(Suppression.value_hash.in_(chunk), Suppression.reason == "erasure")
+            )
+        )
+        held = set(db.session.scalars(sa.select(Identifier.value_hash).where(Identifier.value_hash.in_(chunk))))
+        erased -= held  # someone who came back by their own signup is a person again
+    return {by_hash[h] for h in erased}
 
 
 def _subject_ref(item: dict) -> tuple[str, str]:
@@ -774,7 +798,26 @@ def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidenc
                 continue
             row, _ = record(subject_id=subject.id, event=_own_event(*key, wanted, source, evidence), recorded_by=SELF)
             recorded.append(row)
+    _lift_suppressions(subject, {channel for channel, _ in granted})
     return recorded
+
+
+def _lift_suppressions(subject: Subject, channel_names: set[str]) -> None:
+    """A grant the person made themselves, through a link mailed to them, is the
+    one thing that lifts a suppression of the identifier on that channel."""
+    for name in channel_names:
+        kind = channels.CHANNELS[name].identifier_kind
+        held = subject.identifier(kind) if kind else None
+        suppression = db.session.get(Suppression, held.value_hash) if held else None
+        if suppression is not None:
+            db.session.delete(suppression)
+            audit.record(
+                "suppression.lifted",
+                actor=SELF,
+                target_type="suppression",
+                target_id=held.value_hash.hex()[:16],
+                details={"kind": kind, "reason": suppression.reason, "subject": str(subject.id)},
+            )
 
 
 def stop_all_marketing(*, subject: Subject, evidence: Evidence) -> list[ConsentEvent]:

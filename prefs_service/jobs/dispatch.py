@@ -23,7 +23,8 @@ from flask import Flask, current_app
 from flask_sqlalchemy.session import Session
 
 from .. import outbox
-from ..extensions import db, utcnow
+from ..errors import DomainError
+from ..extensions import db, reading_only, utcnow
 from ..outbox import DONE, FAILED, QUEUED, RUNNING, Job
 from . import broker as brokers
 
@@ -39,18 +40,33 @@ class Handler:
     kind: str
     fn: Callable[[dict], object]
     lease: timedelta | None
+    on_failure: Callable[[dict], object] | None = None
+    prepare: Callable[[dict], object] | None = None
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
-def handler(kind: str, *, lease: timedelta | None = None):
+def handler(
+    kind: str,
+    *,
+    lease: timedelta | None = None,
+    on_failure: Callable[[dict], object] | None = None,
+    prepare: Callable[[dict], object] | None = None,
+):
     """Register `fn(payload)` as the work for jobs of `kind`. It must be idempotent
     in effect and must not commit: the runner commits its work and the job's
-    completion together. `lease` overrides PREFS_JOB_LEASE_SECONDS for long work."""
+    completion together. `lease` overrides PREFS_JOB_LEASE_SECONDS for long work;
+    `on_failure(payload)` runs (and is committed) when the job gives up for good.
+    A DomainError (the input breaks a rule) fails the job at once: retrying
+    would not change the answer.
+
+    Long work that only reads (an export) goes in `prepare(payload)`, run in a
+    read transaction that takes no write lock; `fn(payload, prepared)` then
+    records the outcome in a short write transaction."""
 
     def register(fn):
-        HANDLERS[kind] = Handler(kind, fn, lease)
+        HANDLERS[kind] = Handler(kind, fn, lease, on_failure, prepare)
         return fn
 
     return register
@@ -132,7 +148,13 @@ class JobSystem:
         try:
             if spec is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
-            spec.fn(dict(job.payload))
+            if spec.prepare is None:
+                spec.fn(dict(job.payload))
+            else:
+                with reading_only():
+                    prepared = spec.prepare(dict(job.payload))
+                    db.session.rollback()
+                spec.fn(dict(job.payload), prepared)
             now = utcnow()
             finished = db.session.execute(
                 sa.update(Job)
@@ -179,16 +201,17 @@ class JobSystem:
             ),
             execution_options={"synchronize_session": False},
         ).rowcount
+        # Load the row inside the claiming transaction: reading it after the
+        # commit would open a new (write-intent) transaction the work then sits in.
+        job = db.session.get(Job, job_id, populate_existing=True) if claimed else None
         db.session.commit()
-        if not claimed:
-            return None
-        return db.session.get(Job, job_id, populate_existing=True)
+        return job
 
     def _record_failure(self, job: Job, token: str, exc: Exception) -> str | None:
         error = describe_error(exc)
         log.error("job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempts, error)
         now = utcnow()
-        final = job.attempts >= job.max_attempts
+        final = job.attempts >= job.max_attempts or isinstance(exc, DomainError)
         run_after = now + backoff(job.attempts)
         updated = db.session.execute(
             sa.update(Job)
@@ -204,6 +227,9 @@ class JobSystem:
             ),
             execution_options={"synchronize_session": False},
         ).rowcount
+        spec = HANDLERS.get(job.kind)
+        if updated and final and spec and spec.on_failure:
+            spec.on_failure(dict(job.payload))
         db.session.commit()
         if not updated:
             return None
@@ -301,7 +327,7 @@ def _forget_after_rollback(session):
 
 
 def init_app(app: Flask) -> JobSystem:
-    from . import maintenance, notices  # noqa: F401  (each registers its job kinds)
+    from . import maintenance, notices, requests  # noqa: F401  (each registers its job kinds)
 
     system = JobSystem(app, brokers.create_broker(app.config["PREFS"].broker_url))
     app.extensions["prefs.jobs"] = system

@@ -32,6 +32,8 @@ class Notice(db.Model):
     template: Mapped[str] = mapped_column(sa.String(64))
     context: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(10), default=PENDING)
+    # Erasure confirmations: once sent, the address and body are forgotten too.
+    forget_after_send: Mapped[bool] = mapped_column(default=False)
     message_id: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

@@ -13,7 +13,7 @@ from email.utils import format_datetime, parseaddr
 
 import sqlalchemy as sa
 from flask import current_app
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
 from .. import outbox
 from ..channels import email as email_channel
@@ -40,6 +40,7 @@ def queue(
     idempotency_key: str,
     subject_id: uuid.UUID | None = None,
     sender: str = TRANSACTIONAL,
+    forget_after_send: bool = False,
 ) -> int:
     """Queue one message; a second call with the same key changes nothing.
 
@@ -58,6 +59,7 @@ def queue(
             template=template,
             context=context,
             status=PENDING,
+            forget_after_send=forget_after_send,
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -74,7 +76,10 @@ def render(notice: Notice) -> EmailMessage:
     context = dict(notice.context, base_url=settings.base_url)
     subject = _templates.get_template(f"{notice.template}.subject.txt").render(context).strip()
     text = _templates.get_template(f"{notice.template}.txt").render(context)
-    html = _templates.get_template(f"{notice.template}.html").render(context)
+    try:
+        html = _templates.get_template(f"{notice.template}.html").render(context)
+    except TemplateNotFound:  # most mails are plain text; give them a plain HTML twin
+        html = _templates.get_template("_layout.html").render(paragraphs=[p for p in text.split("\n\n") if p.strip()])
 
     sender = settings.mail_from_marketing if notice.sender == MARKETING else settings.mail_from_transactional
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
@@ -104,4 +109,7 @@ def deliver(*, notice_id: int) -> bool:
     notice.status = SENT
     notice.sent_at = utcnow()
     notice.message_id = message["Message-ID"]
+    if notice.forget_after_send:
+        notice.recipient = None
+        notice.context = {}
     return True

@@ -29,7 +29,7 @@ def error_page(error: HTTPException):
     status = error.code or 500
     if isinstance(error, CSRFError):
         message = "This form has expired or was sent from elsewhere. Please reload the page and try again."
-    elif status in (400, 404, 429) and error.description and error.description != type(error).description:
+    elif status in (400, 404, 409, 429) and error.description and error.description != type(error).description:
         message = error.description  # a message written for people, passed to abort()
     else:
         message = FRIENDLY.get(status, error.description)
@@ -77,8 +77,10 @@ def no_store(view):
 
 
 def init_app(app: Flask) -> None:
-    from . import preferences, unsubscribe
+    from . import preferences, privacy_requests, staff, unsubscribe
 
     app.register_blueprint(pages)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(privacy_requests.bp)
+    app.register_blueprint(staff.bp)

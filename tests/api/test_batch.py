@@ -24,7 +24,7 @@ def test_a_valid_batch_is_written_and_applies_the_ledger_rules(client, headers):
         event(phone="+442079460300", channel="phone", purpose="marketing", status="withdrawn"),
     ]
     response = client.post("/v1/consents/batch", json={"events": events}, headers=headers)
-    assert response.status_code == 201 and response.json == {"recorded": 6}
+    assert response.status_code == 201 and response.json == {"recorded": 6, "skipped_erased": []}
     result = client.post(
         "/v1/consent/check",
         json={"channel": "email", "purpose": "newsletter", "recipients": ["b1@example.com", "b2@example.com"]},
@@ -70,7 +70,7 @@ def test_more_than_ten_thousand_is_refused_naming_the_limit(client, headers):
 def test_ten_thousand_events_in_one_call(client, headers):
     events = [event(email=f"many{i}@example.com") for i in range(10_000)]
     response = client.post("/v1/consents/batch", json={"events": events}, headers=headers)
-    assert response.status_code == 201 and response.json == {"recorded": 10_000}
+    assert response.status_code == 201 and response.json == {"recorded": 10_000, "skipped_erased": []}
     sample = client.post(
         "/v1/consent/check",
         json={"channel": "email", "purpose": "newsletter", "recipients": ["many0@example.com", "many9999@example.com"]},

@@ -3,19 +3,15 @@ worker killed with -9 all end with exactly one effect."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from prefs_service.jobs.dispatch import jobs
 from tests.conftest import InProcessWorker
-from tests.helpers import jobs_of, notice, queue_preferences_mail
+from tests.helpers import jobs_of, notice, queue_preferences_mail, worker_process
 
 
 def test_a_job_queued_while_the_broker_is_down_runs_once_it_is_back(make_app, smtp, caplog):
@@ -80,49 +76,20 @@ def test_a_job_that_keeps_failing_ends_failed_and_staff_can_retry_it(make_app, a
     assert len(smtp.wait_for(1)) == 1
 
 
-def _worker_process(base_settings, tmp_path: Path) -> subprocess.Popen:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PREFS_ENV": "test",
-        "PREFS_DATABASE_URL": base_settings["database_url"],
-        "PREFS_BROKER_URL": base_settings["broker_url"],
-        "PREFS_SECRET_KEYS": base_settings["secret_keys"][0],
-        "PREFS_IDENTIFIER_KEY": base_settings["identifier_key"],
-        "PREFS_MAIL_URL": base_settings["mail_url"],
-        "PREFS_VAR_DIR": str(tmp_path),
-        "PREFS_SWEEP_INTERVAL_SECONDS": "0.2",
-        "PREFS_JOB_RESEND_AFTER_SECONDS": "0.5",
-        "PREFS_JOB_LEASE_SECONDS": "2",
-        "PREFS_WORKER_THREADS": "2",
-    }
-    prefs = str(Path(sys.executable).parent / "prefs")
-    return subprocess.Popen([prefs, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-@pytest.fixture
-def worker_processes():
-    started = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-
-
 def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_mail_goes_out(
     app, smtp, base_settings, tmp_path, worker_processes
 ):
     smtp.hold = threading.Event()  # the first delivery stalls inside DATA
     notice_id = queue_preferences_mail(app, key="crash")
 
-    first = _worker_process(base_settings, tmp_path)
+    first = worker_process(base_settings, tmp_path)
     worker_processes.append(first)
     assert smtp.holding.wait(30), "the first worker never started delivering"
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     smtp.hold.set()  # the stalled session ends without a 250: nothing was delivered
 
-    second = _worker_process(base_settings, tmp_path)
+    second = worker_process(base_settings, tmp_path)
     worker_processes.append(second)
     assert len(smtp.wait_for(1, timeout=30)) == 1
     time.sleep(1.5)  # room for a duplicate to show up if there were one

@@ -110,3 +110,33 @@ def test_opening_an_unsubscribe_link_with_get_changes_nothing(api, browser):
     assert page.get_by_role("heading").inner_text() == "You are unsubscribed"
     assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "withdrawn"
     assert urlsplit(page.url).path == urlsplit(link["url"]).path  # no redirect
+
+
+def test_staff_sign_in_find_a_correction_and_approve_it(api, live_server, browser):
+    client, headers = api
+    runner = live_server.test_cli_runner()
+    from prefs_service.cli import main
+
+    assert runner.invoke(main, ["staff", "create", "officer@example.com"], input="a long staff password\n").exit_code == 0
+    subject = client.post("/v1/subjects", json={"email": "moved@example.com", "name": "Old Name"}, headers=headers).json
+    made = client.post(
+        "/v1/requests", json={"type": "correction", "subject_id": subject["id"], "changes": {"name": "New Name"}, "verified": True}, headers=headers
+    ).json
+    live_server.extensions["prefs.jobs"].start(threads=1)
+
+    page = browser.new_page()
+    page.goto(live_server.config["PREFS"].base_url + "/staff")
+    page.get_by_label("Email").fill("officer@example.com")
+    page.get_by_label("Password").fill("a long staff password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name=made["reference"]).click()
+    assert page.get_by_role("row", name="name Old Name New Name").is_visible()
+    page.get_by_role("button", name="Approve the correction").click()
+    assert "Approved" in page.get_by_role("status").inner_text()
+
+    from tests.conftest import InProcessWorker
+
+    InProcessWorker(live_server).wait()
+    assert client.get(f"/v1/subjects/{subject['id']}", headers=headers).json["name"] == "New Name"
+    page.reload()
+    assert page.get_by_text("completed by system").is_visible()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from ..extensions import db
+from ..requests import service as requests
+from . import schemas
+from .auth import actor, require
+from .blueprint import Blueprint
+
+blp = Blueprint("requests", __name__, url_prefix="/v1/requests", description="Data-subject rights requests.")
+
+
+def with_timeline(item):
+    item.timeline = requests.timeline(item)
+    return item
+
+
+@blp.route("")
+class Requests(MethodView):
+    @require("requests:read")
+    @blp.arguments(schemas.RequestListQuery(), location="query")
+    @blp.response(200, schemas.RequestOut(many=True))
+    def get(self, query):
+        """The queue, most urgent first; `status` filters (repeat it for several)."""
+        return requests.list_requests(statuses=query.get("status"), limit=query["limit"])
+
+    @require("requests:write")
+    @blp.arguments(schemas.RequestIn())
+    @blp.response(201, schemas.RequestOut)
+    def post(self, data):
+        """Take a request. Without `verified: true` the requester gets a mail to confirm it first."""
+        item = requests.submit(
+            type=data["type"],
+            email=data.get("email"),
+            subject_id=data.get("subject_id"),
+            changes=data.get("changes"),
+            explanation=data.get("explanation"),
+            verified=data["verified"],
+            actor=actor(),
+        )
+        db.session.commit()
+        return with_timeline(item)
+
+
+@blp.route("/<int:request_id>")
+class RequestItem(MethodView):
+    @require("requests:read")
+    @blp.response(200, schemas.RequestOut)
+    def get(self, request_id):
+        """One request with its timeline."""
+        return with_timeline(requests.get(request_id))
+
+
+@blp.route("/<int:request_id>/approve")
+class Approve(MethodView):
+    @require("requests:write")
+    @blp.response(200, schemas.RequestOut)
+    def post(self, request_id):
+        """Approve a correction awaiting review: a job applies it."""
+        item = requests.approve(request_id=request_id, actor=actor())
+        db.session.commit()
+        return with_timeline(item)
+
+
+@blp.route("/<int:request_id>/reject")
+class Reject(MethodView):
+    @require("requests:write")
+    @blp.arguments(schemas.RejectIn())
+    @blp.response(200, schemas.RequestOut)
+    def post(self, data, request_id):
+        """Reject with the reason the requester is told."""
+        item = requests.reject(request_id=request_id, reason=data["reason"], actor=actor())
+        db.session.commit()
+        return with_timeline(item)
+
+
+@blp.route("/<int:request_id>/extend")
+class Extend(MethodView):
+    @require("requests:write")
+    @blp.arguments(schemas.ExtendIn())
+    @blp.response(200, schemas.RequestOut)
+    def post(self, data, request_id):
+        """Extend the deadline once, by one or two months; the requester is told."""
+        item = requests.extend(request_id=request_id, months=data["months"], reason=data["reason"], actor=actor())
+        db.session.commit()
+        return with_timeline(item)
+
+
+@blp.route("/<int:request_id>/retry")
+class Retry(MethodView):
+    @require("requests:write")
+    @blp.response(200, schemas.RequestOut)
+    def post(self, request_id):
+        """Run a failed request's job again."""
+        item = requests.retry(request_id=request_id, actor=actor())
+        db.session.commit()
+        return with_timeline(item)

@@ -1,0 +1,1 @@
+"""Partners and resellers, and the log of what we disclosed to them."""

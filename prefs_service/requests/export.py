@@ -1,0 +1,214 @@
+"""The access export: one ZIP with data.json (everything, machine-readable), one
+CSV per section, and a README explaining every field.
+
+Rows stream from the database into the archive, so memory stays flat however
+long the person's history is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from ..consent import service as consent
+from ..consent.models import ConsentEvent
+from ..extensions import db, utcnow
+from ..notices.models import Notice
+from ..partners.models import Disclosure, Partner
+from ..subjects.models import Identifier, Subject
+from .models import RightsRequest
+
+FORMAT = "prefs_service access export, version 1"
+STREAM_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str
+    fields: tuple[tuple[str, str], ...]  # (field, what it means)
+    rows: Callable[[RightsRequest], Iterator[dict]]
+
+
+def _stream(stmt, names: tuple[str, ...]) -> Iterator[dict]:
+    for row in db.session.execute(stmt.execution_options(yield_per=STREAM_CHUNK)):
+        yield dict(zip(names, row))
+
+
+def _subject_rows(request: RightsRequest) -> Iterator[dict]:
+    if request.subject_id is None:
+        return
+    subject = db.session.get(Subject, request.subject_id)
+    yield {
+        "id": subject.id,
+        "name": subject.name,
+        "external_ref": subject.external_ref,
+        "created_at": subject.created_at,
+        "erased_at": subject.erased_at,
+    }
+
+
+def _identifier_rows(request: RightsRequest) -> Iterator[dict]:
+    if request.subject_id is None:
+        return iter(())
+    names = ("kind", "value", "created_at")
+    stmt = sa.select(Identifier.kind, Identifier.value, Identifier.created_at).where(Identifier.subject_id == request.subject_id)
+    return _stream(stmt.order_by(Identifier.kind), names)
+
+
+def _current_rows(request: RightsRequest) -> Iterator[dict]:
+    if request.subject_id is None:
+        return iter(())
+    subject = db.session.get(Subject, request.subject_id)
+    return (
+        {k: row[k] for k in ("channel", "purpose", "status", "occurred_at", "source", "allowed", "reason")}
+        for row in consent.current(subject=subject)
+    )
+
+
+HISTORY_FIELDS = (
+    ("id", "Number of the entry in our consent ledger."),
+    ("channel", "email, phone, fax, mail (post) or partner (sharing with partners)."),
+    ("purpose", "What the consent is for, e.g. newsletter or marketing."),
+    ("status", "granted or withdrawn."),
+    ("source", "How it reached us: api, import, signup, one_click, unsubscribe_page, preference_center, gpc, staff, …"),
+    ("occurred_at", "When you made the choice (UTC)."),
+    ("recorded_at", "When we recorded it (UTC)."),
+    ("policy_version", "The privacy policy version in force at the time."),
+    ("evidence_ip", "Your network address, shortened (the last part removed)."),
+    ("evidence_user_agent", "The browser or program that sent it."),
+    ("evidence_note", "A note from whoever recorded it."),
+)
+
+
+def _history_rows(request: RightsRequest) -> Iterator[dict]:
+    if request.subject_id is None:
+        return iter(())
+    names = tuple(name for name, _ in HISTORY_FIELDS)
+    stmt = (
+        sa.select(*(getattr(ConsentEvent, name) for name in names))
+        .where(ConsentEvent.subject_id == request.subject_id)
+        .order_by(ConsentEvent.id)
+    )
+    return _stream(stmt, names)
+
+
+def _notice_rows(request: RightsRequest) -> Iterator[dict]:
+    if request.subject_id is None:
+        return iter(())
+    names = ("kind", "recipient", "sender", "status", "created_at", "sent_at")
+    stmt = sa.select(*(getattr(Notice, name) for name in names)).where(Notice.subject_id == request.subject_id)
+    return _stream(stmt.order_by(Notice.id), names)
+
+
+def _request_rows(request: RightsRequest) -> Iterator[dict]:
+    names = ("reference", "type", "status", "created_at", "verified_at", "due_at", "finished_at")
+    mine = RightsRequest.email_hash == request.email_hash
+    if request.subject_id is not None:
+        mine = sa.or_(mine, RightsRequest.subject_id == request.subject_id)
+    stmt = sa.select(*(getattr(RightsRequest, name) for name in names)).where(mine)
+    return _stream(stmt.order_by(RightsRequest.created_at), names)
+
+
+def _disclosure_rows(request: RightsRequest) -> Iterator[dict]:
+    if request.subject_id is None:
+        return iter(())
+    names = ("partner_code", "partner_name", "data_categories", "purpose", "occurred_at")
+    stmt = (
+        sa.select(Partner.code, Partner.name, Disclosure.data_categories, Disclosure.purpose, Disclosure.occurred_at)
+        .join(Partner, Partner.id == Disclosure.partner_id)
+        .where(Disclosure.subject_id == request.subject_id)
+    )
+    return _stream(stmt.order_by(Disclosure.occurred_at), names)
+
+
+SECTIONS: list[Section] = [
+    Section("subject", "You, as we hold you", (
+        ("id", "Our reference for you."), ("name", "Your name."), ("external_ref", "Your reference in our customer system."),
+        ("created_at", "When we first recorded you (UTC)."), ("erased_at", "When we erased your data, if we did."),
+    ), _subject_rows),
+    Section("identifiers", "How we can reach you", (
+        ("kind", "email, phone, fax or postal."), ("value", "The address or number."), ("created_at", "When we recorded it."),
+    ), _identifier_rows),
+    Section("consent", "Your choices now", (
+        ("channel", "email, phone, fax, mail or partner."), ("purpose", "What it is for."),
+        ("status", "granted, withdrawn, or empty when you never told us."), ("occurred_at", "When you made the choice."),
+        ("source", "How it reached us."), ("allowed", "Whether we may contact you this way now."),
+        ("reason", "Why: granted, withdrawn, no_consent, suppressed or transactional."),
+    ), _current_rows),
+    Section("consent_history", "Every consent choice we recorded, with its evidence", HISTORY_FIELDS, _history_rows),
+    Section("notices", "Messages we sent you", (
+        ("kind", "What the message was."), ("recipient", "Where it went."), ("sender", "transactional or marketing."),
+        ("status", "pending, sent or failed."), ("created_at", "When we wrote it."), ("sent_at", "When it left us."),
+    ), _notice_rows),
+    Section("requests", "Your requests about your data", (
+        ("reference", "The request's reference."), ("type", "access, erasure or correction."), ("status", "Where it stands."),
+        ("created_at", "When we received it."), ("verified_at", "When you confirmed it."), ("due_at", "When we must answer by."),
+        ("finished_at", "When it ended."),
+    ), _request_rows),
+    Section("disclosures", "Partners we shared your data with", (
+        ("partner_code", "The partner's code."), ("partner_name", "The partner."), ("data_categories", "What we shared."),
+        ("purpose", "share_for_fulfilment (to complete your order) or share_for_marketing (with your consent)."),
+        ("occurred_at", "When."),
+    ), _disclosure_rows),
+]  # fmt: skip
+
+
+def _readme(request: RightsRequest) -> str:
+    lines = [
+        f"Your data, as held by us on {utcnow():%-d %B %Y} (request {request.reference}).",
+        "",
+        "data.json holds everything below in one machine-readable file; each section is also a CSV file.",
+        "Times are in UTC (ISO 8601). An empty value means we hold nothing there.",
+        "",
+    ]
+    if request.subject_id is None:
+        lines += ["We hold no personal data about this address beyond your request itself.", ""]
+    for section in SECTIONS:
+        lines += [f"{section.name}.csv: {section.title}", *[f"  {field}: {meaning}" for field, meaning in section.fields], ""]
+    return "\n".join(lines)
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def write_export(request: RightsRequest, path: Path) -> None:
+    """Write the archive beside `path` and move it into place when complete."""
+    partial = path.with_name(f"{path.name}.part{os.getpid()}")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("data.json", "w", force_zip64=True) as out:
+            out.write(orjson.dumps({"format": FORMAT, "reference": request.reference, "generated_at": utcnow()})[:-1])
+            for section in SECTIONS:
+                out.write(b',"' + section.name.encode() + b'":[')
+                for index, row in enumerate(section.rows(request)):
+                    out.write((b"," if index else b"") + orjson.dumps(row, option=orjson.OPT_NAIVE_UTC))
+                out.write(b"]")
+            out.write(b"}")
+        for section in SECTIONS:
+            names = [field for field, _ in section.fields]
+            with archive.open(f"{section.name}.csv", "w", force_zip64=True) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                writer = csv.writer(text)
+                writer.writerow(names)
+                for row in section.rows(request):
+                    writer.writerow([_csv_value(row.get(name)) for name in names])
+                text.flush()
+                text.detach()
+        archive.writestr("README.txt", _readme(request))
+    os.replace(partial, path)

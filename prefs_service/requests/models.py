@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import HashBytes, db, utcnow
+
+TYPES = ("access", "erasure", "correction")
+AWAITING_VERIFICATION = "awaiting_verification"
+VERIFIED = "verified"
+AWAITING_REVIEW = "awaiting_review"
+PROCESSING = "processing"
+COMPLETED = "completed"
+REJECTED = "rejected"
+EXPIRED = "expired"
+FAILED = "failed"
+STATUSES = (AWAITING_VERIFICATION, VERIFIED, AWAITING_REVIEW, PROCESSING, COMPLETED, REJECTED, EXPIRED, FAILED)
+OPEN = (AWAITING_VERIFICATION, VERIFIED, AWAITING_REVIEW, PROCESSING, FAILED)
+CORRECTABLE_FIELDS = ("name", "email", "phone", "fax", "postal_address")
+
+
+class RightsRequest(db.Model):
+    """A person's request to see, correct or remove their data, and its deadline."""
+
+    __tablename__ = "rights_requests"
+    __table_args__ = (
+        sa.CheckConstraint(f"type IN {TYPES}", name="type"),
+        sa.CheckConstraint(f"status IN {STATUSES}", name="status"),
+        sa.Index("ix_rights_requests_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    type: Mapped[str] = mapped_column(sa.String(12))
+    status: Mapped[str] = mapped_column(sa.String(24), default=AWAITING_VERIFICATION)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("subjects.id", ondelete="SET NULL"), index=True)
+    # Where we answer the requester; blanked once an erasure is confirmed.
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    email_hash: Mapped[bytes] = mapped_column(HashBytes, index=True)
+    # Correction only: proposed values, and the requester's reason.
+    changes: Mapped[dict | None] = mapped_column(sa.JSON)
+    explanation: Mapped[str | None] = mapped_column(sa.Text)
+    rejection_reason: Mapped[str | None] = mapped_column(sa.Text)
+    extension_months: Mapped[int | None]
+    extension_reason: Mapped[str | None] = mapped_column(sa.Text)
+    export_file: Mapped[str | None] = mapped_column(sa.String(500))
+    export_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(sa.String(64))
+    verified_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    reminder_sent_at: Mapped[datetime | None]
+    overdue_alerted_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,145 @@
+"""A real worker process killed with -9 in the middle of an export, of a run of
+erasures and of a run of corrections: another worker finishes, and each request
+ends with one export, one set of mails and no half-erased subject."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from prefs_service.consent.models import ConsentEvent
+from prefs_service.extensions import db
+from prefs_service.outbox import Job
+from prefs_service.requests.models import RightsRequest
+from prefs_service.subjects.models import Identifier, Subject
+from tests.helpers import worker_process
+from tests.requests.conftest import unzip
+
+
+def _wait(predicate, timeout=60, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def _jobs(app, kind):
+    with app.app_context():
+        rows = db.session.execute(sa.select(Job.status, Job.attempts).where(Job.kind == kind)).all()
+        db.session.rollback()
+        return rows
+
+
+def _kill_when(app, kind, predicate, process):
+    if not _wait(lambda: predicate(_jobs(app, kind))):
+        process.kill()
+        raise AssertionError(f"never saw {kind} in the state to kill it: {_jobs(app, kind)}\n{process.stderr.read()[-3000:]}")
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+
+
+def test_killed_mid_export_one_export_and_one_mail(app, client, api_key, smtp, base_settings, tmp_path, worker_processes):
+    headers = api_key("admin")
+    subject = client.post("/v1/subjects", json={"email": "long.history@example.com"}, headers=headers).json
+    with app.app_context():  # a long history, so the export takes a while
+        now = datetime.now(UTC)
+        rows = [{"subject_id": uuid.UUID(subject["id"]), "channel": "email", "purpose": "newsletter",
+                 "status": ("granted", "withdrawn")[i % 2], "source": "import", "occurred_at": now,
+                 "recorded_at": now, "recorded_by": "test", "evidence_note": f"row {i}"} for i in range(60_000)]  # fmt: skip
+        db.session.execute(sa.insert(ConsentEvent), rows)
+        db.session.commit()
+    made = client.post("/v1/requests", json={"type": "access", "subject_id": subject["id"], "verified": True}, headers=headers).json
+    env = {"PREFS_EXPORT_DIR": str(app.config["PREFS"].export_dir)}
+
+    first = worker_process(base_settings, tmp_path, **env)
+    worker_processes.append(first)
+    _kill_when(app, "requests.export", lambda jobs: jobs and jobs[0][0] == "running", first)
+    second = worker_process(base_settings, tmp_path, **env)
+    worker_processes.append(second)
+    assert _wait(lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90)
+
+    [(status, attempts)] = _jobs(app, "requests.export")
+    assert status == "done" and attempts >= 2
+    mails = [m for m in smtp.wait_for(2, timeout=20) if "ready to download" in m["Subject"]]
+    time.sleep(1)
+    assert len([m for m in smtp.messages if "ready to download" in m["Subject"]]) == 1
+    exports = list(app.config["PREFS"].export_dir.glob("*.zip"))
+    assert [p.name for p in exports] == [f"{made['reference']}.zip"]
+    data = json.loads(unzip(exports[0].read_bytes())["data.json"])
+    assert len(data["consent_history"]) == 60_000
+    assert mails
+
+
+def test_killed_mid_erasures_every_subject_is_whole_or_gone(app, client, api_key, smtp, base_settings, tmp_path, worker_processes):
+    headers = api_key("admin")
+    count = 40
+    made = []
+    for i in range(count):
+        subject = client.post("/v1/subjects", json={"email": f"erase{i}@example.com", "phone": f"+4420794601{i:02d}", "name": f"Person {i}"}, headers=headers).json
+        made.append(client.post("/v1/requests", json={"type": "erasure", "subject_id": subject["id"], "verified": True}, headers=headers).json)
+
+    first = worker_process(base_settings, tmp_path)
+    worker_processes.append(first)
+    _kill_when(app, "requests.erase", lambda jobs: sum(1 for s, _ in jobs if s == "done") >= 3, first)
+    with app.app_context():  # after the kill: every subject is whole or fully erased, nothing between
+        for subject in db.session.scalars(sa.select(Subject)):
+            held = db.session.scalars(sa.select(Identifier.kind).where(Identifier.subject_id == subject.id)).all()
+            assert (subject.erased_at is None and subject.name and sorted(held) == ["email", "phone"]) or (
+                subject.erased_at is not None and subject.name is None and held == []
+            )
+        db.session.rollback()
+    second = worker_process(base_settings, tmp_path)
+    worker_processes.append(second)
+
+    def all_done():
+        return all(client.get(f"/v1/requests/{m['id']}", headers=headers).json["status"] == "completed" for m in made)
+
+    assert _wait(all_done, timeout=120)
+    confirmations = lambda: [m for m in smtp.messages if "erased" in m["Subject"]]  # noqa: E731
+    assert _wait(lambda: len(confirmations()) >= count, timeout=60)
+    time.sleep(1.5)
+    assert sorted(m["To"] for m in confirmations()) == sorted(f"erase{i}@example.com" for i in range(count))
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Identifier)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Subject).where(Subject.erased_at.is_(None))) == 0
+
+
+def test_killed_mid_corrections_each_applied_once(app, client, api_key, smtp, base_settings, tmp_path, worker_processes):
+    headers = api_key("admin")
+    count = 30
+    made = []
+    for i in range(count):
+        subject = client.post("/v1/subjects", json={"email": f"fix{i}@example.com"}, headers=headers).json
+        item = client.post(
+            "/v1/requests",
+            json={"type": "correction", "subject_id": subject["id"], "changes": {"email": f"fixed{i}@example.com"}, "verified": True},
+            headers=headers,
+        ).json
+        client.post(f"/v1/requests/{item['id']}/approve", headers=headers)
+        made.append((subject["id"], item))
+
+    first = worker_process(base_settings, tmp_path)
+    worker_processes.append(first)
+    _kill_when(app, "requests.correct", lambda jobs: sum(1 for s, _ in jobs if s == "done") >= 3, first)
+    second = worker_process(base_settings, tmp_path)
+    worker_processes.append(second)
+
+    def all_done():
+        return all(client.get(f"/v1/requests/{item['id']}", headers=headers).json["status"] == "completed" for _, item in made)
+
+    assert _wait(all_done, timeout=120)
+    for i, (subject_id, _) in enumerate(made):
+        assert client.get(f"/v1/subjects/{subject_id}", headers=headers).json["email"] == f"fixed{i}@example.com"
+    corrected = lambda: [m for m in smtp.messages if "corrected" in m["Subject"]]  # noqa: E731
+    assert _wait(lambda: len(corrected()) >= count, timeout=60)
+    time.sleep(1.5)
+    assert len(corrected()) == count
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(RightsRequest).where(RightsRequest.status != "completed")) == 0
