@@ -7,6 +7,7 @@ never finds out about a typo from a 500 at three in the morning.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, fields, replace
 from email.utils import parseaddr
@@ -44,6 +45,13 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     ratelimit_storage_url: str = "memory://"
     export_dir: Path = Path("var/exports")
+    stripe_webhook_secret: str = ""
+    provisioner: str = "prefs_service.orders.provisioning:LocalProvisioner"
+    system_url_template: str = "https://{system}.crm.example"
+    delivery_sla_seconds: float = 600.0
+    escalation_emails: tuple[str, ...] = ()
+    escalation_webhook_url: str = ""
+    escalation_repeat_seconds: float = 900.0
     trusted_proxies: int = 0
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
@@ -99,6 +107,28 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     if scheme not in schemes:
         raise ConfigError(f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got scheme {scheme or 'none'!r}")
     return value
+
+
+def _dotted(environ, name: str, default: str) -> str:
+    value = _text(environ, name) or default
+    if not re.fullmatch(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*", value):
+        raise ConfigError(f"{name} must be a dotted path such as package.module:ClassName, got {value!r}")
+    return value
+
+
+def _system_url_template(environ) -> str:
+    value = _text(environ, "PREFS_SYSTEM_URL_TEMPLATE") or Settings.system_url_template
+    if "{system}" not in value or not value.startswith(("http://", "https://")):
+        raise ConfigError("PREFS_SYSTEM_URL_TEMPLATE must be an http(s) URL containing {system}, e.g. https://{system}.crm.example")
+    return value
+
+
+def _addresses(environ, name: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in _text(environ, name).split(",") if v.strip())
+    for value in values:
+        if "@" not in value or " " in value:
+            raise ConfigError(f"{name} must be comma-separated email addresses, got {value!r}")
+    return values
 
 
 def load_settings(environ: dict | None = None, **overrides) -> Settings:
@@ -187,6 +217,17 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         ),
         trusted_proxies=_number(environ, "PREFS_TRUSTED_PROXIES", Settings.trusted_proxies, int, 0),
         export_dir=Path(_text(environ, "PREFS_EXPORT_DIR") or var_dir / "exports").absolute(),
+        stripe_webhook_secret=_text(environ, "STRIPE_WEBHOOK_SECRET"),
+        provisioner=_dotted(environ, "PREFS_PROVISIONER", Settings.provisioner),
+        system_url_template=_system_url_template(environ),
+        delivery_sla_seconds=_number(environ, "PREFS_DELIVERY_SLA_SECONDS", Settings.delivery_sla_seconds, float, 1),
+        escalation_emails=_addresses(environ, "PREFS_ESCALATION_EMAILS"),
+        escalation_webhook_url=(
+            _check_url("PREFS_ESCALATION_WEBHOOK_URL", _text(environ, "PREFS_ESCALATION_WEBHOOK_URL"), ("http", "https"))
+            if _text(environ, "PREFS_ESCALATION_WEBHOOK_URL")
+            else ""
+        ),
+        escalation_repeat_seconds=_number(environ, "PREFS_ESCALATION_REPEAT_SECONDS", Settings.escalation_repeat_seconds, float, 1),
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

@@ -16,6 +16,8 @@ UNSUBSCRIBE_ROUTE = "/u/<token>"
 PREFERENCES_ROUTE = "/preferences/<token>"
 VERIFY_ROUTE = "/privacy-requests/verify/<token>"
 DOWNLOAD_ROUTE = "/privacy-requests/download/<token>"
+COMMISSION_ROUTE = "/purchase/commission/<token>"
+SET_PASSWORD_ROUTE = "/purchase/set-password/<token>"
 
 
 def _absolute(route: str, token: str) -> str:
@@ -36,6 +38,14 @@ def verify_url(request_id: int) -> str:
 
 def download_url(request_id: int) -> str:
     return _absolute(DOWNLOAD_ROUTE, tokens.sign("download", {"r": request_id}))
+
+
+def commission_url(order_id: int) -> str:
+    return _absolute(COMMISSION_ROUTE, tokens.sign("commission", {"o": order_id}))
+
+
+def set_password_url(order_id: int) -> str:
+    return _absolute(SET_PASSWORD_ROUTE, tokens.sign("set-password", {"o": order_id}))
 
 
 def one_click_headers(url: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from .audit import AuditEvent
 from .consent.models import ConsentEvent, ConsentState, PolicyVersion, Purpose, Suppression
 from .extensions import db
 from .notices.models import Notice
+from .orders.models import Escalation, Order, Payment, ProvisionedSystem, StripeEvent
 from .outbox import Job
 from .partners.models import Disclosure, Partner
 from .requests.models import RightsRequest
@@ -16,13 +17,18 @@ __all__ = [
     "ConsentEvent",
     "ConsentState",
     "Disclosure",
+    "Escalation",
     "Identifier",
     "Job",
     "Notice",
+    "Order",
     "Partner",
+    "Payment",
     "PolicyVersion",
+    "ProvisionedSystem",
     "RightsRequest",
     "StaffUser",
+    "StripeEvent",
     "Purpose",
     "Subject",
     "Suppression",

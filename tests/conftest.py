@@ -27,6 +27,7 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatter
 
 TEST_SECRET = "test-secret-key-for-signing-" + "s" * 24
 TEST_IDENTIFIER_KEY = "test-identifier-key-for-hashing-" + "i" * 24
+TEST_WEBHOOK_SECRET = "whsec_test_" + "w" * 32
 # Tables emptied between tests; purposes are reference data from the migrations.
 KEEP_TABLES = {"purposes", "alembic_version"}
 
@@ -110,6 +111,8 @@ def base_settings(database_url, broker_url, smtp_server, tmp_path_factory) -> di
         "api_key_cache_seconds": 0,
         "sweep_interval_seconds": 0.2,
         "job_resend_after_seconds": 0.5,
+        "stripe_webhook_secret": TEST_WEBHOOK_SECRET,
+        "escalation_emails": ("oncall@example.com",),
     }
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from . import admin, consents, health, links, partners, requests, subjects
+from . import admin, consents, health, links, partners, requests, subjects, webhooks
 
-API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, requests.blp, partners.blp, admin.blp)
+API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, requests.blp, partners.blp, admin.blp, webhooks.blp)
 
 
 class PrefsApi(Api):
@@ -41,4 +41,4 @@ def init_app(app: Flask) -> Api:
 
 
 def is_api_request(request) -> bool:
-    return request.blueprint in {b.name for b in API_BLUEPRINTS} or request.path.startswith(("/v1/", "/openapi"))
+    return request.blueprint in {b.name for b in API_BLUEPRINTS} or request.path.startswith(("/v1/", "/openapi", "/webhooks/"))

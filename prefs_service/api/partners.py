@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import csv
+import io
+
 import sqlalchemy as sa
+from flask import current_app, request
 from flask.views import MethodView
 
 from ..extensions import db
+from ..orders import service as orders
 from ..partners import service as partners
 from ..partners.models import Partner
 from . import schemas
@@ -49,3 +54,26 @@ class Disclosures(MethodView):
         )
         db.session.commit()
         return disclosure
+
+
+@blp.route("/partners/<code>/sales")
+class PartnerSales(MethodView):
+    @require("admin")
+    @blp.arguments(schemas.SalesQuery(), location="query")
+    @blp.response(200, schemas.SalesOut)
+    @blp.alt_response(200, content_type="text/csv", description="With format=csv or Accept: text/csv.")
+    def get(self, query, code):
+        """Payments on orders the partner referred, from `from` (inclusive) to `to` (exclusive): what they are owed on."""
+        sales, totals = orders.partner_sales(code=code, start=query["from"], end=query["to"])
+        wants_csv = query.get("format") == "csv" or request.accept_mimetypes.best == "text/csv"
+        if not wants_csv:
+            return {"partner": code, "from": query["from"], "to": query["to"], "sales": sales, "totals": totals}
+        out = io.StringIO()
+        writer = csv.writer(out)
+        columns = ["reference", "plan", "kind", "amount", "currency", "paid_at", "stripe_id"]
+        writer.writerow(columns)
+        for sale in sales:
+            writer.writerow([sale[c].isoformat() if c == "paid_at" else sale[c] for c in columns])
+        response = current_app.response_class(out.getvalue(), mimetype="text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="{code}-sales.csv"'
+        return response

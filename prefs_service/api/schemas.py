@@ -359,3 +359,49 @@ class DisclosureOut(ma.Schema):
     purpose = fields.String()
     occurred_at = fields.DateTime()
     recorded_at = fields.DateTime()
+
+
+class PeriodBound(fields.DateTime):
+    """A date (its midnight, UTC) or a date and time with a zone."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        from datetime import UTC, date, datetime
+
+        if isinstance(value, str) and len(value) == 10:
+            try:
+                return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+            except ValueError:
+                raise ma.ValidationError("Not a date (YYYY-MM-DD) or date and time.") from None
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.tzinfo is None:
+            raise ma.ValidationError("Give a time zone, e.g. 2026-01-01T00:00:00Z.")
+        return moment
+
+
+class SalesQuery(Strict):
+    from_ = PeriodBound(required=True, data_key="from")
+    to = PeriodBound(required=True)
+    format = fields.String(validate=validate.OneOf(["json", "csv"]))
+
+    @ma.post_load
+    def _rename(self, data, **kwargs):
+        data["from"] = data.pop("from_")
+        return data
+
+
+class SaleOut(ma.Schema):
+    reference = fields.String()
+    plan = fields.String(allow_none=True)
+    kind = fields.String()
+    amount = fields.Integer(metadata={"description": "In the smallest unit of the currency."})
+    currency = fields.String()
+    paid_at = fields.DateTime()
+    stripe_id = fields.String()
+
+
+class SalesOut(ma.Schema):
+    partner = fields.String()
+    from_ = fields.DateTime(data_key="from", attribute="from")
+    to = fields.DateTime()
+    sales = fields.List(fields.Nested(SaleOut))
+    totals = fields.Dict(keys=fields.String(), values=fields.Integer())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import email, fax, mail, partner, phone
+from . import email, fax, mail, partner, phone, profile
 
 
 class InvalidIdentifier(ValueError):
@@ -21,6 +21,8 @@ class Purpose:
     name: str
     label: str
     marketing: bool = True
+    # Opt-in purposes: marketing, and other uses the person must agree to first.
+    needs_consent: bool = True
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,14 @@ def _declare(module) -> Channel:
         name=module.NAME,
         label=module.LABEL,
         identifier_kind=module.IDENTIFIER_KIND,
-        purposes=tuple(Purpose(name, label, marketing) for name, label, marketing in module.PURPOSES),
+        purposes=tuple(
+            Purpose(name, label, marketing, marketing or name in getattr(module, "NEEDS_CONSENT", ()))
+            for name, label, marketing in module.PURPOSES
+        ),
     )
 
 
-CHANNELS: dict[str, Channel] = {c.name: c for c in map(_declare, (email, phone, fax, mail, partner))}
+CHANNELS: dict[str, Channel] = {c.name: c for c in map(_declare, (email, phone, fax, mail, partner, profile))}
 
 # Identifier kinds and the function that turns raw input into the canonical form
 # that is hashed. Each raises InvalidIdentifier with a reason a person can act on.

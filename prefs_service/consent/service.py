@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from .. import audit, channels, links, tokens
+from .. import audit, channels, links, outbox, tokens
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db, dialect_insert, autocommit_read_connection, utcnow
 from ..redact import truncate_ip
@@ -44,6 +44,8 @@ SELF_SERVICE_SOURCES = ("one_click", "unsubscribe_page", "preference_center", "g
 SYSTEM_SOURCES = ("staff", "erasure")
 
 REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "transactional", "invalid")
+# Work a withdrawal sets off, by (channel, purpose): the job kinds live in jobs/.
+JOBS_ON_WITHDRAWAL = {("profile", "profile_enrichment"): "orders.clear_profile"}
 SUPPRESSION_REASONS = ("bounce", "complaint", "objection", "manual", "erasure")
 BATCH_LIMIT = 10_000
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -482,10 +484,14 @@ def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
         for (subject_id, channel, purpose), (event, event_id) in winners.items()
     ]
     stmt = _state_upsert(db.session.get_bind().dialect.name)
-    changed = 0
+    changed = set()
     for chunk in _chunks(rows, 1000):
-        changed += len(db.session.execute(stmt, chunk).all())
-    return changed
+        changed.update(db.session.execute(stmt, chunk).scalars())
+    for row in rows:
+        job = JOBS_ON_WITHDRAWAL.get((row["channel"], row["purpose"]))
+        if job and row["status"] == WITHDRAWN and row["event_id"] in changed:
+            outbox.defer(job, {"subject_id": str(row["subject_id"])})
+    return len(changed)
 
 
 # --- reading ---------------------------------------------------------------------
@@ -520,9 +526,9 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
     if keys:
         params = {"channel": channel, "purpose": purpose}
         if len(keys) == 1:  # the single check: a plain comparison is cheaper to run
-            batches = [(_state_query(key, other_kind, spec.marketing, with_since, "one"), {**params, "key": keys[0]})]
+            batches = [(_state_query(key, other_kind, spec.needs_consent, with_since, "one"), {**params, "key": keys[0]})]
         else:
-            stmt = _state_query(key, other_kind, spec.marketing, with_since, dialect)
+            stmt = _state_query(key, other_kind, spec.needs_consent, with_since, dialect)
             batches = [(stmt, {**params, "keys": chunk}) for chunk in _chunks(keys, dialect)]
         for stmt, values in batches:
             state.update((row[0], row[1:]) for row in conn.execute(stmt, values))
@@ -544,7 +550,7 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
         status, since, hit = state.get(k, (None, None, None))
         if hit is not None:
             results.append(CheckResult(False, "suppressed", hit if with_since else None))
-        elif not spec.marketing:
+        elif not spec.needs_consent:
             results.append(transactional)
         elif status is None:
             results.append(no_consent)
@@ -590,7 +596,7 @@ def _matching(column, dialect: str):
 
 
 @functools.cache
-def _state_query(key: str, other_kind: str | None, marketing: bool, with_since: bool, dialect: str):
+def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_since: bool, dialect: str):
     """Rows of (lookup key, status, occurred_at, suppressed since)."""
     cs = ConsentState.__table__
     ident = Identifier.__table__
@@ -605,7 +611,7 @@ def _state_query(key: str, other_kind: str | None, marketing: bool, with_since: 
         subject_col = base.c.id
         joined, suppressed = base, []
     columns = [match]
-    if marketing:
+    if needs_consent:
         joined = joined.outerjoin(
             cs,
             sa.and_(cs.c.subject_id == subject_col, cs.c.channel == sa.bindparam("channel"), cs.c.purpose == sa.bindparam("purpose")),
@@ -661,7 +667,7 @@ def current(*, subject: Subject) -> list[dict]:
         hit = suppressed.get(own_hash) if own_hash else None
         if hit is not None:
             verdict = CheckResult(False, "suppressed", hit)
-        elif not spec.purpose(purpose).marketing:
+        elif not spec.purpose(purpose).needs_consent:
             verdict = CheckResult(True, "transactional")
         elif state is None:
             verdict = CheckResult(False, "no_consent")
@@ -762,7 +768,7 @@ def preference_view(subject: Subject) -> list[dict]:
             {
                 "name": p.name,
                 "label": p.label,
-                "marketing": p.marketing,
+                "choice": p.needs_consent,
                 "granted": answers[(channel.name, p.name)]["status"] == GRANTED,
                 "reason": answers[(channel.name, p.name)]["reason"],
             }
@@ -780,7 +786,7 @@ def preference_view(subject: Subject) -> list[dict]:
 
 
 def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidence: Evidence, source: str = "preference_center") -> list[ConsentEvent]:
-    """Make the marketing purposes of every applicable channel match `granted`
+    """Make every opt-in purpose of every applicable channel match `granted`
     ((channel, purpose) pairs), one ledger event per actual change."""
     unknown = {pair for pair in granted if channel_purpose_errors(*pair)}
     if unknown:
@@ -789,7 +795,7 @@ def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidenc
     recorded = []
     for channel in applicable_channels(subject):
         for purpose in channel.purposes:
-            if not purpose.marketing:
+            if not purpose.needs_consent:
                 continue
             key = (channel.name, purpose.name)
             wanted = GRANTED if key in granted else WITHDRAWN

@@ -327,7 +327,7 @@ def _forget_after_rollback(session):
 
 
 def init_app(app: Flask) -> JobSystem:
-    from . import maintenance, notices, requests  # noqa: F401  (each registers its job kinds)
+    from . import maintenance, notices, orders, requests  # noqa: F401  (each registers its job kinds)
 
     system = JobSystem(app, brokers.create_broker(app.config["PREFS"].broker_url))
     app.extensions["prefs.jobs"] = system

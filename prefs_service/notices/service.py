@@ -21,6 +21,9 @@ from ..extensions import db, dialect_insert, utcnow
 from .models import MARKETING, PENDING, SENT, TRANSACTIONAL, Notice
 
 DELIVER_JOB = "notices.deliver"
+# What other domains do, in the same transaction, once a notice of a kind has
+# left us (orders mark a delivery done). kind -> callable(notice).
+AFTER_SENT: dict = {}
 
 _templates = Environment(
     loader=PackageLoader("prefs_service.notices", "templates"),
@@ -112,4 +115,6 @@ def deliver(*, notice_id: int) -> bool:
     if notice.forget_after_send:
         notice.recipient = None
         notice.context = {}
+    if notice.kind in AFTER_SENT:
+        AFTER_SENT[notice.kind](notice)
     return True

@@ -23,6 +23,7 @@ from ..consent import service as consent
 from ..consent.models import ConsentEvent
 from ..extensions import db, utcnow
 from ..notices.models import Notice
+from ..orders.models import Order
 from ..partners.models import Disclosure, Partner
 from ..subjects.models import Identifier, Subject
 from .models import RightsRequest
@@ -131,6 +132,24 @@ def _disclosure_rows(request: RightsRequest) -> Iterator[dict]:
     return _stream(stmt.order_by(Disclosure.occurred_at), names)
 
 
+ORDER_FIELDS = (
+    ("reference", "Our order reference."), ("status", "pending, payment_failed, paid, commissioning, delivered or cancelled."),
+    ("plan", "What you bought."), ("amount", "The amount, in the smallest unit of the currency (pence, cents)."),
+    ("currency", "The currency."), ("partner_code", "The partner or reseller who referred you, if any."),
+    ("created_at", "When the order started."), ("paid_at", "When it was paid."), ("system_name", "Your system's name."),
+    ("system_url", "Your system's address."), ("billing_name", "The name on the order (kept only with your permission)."),
+    ("billing_address", "The billing address (kept only with your permission)."),
+)  # fmt: skip
+
+
+def _order_rows(request: RightsRequest) -> Iterator[dict]:
+    if request.subject_id is None:
+        return iter(())
+    names = tuple(name for name, _ in ORDER_FIELDS)
+    stmt = sa.select(*(getattr(Order, name) for name in names)).where(Order.subject_id == request.subject_id)
+    return _stream(stmt.order_by(Order.id), names)
+
+
 SECTIONS: list[Section] = [
     Section("subject", "You, as we hold you", (
         ("id", "Our reference for you."), ("name", "Your name."), ("external_ref", "Your reference in our customer system."),
@@ -150,6 +169,7 @@ SECTIONS: list[Section] = [
         ("kind", "What the message was."), ("recipient", "Where it went."), ("sender", "transactional or marketing."),
         ("status", "pending, sent or failed."), ("created_at", "When we wrote it."), ("sent_at", "When it left us."),
     ), _notice_rows),
+    Section("orders", "Your purchases", ORDER_FIELDS, _order_rows),
     Section("requests", "Your requests about your data", (
         ("reference", "The request's reference."), ("type", "access, erasure or correction."), ("status", "Where it stands."),
         ("created_at", "When we received it."), ("verified_at", "When you confirmed it."), ("due_at", "When we must answer by."),

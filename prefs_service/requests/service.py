@@ -24,6 +24,7 @@ from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db, utcnow
 from ..notices import service as notices
 from ..notices.models import PENDING, Notice
+from ..orders import service as orders
 from ..partners import service as partners
 from ..subjects import service as subjects
 from ..subjects.models import Identifier, Subject
@@ -441,8 +442,7 @@ def run_erasure(*, request_id: int) -> None:
             sa.update(Notice).where(Notice.subject_id == subject_id, Notice.status == PENDING).values(status="failed")
         )
         db.session.execute(sa.update(Notice).where(Notice.subject_id == subject_id).values(recipient=None, context={}))
-        for step in ERASURE_STEPS:
-            step(subject_id)
+        orders.scrub_orders(subject_id=subject_id)
         partners.tell_partners(subject_id=subject_id, what="erasure", request_reference=request.reference)
     for value_hash, kind in hashes.items():
         existing = db.session.get(Suppression, value_hash)
@@ -466,10 +466,6 @@ def run_erasure(*, request_id: int) -> None:
         .where(sa.or_(RightsRequest.email_hash == request.email_hash, *requests_of_subject))
         .values(email=None, changes=None, explanation=None)
     )
-
-
-# Further erasure steps other domains need (orders add theirs); each takes a subject id.
-ERASURE_STEPS: list = []
 
 
 def run_correction(*, request_id: int) -> None:

@@ -77,10 +77,11 @@ def no_store(view):
 
 
 def init_app(app: Flask) -> None:
-    from . import preferences, privacy_requests, staff, unsubscribe
+    from . import preferences, privacy_requests, purchase, staff, unsubscribe
 
     app.register_blueprint(pages)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(preferences.bp)
     app.register_blueprint(privacy_requests.bp)
+    app.register_blueprint(purchase.bp)
     app.register_blueprint(staff.bp)

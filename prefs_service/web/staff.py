@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired, Length, NumberRange
 from ..access import service as access
 from ..errors import DomainError
 from ..extensions import db, limiter, utcnow
+from ..orders import service as orders
 from ..requests import service as requests
 from ..requests.models import OPEN, STATUSES
 from . import no_store
@@ -161,3 +162,23 @@ def extend(request_id: int):
 @staff_required
 def retry(request_id: int):
     return _act(request_id, lambda: requests.retry(request_id=request_id, actor=_actor()), "Retrying.")
+
+
+@bp.get("/escalations")
+@staff_required
+@no_store
+def escalations():
+    return render_template("staff/escalations.html", items=orders.open_escalations(), form=ReasonForm())
+
+
+@bp.post("/escalations/<int:escalation_id>/resolve")
+@staff_required
+def resolve_escalation(escalation_id: int):
+    try:
+        orders.resolve_escalation(escalation_id=escalation_id, note=request.form.get("reason", ""), actor=_actor())
+        db.session.commit()
+        flash("Resolved.", "ok")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("staff.escalations"), code=303)

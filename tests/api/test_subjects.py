@@ -100,7 +100,7 @@ def test_consents_of_a_subject_with_history(client, headers):
         )
     body = client.get(f"/v1/subjects/{subject['id']}/consents", headers=headers).json
     states = {(c["channel"], c["purpose"]): c for c in body["consents"]}
-    assert len(states) == 9
+    assert len(states) == 10
     assert states[("email", "newsletter")]["status"] == "withdrawn" and states[("email", "newsletter")]["allowed"] is False
     assert states[("email", "transactional")] == {
         "channel": "email", "purpose": "transactional", "status": None, "occurred_at": None, "source": None,

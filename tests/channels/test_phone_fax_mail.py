@@ -37,6 +37,7 @@ def test_every_channel_declares_its_purposes():
         "fax": ["marketing"],
         "mail": ["marketing"],
         "partner": ["share_for_fulfilment", "share_for_marketing"],
+        "profile": ["profile_enrichment"],
     }
 
 

@@ -140,3 +140,35 @@ def test_staff_sign_in_find_a_correction_and_approve_it(api, live_server, browse
     assert client.get(f"/v1/subjects/{subject['id']}", headers=headers).json["name"] == "New Name"
     page.reload()
     assert page.get_by_text("completed by system").is_visible()
+
+
+def test_commission_a_system_and_choose_its_password(api, live_server, browser, smtp):
+    from tests.orders.stripe_events import checkout_session, event, post
+
+    client, _ = api
+    live_server.extensions["prefs.jobs"].start(threads=2)
+    base = live_server.config["PREFS"].base_url
+    page = browser.new_page()
+    page.goto(base + "/purchase/complete?session_id=cs_browser")  # Stripe sent them back before the webhook
+    assert "being confirmed" in page.get_by_role("status").inner_text()
+    post(client, event("checkout.session.completed", checkout_session("cs_browser", email="browser.buyer@example.com")))
+    page.wait_for_selector("text=Set up your system", timeout=10_000)  # the page refreshed by itself
+    page.get_by_label("User name").fill("browser")
+    page.get_by_label("System name").fill("browser-crm")
+    page.get_by_role("button", name="Create my system").click()
+    assert "browser-crm" in page.get_by_role("status").inner_text()
+
+    import re
+    import time
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not any(m["Subject"].startswith("Your system is ready") for m in smtp.messages):
+        time.sleep(0.05)
+    delivery = next(m for m in smtp.messages if m["Subject"].startswith("Your system is ready"))
+    link = re.search(r"https?://\S+/purchase/set-password/\S+", delivery.get_body(("plain",)).get_content()).group(0)
+    page.goto(link)
+    page.get_by_label("New password (at least 12 characters)").fill("browser chosen password")
+    page.get_by_label("The same password again").fill("browser chosen password")
+    page.get_by_role("button", name="Set my password").click()
+    assert page.get_by_role("heading").inner_text() == "Your password is set"
+    assert "https://browser-crm.crm.example" in page.get_by_role("status").inner_text()

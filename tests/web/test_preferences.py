@@ -75,7 +75,8 @@ def test_stop_all_marketing_withdraws_everything(client, headers, person):
     page = client.get(person["path"])
     client.post(person["path"], data={"csrf_token": csrf_of(page), "action": "stop_all"})
     current = states(client, headers, person["id"])
-    marketing = [k for k in current if k[1] not in ("transactional", "share_for_fulfilment")]
+    marketing = [k for k in current if k[1] not in ("transactional", "share_for_fulfilment", "profile_enrichment")]
+    assert current[("profile", "profile_enrichment")] is None  # not marketing: untouched
     assert all(current[k] == "withdrawn" for k in marketing)
 
 

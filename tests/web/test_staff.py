@@ -129,3 +129,21 @@ def test_staff_reject_needs_a_reason_and_extend_once(client, officer, api_key):
     rejected = client.post(f"/staff/requests/{made['id']}/reject", data={"csrf_token": token, "reason": "Not you"}, follow_redirects=True)
     assert b"Rejected" in rejected.data
     assert client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "rejected"
+
+
+def test_staff_see_open_escalations_and_resolve_them(app, client, officer):
+    from prefs_service.extensions import utcnow
+    from prefs_service.orders import service as orders
+    from tests.orders.stripe_events import checkout_session, event, post
+
+    post(client, event("checkout.session.completed", checkout_session("cs_staff", email="stuck@example.com")))
+    with app.app_context():
+        orders.watchdog(now=utcnow() + timedelta(hours=25))
+        db.session.commit()
+    sign_in(client, officer)
+    page = client.get("/staff/escalations")
+    html = page.get_data(as_text=True)
+    assert "Paid, not set up within 24 hours" in html and "1×" in html
+    escalation_id = re.search(r"/staff/escalations/(\d+)/resolve", html).group(1)
+    done = client.post(f"/staff/escalations/{escalation_id}/resolve", data={"csrf_token": csrf_of(page), "reason": "phoned them"}, follow_redirects=True)
+    assert b"Resolved." in done.data and b"Nothing is waiting." in done.data

@@ -1,0 +1,1 @@
+"""Purchases through Stripe: orders, receipts, commissioning, delivery and its watchdog."""

@@ -1,0 +1,79 @@
+"""After payment: commission the system, then choose its password."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+
+from .. import links
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from ..orders import service as orders
+from ..orders.models import COMMISSIONING, DELIVERED, PAID, PAYMENT_FAILED
+from . import no_store
+
+bp = Blueprint("purchase", __name__, url_prefix="/purchase")
+
+NOT_VALID = "This link is not valid or has expired. If you paid, the receipt we mailed you has a link to set up your system."
+CONFIRM_REFRESH_SECONDS = 3
+
+
+def _page(order, *, waiting: bool = False):
+    """The commissioning page for wherever the order stands; POST takes the form."""
+    errors, values = {}, {}
+    if waiting or order is None or order.status not in (PAID, COMMISSIONING, DELIVERED, PAYMENT_FAILED):
+        return render_template("purchase/confirming.html", refresh=CONFIRM_REFRESH_SECONDS), 200
+    if request.method == "POST" and order.status == PAID:
+        values = {"username": request.form.get("username", ""), "system_name": request.form.get("system_name", "")}
+        try:
+            orders.commission(order=order, **values)
+            db.session.commit()
+        except Invalid as exc:
+            db.session.rollback()
+            errors = exc.errors
+        except Conflict as exc:
+            db.session.rollback()
+            abort(409, description=exc.message)
+    status = 400 if errors else 200
+    return render_template("purchase/commission.html", order=order, errors=errors, values=values), status
+
+
+@bp.route("/complete", methods=["GET", "POST"])
+@no_store
+def complete():
+    """Where Stripe sends the customer back (success_url …/purchase/complete?session_id={CHECKOUT_SESSION_ID})."""
+    session_id = request.args.get("session_id", "")
+    if not session_id.startswith("cs_"):
+        abort(404, description=NOT_VALID)
+    return _page(orders.order_for_session(session_id))
+
+
+@bp.route(links.COMMISSION_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])
+@no_store
+def commission(token: str):
+    try:
+        order = orders.order_from_token("commission", token)
+    except NotFound:
+        abort(404, description=NOT_VALID)
+    return _page(order)
+
+
+@bp.route(links.SET_PASSWORD_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])
+@no_store
+def set_password(token: str):
+    try:
+        order = orders.order_from_token("set-password", token)
+    except NotFound:
+        abort(404, description="This link is not valid or has expired (it works for 24 hours). Contact support for a new one.")
+    errors, done = {}, order.password_set_at is not None
+    if request.method == "POST":
+        try:
+            orders.set_password(order=order, password=request.form.get("password", ""), confirm=request.form.get("confirm", ""))
+            db.session.commit()
+            done = True
+        except Invalid as exc:
+            db.session.rollback()
+            errors = exc.errors
+        except Conflict as exc:
+            db.session.rollback()
+            abort(409, description=exc.message)
+    return render_template("purchase/set_password.html", order=order, errors=errors, done=done), (400 if errors else 200)
