@@ -428,7 +428,9 @@ def watchdog(now: datetime | None = None) -> dict[str, int]:
     open_ = {(e.order_id, e.kind): e for e in db.session.scalars(sa.select(Escalation).where(Escalation.resolved_at.is_(None)))}
     counts = {"opened": 0, "resolved": 0, "notified": 0}
     for kind, condition in problems.items():
-        for order_id in db.session.scalars(sa.select(Order.id).where(condition)):
+        # One escalation per order and problem: once staff resolve it, it stays resolved.
+        known = sa.select(Escalation.id).where(Escalation.order_id == Order.id, Escalation.kind == kind)
+        for order_id in db.session.scalars(sa.select(Order.id).where(condition, ~sa.exists(known))):
             if (order_id, kind) not in open_:
                 escalation = Escalation(order_id=order_id, kind=kind, opened_at=now)
                 db.session.add(escalation)
