@@ -157,3 +157,42 @@ def create_app() -> Flask:
         return Response(orjson.dumps(payload), mimetype="application/json", status=201)
 
     return app
+
+
+def create_webhook_floor() -> Flask:
+    """Verify the Stripe signature and record the event id with plain SQL; nothing else."""
+    import stripe
+
+    url = os.environ["BENCH_DATABASE_URL"]
+    secret = os.environ["BENCH_WEBHOOK_SECRET"]
+    local = threading.local()
+    sqlite = url.startswith("sqlite")
+    app = Flask(__name__)
+
+    def connection():
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            if sqlite:
+                import sqlite3
+
+                conn = sqlite3.connect(url.split(":///", 1)[1], check_same_thread=False, isolation_level=None, timeout=30)
+            else:
+                import psycopg
+
+                conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+            local.conn = conn
+        return conn
+
+    @app.post("/webhooks/stripe")
+    def webhook():
+        body = request.get_data()
+        stripe.WebhookSignature.verify_header(body.decode(), request.headers.get("Stripe-Signature"), secret, tolerance=300)
+        event = orjson.loads(body)
+        mark = "?" if sqlite else "%s"
+        connection().execute(
+            f"INSERT INTO stripe_events (id, type, received_at) VALUES ({mark}, {mark}, {mark}) ON CONFLICT DO NOTHING",
+            (event["id"], event["type"], datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else datetime.now(UTC)),
+        )
+        return Response(b'{"received": true}', mimetype="application/json")
+
+    return app

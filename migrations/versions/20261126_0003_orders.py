@@ -22,7 +22,9 @@ def upgrade():
     op.create_table('stripe_events',
     sa.Column('id', sa.String(length=255), nullable=False),
     sa.Column('type', sa.String(length=100), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=True),
     sa.Column('received_at', UTC_DATETIME, nullable=False),
+    sa.Column('applied_at', UTC_DATETIME, nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stripe_events'))
     )
     op.create_table('orders',

@@ -14,8 +14,8 @@ blp = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Event
 class StripeWebhook(MethodView):
     @blp.doc(security=[], description="Signed by Stripe (Stripe-Signature, 5-minute tolerance); no API key.")
     def post(self):
-        """Receive a Stripe event: each event id is applied once, in the same transaction as its effect."""
+        """Receive a Stripe event: verified, stored once by its id, applied by a job."""
         event = orders.verify_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
-        outcome = orders.handle_event(event)
+        outcome = orders.accept_event(event)
         db.session.commit()
         return {"received": True, "outcome": outcome}

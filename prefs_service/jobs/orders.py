@@ -7,6 +7,11 @@ from .dispatch import every, handler
 every(timedelta(minutes=1), name="delivery-watchdog", kind="orders.watchdog")
 
 
+@handler(orders.APPLY_JOB)
+def apply_event(payload: dict) -> None:
+    orders.apply_event(event_id=payload["event_id"])
+
+
 @handler(orders.PROVISION_JOB)
 def provision(payload: dict) -> None:
     orders.provision(order_id=payload["order_id"])

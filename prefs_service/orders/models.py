@@ -16,13 +16,16 @@ STATUS_ORDER = (PENDING, PAYMENT_FAILED, PAID, COMMISSIONING, DELIVERED, CANCELL
 
 
 class StripeEvent(db.Model):
-    """A Stripe event id we have processed, written with its effect."""
+    """A Stripe event we accepted. `data` holds the allow-listed fields a job
+    applies; it is cleared in the same transaction that applies them."""
 
     __tablename__ = "stripe_events"
 
     id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(100))
+    data: Mapped[dict | None] = mapped_column(sa.JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None]
 
 
 class Order(db.Model):

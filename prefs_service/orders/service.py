@@ -46,6 +46,7 @@ COMMISSION_WITHIN = timedelta(hours=24)
 NAME_RULE = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,28})[a-z0-9]")
 MIN_PASSWORD_LENGTH = 12
 PROVISION_JOB = "orders.provision"
+APPLY_JOB = "orders.apply_event"
 ESCALATION_WEBHOOK_JOB = "orders.escalation_webhook"
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -76,27 +77,69 @@ def verify_webhook(payload: bytes, header: str | None) -> dict:
     return event
 
 
-def handle_event(event: dict) -> str:
-    """Apply one event in the caller's transaction: "processed", "duplicate" or "ignored".
+def accept_event(event: dict) -> str:
+    """Accept one verified event in the caller's transaction: "accepted",
+    "duplicate" or "ignored" (a type we do not act on).
 
-    The event id is recorded in the same transaction as its effect; when Stripe
-    delivers it twice at once, the second insert waits for the first and finds it."""
+    The event id is the key: when Stripe delivers an event twice, even at the
+    same moment, the second insert waits for the first and finds it. What we act
+    on is an allow-list of the event's fields, applied by a job (so the answer
+    to Stripe is quick); the job clears them in the transaction that applies them."""
+    handled = event["type"] in EVENT_HANDLERS
+    obj = (event.get("data") or {}).get("object")
+    if handled and not isinstance(obj, dict):
+        raise Invalid("The event has no data.object.", errors={"data": ["missing object"]})
     inserted = db.session.execute(
         dialect_insert(StripeEvent.__table__)
-        .values(id=event["id"], type=event["type"], received_at=utcnow())
+        .values(id=event["id"], type=event["type"], data=_allowed(obj) if handled else None, received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(StripeEvent.__table__.c.id)
     ).scalar()
     if inserted is None:
         return "duplicate"
-    handler = EVENT_HANDLERS.get(event["type"])
-    if handler is None:
+    if not handled:
         return "ignored"
-    obj = (event.get("data") or {}).get("object")
-    if not isinstance(obj, dict):
-        raise Invalid("The event has no data.object.", errors={"data": ["missing object"]})
-    handler(obj)
-    return "processed"
+    outbox.defer(APPLY_JOB, {"event_id": event["id"]})
+    return "accepted"
+
+
+def apply_event(*, event_id: str) -> None:
+    """Apply an accepted event once (job)."""
+    row = db.session.get(StripeEvent, event_id, with_for_update=True)
+    if row is None or row.applied_at is not None:
+        return
+    EVENT_HANDLERS[row.type](dict(row.data or {}))
+    row.applied_at = utcnow()
+    row.data = None
+
+
+# The only fields of a Stripe object we ever read; everything else (card
+# details above all) is dropped before anything is stored.
+_ALLOWED = {
+    "id", "subscription", "customer", "payment_intent", "amount_total", "amount_paid", "currency", "payment_status",
+    "mode", "client_reference_id", "customer_email", "customer_name", "billing_reason",
+}  # fmt: skip
+_ADDRESS = ("line1", "line2", "city", "state", "postal_code", "country")
+_ALLOWED_NESTED = {
+    "metadata": ("plan", "partner"),
+    "customer_details": ("email", "name", "address"),
+    "customer_address": _ADDRESS,
+    "status_transitions": ("paid_at",),
+}
+
+
+def _allowed(obj: dict) -> dict:
+    kept = {key: obj[key] for key in _ALLOWED if key in obj and not isinstance(obj[key], dict | list)}
+    for key, fields in _ALLOWED_NESTED.items():
+        if isinstance(obj.get(key), dict):
+            kept[key] = {field: obj[key][field] for field in fields if field in obj[key]}
+    details = kept.get("customer_details") or {}
+    if isinstance(details.get("address"), dict):
+        details["address"] = {field: details["address"].get(field) for field in _ADDRESS}
+    subscription = ((obj.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    if subscription and "subscription" not in kept:
+        kept["subscription"] = subscription
+    return kept
 
 
 def _lock_purchase(key: str) -> None:
@@ -193,9 +236,7 @@ def _async_failed(session: dict) -> None:
 
 
 def _subscription_of(invoice: dict) -> str | None:
-    # Newer API versions moved it under parent.subscription_details.
-    parent = (invoice.get("parent") or {}).get("subscription_details") or {}
-    return invoice.get("subscription") or parent.get("subscription")
+    return invoice.get("subscription")  # _allowed() also finds it under parent.subscription_details
 
 
 def _invoice_paid(invoice: dict) -> None:
@@ -431,11 +472,10 @@ def watchdog(now: datetime | None = None) -> dict[str, int]:
         # One escalation per order and problem: once staff resolve it, it stays resolved.
         known = sa.select(Escalation.id).where(Escalation.order_id == Order.id, Escalation.kind == kind)
         for order_id in db.session.scalars(sa.select(Order.id).where(condition, ~sa.exists(known))):
-            if (order_id, kind) not in open_:
-                escalation = Escalation(order_id=order_id, kind=kind, opened_at=now)
-                db.session.add(escalation)
-                open_[(order_id, kind)] = escalation
-                counts["opened"] += 1
+            escalation = Escalation(order_id=order_id, kind=kind, opened_at=now)
+            db.session.add(escalation)
+            open_[(order_id, kind)] = escalation
+            counts["opened"] += 1
     db.session.flush()
     repeat = timedelta(seconds=settings.escalation_repeat_seconds)
     for (order_id, kind), escalation in open_.items():
@@ -519,7 +559,7 @@ def partner_sales(*, code: str, start: datetime, end: datetime) -> tuple[list[di
         sa.select(Order.reference, Order.plan, Payment.kind, Payment.amount, Payment.currency, Payment.paid_at, Payment.stripe_id)
         .join(Order, Order.id == Payment.order_id)
         .where(Order.partner_code == code, Payment.paid_at >= start, Payment.paid_at < end)
-        .order_by(Payment.paid_at)
+        .order_by(Payment.paid_at, Payment.id)
     ).all()
     sales = [dict(row._mapping) for row in rows]
     totals: dict[str, int] = {}

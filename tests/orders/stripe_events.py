@@ -72,3 +72,20 @@ def invoice(invoice_id: str, *, subscription: str, billing_reason="subscription_
         "status_transitions": {"paid_at": paid_at or int(time.time())},
         "charge": {"payment_method_details": {"card": CARD}},
     }
+
+
+def apply_accepted(app) -> None:
+    """Run the jobs that apply accepted events, here and now (for tests that
+    must not start a worker, which would also deliver the orders)."""
+    import sqlalchemy as sa
+
+    from prefs_service.extensions import db
+    from prefs_service.jobs.dispatch import jobs
+    from prefs_service.orders.service import APPLY_JOB
+    from prefs_service.outbox import QUEUED, Job
+
+    with app.app_context():
+        pending = db.session.scalars(sa.select(Job.id).where(Job.kind == APPLY_JOB, Job.status == QUEUED).order_by(Job.id)).all()
+        db.session.rollback()
+        for job_id in pending:
+            assert jobs().execute(job_id) == "done"

@@ -19,7 +19,7 @@ from prefs_service.extensions import db, utcnow
 from prefs_service.orders import service as orders
 from prefs_service.orders.models import Order, ProvisionedSystem
 from tests.conftest import free_port
-from tests.orders.stripe_events import checkout_session, event, invoice, post
+from tests.orders.stripe_events import apply_accepted, checkout_session, event, invoice, post
 
 
 def csrf_of(page) -> str:
@@ -118,6 +118,7 @@ def test_the_watchdog_escalates_repeats_and_stops_when_resolved(make_app, smtp, 
     app = make_app(escalation_webhook_url=url, escalation_repeat_seconds=900, delivery_sla_seconds=600)
     client = app.test_client()
     post(client, event("checkout.session.completed", checkout_session("cs_late", email="late@example.com")))
+    apply_accepted(app)
     order = order_row(app, stripe_checkout_session_id="cs_late")
     with app.app_context():  # commissioned, but no worker delivers it
         orders.commission(order=db.session.get(Order, order.id), username="late", system_name="late-sys")
@@ -143,6 +144,7 @@ def test_the_watchdog_escalates_repeats_and_stops_when_resolved(make_app, smtp, 
 
 def test_a_paid_order_not_commissioned_in_a_day_is_escalated_and_closes_itself(app, client):
     post(client, event("checkout.session.completed", checkout_session("cs_idle", email="idle@example.com")))
+    apply_accepted(app)
     with app.app_context():
         start = utcnow()
         assert orders.watchdog(now=start + timedelta(hours=23))["opened"] == 0
@@ -157,9 +159,11 @@ def test_partner_referrals_disclosure_and_sales(app, client, api_key, worker):
     admin = api_key("admin")
     client.post("/v1/partners", json={"code": "acme", "name": "Acme Resellers", "contact_email": "sales@acme.example.com"}, headers=admin)
     post(client, event("checkout.session.completed", checkout_session("cs_acme", subscription="sub_acme", partner="acme", email="ref@example.com")))
-    post(client, event("invoice.paid", invoice("in_acme_1", subscription="sub_acme", amount=4900, email="ref@example.com")))
-    post(client, event("invoice.paid", invoice("in_acme_2", subscription="sub_acme", billing_reason="subscription_cycle", amount=4900)))
+    first_paid = int(utcnow().timestamp()) - 100
+    post(client, event("invoice.paid", invoice("in_acme_1", subscription="sub_acme", amount=4900, email="ref@example.com", paid_at=first_paid)))
+    post(client, event("invoice.paid", invoice("in_acme_2", subscription="sub_acme", billing_reason="subscription_cycle", amount=4900, paid_at=first_paid + 50)))
     post(client, event("checkout.session.completed", checkout_session("cs_direct", email="direct@example.com")))
+    worker.wait()
     order = order_row(app, stripe_checkout_session_id="cs_acme")
     assert order.partner_code == "acme"
 
@@ -194,10 +198,12 @@ def test_partner_referrals_disclosure_and_sales(app, client, api_key, worker):
 def test_the_purchase_profile_needs_consent_and_withdrawing_it_clears_it(app, client, api_key, worker):
     admin = api_key("admin")
     post(client, event("checkout.session.completed", checkout_session("cs_p1", email="prof@example.com")))
+    worker.wait()
     assert order_row(app, stripe_checkout_session_id="cs_p1").billing_name is None  # not without a grant
     grant = {"email": "prof@example.com", "channel": "profile", "purpose": "profile_enrichment", "status": "granted"}
     assert client.post("/v1/consents", json=grant, headers=admin).status_code == 201
     post(client, event("checkout.session.completed", checkout_session("cs_p2", email="prof@example.com")))
+    worker.wait()
     second = order_row(app, stripe_checkout_session_id="cs_p2")
     assert second.billing_name == "Bea Buyer" and second.billing_address.startswith("1 High Street")
     assert client.post("/v1/consents", json={**grant, "status": "withdrawn"}, headers=admin).status_code == 201
@@ -206,4 +212,5 @@ def test_the_purchase_profile_needs_consent_and_withdrawing_it_clears_it(app, cl
     assert cleared.billing_name is None and cleared.billing_address is None
     assert cleared.amount == 4900 and cleared.paid_at is not None and cleared.reference  # accounting stays
     post(client, event("checkout.session.completed", checkout_session("cs_p3", email="prof@example.com")))
+    worker.wait()
     assert order_row(app, stripe_checkout_session_id="cs_p3").billing_name is None

@@ -15,6 +15,18 @@ from prefs_service.orders.models import Order, Payment, StripeEvent
 from tests.orders.stripe_events import CARD, checkout_session, event, invoice, post, sign
 
 
+@pytest.fixture
+def deliver(client, worker):
+    """Post an event and let the worker apply it."""
+
+    def send(payload, **options):
+        response = post(client, payload, **options)
+        worker.wait()
+        return response
+
+    return send
+
+
 def orders_of(app):
     with app.app_context():
         rows = db.session.scalars(sa.select(Order).order_by(Order.id)).all()
@@ -27,9 +39,10 @@ def receipts(app):
         return db.session.scalar(sa.select(sa.func.count()).select_from(Notice).where(Notice.kind == "receipt"))
 
 
-def test_a_paid_checkout_makes_one_order_and_one_receipt(app, client):
+def test_a_paid_checkout_makes_one_order_and_one_receipt(app, client, worker):
     response = post(client, event("checkout.session.completed", checkout_session("cs_test_1")))
-    assert response.status_code == 200 and response.json == {"received": True, "outcome": "processed"}
+    assert response.status_code == 200 and response.json == {"received": True, "outcome": "accepted"}
+    worker.wait()
     [order] = orders_of(app)
     assert order.status == "paid" and order.amount == 4900 and order.currency == "gbp" and order.plan == "crm-standard"
     assert order.stripe_checkout_session_id == "cs_test_1" and order.paid_at is not None
@@ -69,94 +82,101 @@ def test_without_a_secret_the_webhook_says_it_is_not_configured(make_app):
     assert response.status_code == 503 and "STRIPE_WEBHOOK_SECRET" in response.json["detail"]
 
 
-def test_the_same_event_twice_has_one_effect(app, client):
+def test_the_same_event_twice_has_one_effect(app, client, worker):
     payload = event("checkout.session.completed", checkout_session("cs_test_dup"))
-    assert post(client, payload).json["outcome"] == "processed"
+    assert post(client, payload).json["outcome"] == "accepted"
     assert post(client, payload).json["outcome"] == "duplicate"
+    worker.wait()
     assert len(orders_of(app)) == 1 and receipts(app) == 1
 
 
-def test_the_same_event_twice_at_the_same_moment_has_one_effect(app, make_app):
+def test_the_same_event_twice_at_the_same_moment_has_one_effect(app, make_app, worker):
     payload = event("checkout.session.completed", checkout_session("cs_test_race"))
     clients = [make_app().test_client() for _ in range(4)]
     start = threading.Barrier(len(clients))
     outcomes = []
 
-    def deliver(client):
+    def send(client):
         start.wait()
         outcomes.append(post(client, payload).json["outcome"])
 
-    threads = [threading.Thread(target=deliver, args=(c,)) for c in clients]
+    threads = [threading.Thread(target=send, args=(c,)) for c in clients]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(outcomes) == ["duplicate", "duplicate", "duplicate", "processed"]
+    assert sorted(outcomes) == ["accepted", "duplicate", "duplicate", "duplicate"]
+    worker.wait()
     assert len(orders_of(app)) == 1 and receipts(app) == 1
 
 
 def test_checkout_and_first_invoice_at_the_same_moment_are_one_purchase(app, make_app):
+    """Both events accepted at once, then applied by two worker threads at once."""
     session = event("checkout.session.completed", checkout_session("cs_test_both", subscription="sub_both"))
     first = event("invoice.paid", invoice("in_both", subscription="sub_both"))
     a, b = make_app().test_client(), make_app().test_client()
     start = threading.Barrier(2)
     codes = []
 
-    def deliver(client, payload):
+    def send(client, payload):
         start.wait()
         codes.append(post(client, payload).status_code)
 
-    threads = [threading.Thread(target=deliver, args=(a, session)), threading.Thread(target=deliver, args=(b, first))]
+    threads = [threading.Thread(target=send, args=(a, session)), threading.Thread(target=send, args=(b, first))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     assert codes == [200, 200]
+    app.extensions["prefs.jobs"].start(threads=4)
+    from tests.conftest import InProcessWorker
+
+    InProcessWorker(app).wait()
     [order] = orders_of(app)
     assert order.stripe_checkout_session_id == "cs_test_both" and order.stripe_subscription_id == "sub_both"
     assert receipts(app) == 1
 
 
-def test_the_first_invoice_before_its_checkout_session_is_still_one_purchase(app, client):
-    post(client, event("invoice.paid", invoice("in_first", subscription="sub_1")))
+def test_the_first_invoice_before_its_checkout_session_is_still_one_purchase(app, client, deliver):
+    deliver(event("invoice.paid", invoice("in_first", subscription="sub_1")))
     [order] = orders_of(app)
     assert order.status == "paid" and order.stripe_subscription_id == "sub_1"
-    post(client, event("checkout.session.completed", checkout_session("cs_late", subscription="sub_1", partner="acme")))
+    deliver(event("checkout.session.completed", checkout_session("cs_late", subscription="sub_1", partner="acme")))
     [order] = orders_of(app)
     assert order.stripe_checkout_session_id == "cs_late" and order.partner_code == "acme"
     assert receipts(app) == 1
-    post(client, event("invoice.paid", invoice("in_second", subscription="sub_1", billing_reason="subscription_cycle")))
+    deliver(event("invoice.paid", invoice("in_second", subscription="sub_1", billing_reason="subscription_cycle")))
     with app.app_context():
         assert [p.kind for p in db.session.scalars(sa.select(Payment).order_by(Payment.id))] == ["purchase", "renewal"]
     assert receipts(app) == 1
 
 
-def test_unpaid_waits_for_the_async_payment(app, client):
-    post(client, event("checkout.session.completed", checkout_session("cs_async", payment_status="unpaid")))
+def test_unpaid_waits_for_the_async_payment(app, client, deliver):
+    deliver(event("checkout.session.completed", checkout_session("cs_async", payment_status="unpaid")))
     assert orders_of(app)[0].status == "pending" and receipts(app) == 0
-    post(client, event("checkout.session.async_payment_succeeded", checkout_session("cs_async", payment_status="paid")))
+    deliver(event("checkout.session.async_payment_succeeded", checkout_session("cs_async", payment_status="paid")))
     assert orders_of(app)[0].status == "paid" and receipts(app) == 1
 
 
-def test_an_order_only_moves_forward(app, client):
-    post(client, event("checkout.session.completed", checkout_session("cs_fwd", subscription="sub_fwd")))
-    post(client, event("checkout.session.async_payment_failed", checkout_session("cs_fwd", subscription="sub_fwd")))
+def test_an_order_only_moves_forward(app, client, deliver):
+    deliver(event("checkout.session.completed", checkout_session("cs_fwd", subscription="sub_fwd")))
+    deliver(event("checkout.session.async_payment_failed", checkout_session("cs_fwd", subscription="sub_fwd")))
     assert orders_of(app)[0].status == "paid"
-    post(client, event("customer.subscription.deleted", {"id": "sub_fwd", "object": "subscription"}))
+    deliver(event("customer.subscription.deleted", {"id": "sub_fwd", "object": "subscription"}))
     assert orders_of(app)[0].status == "cancelled"
-    post(client, event("invoice.paid", invoice("in_fwd", subscription="sub_fwd")))
+    deliver(event("invoice.paid", invoice("in_fwd", subscription="sub_fwd")))
     assert orders_of(app)[0].status == "cancelled"
 
 
-def test_a_failed_async_payment_before_any_success(app, client):
-    post(client, event("checkout.session.completed", checkout_session("cs_fail", payment_status="unpaid")))
-    post(client, event("checkout.session.async_payment_failed", checkout_session("cs_fail", payment_status="unpaid")))
+def test_a_failed_async_payment_before_any_success(app, client, deliver):
+    deliver(event("checkout.session.completed", checkout_session("cs_fail", payment_status="unpaid")))
+    deliver(event("checkout.session.async_payment_failed", checkout_session("cs_fail", payment_status="unpaid")))
     assert orders_of(app)[0].status == "payment_failed" and receipts(app) == 0
 
 
-def test_renewal_failures_are_noted_without_moving_the_order_back(app, client):
-    post(client, event("invoice.paid", invoice("in_r1", subscription="sub_r")))
-    post(client, event("invoice.payment_failed", invoice("in_r2", subscription="sub_r", billing_reason="subscription_cycle")))
+def test_renewal_failures_are_noted_without_moving_the_order_back(app, client, deliver):
+    deliver(event("invoice.paid", invoice("in_r1", subscription="sub_r")))
+    deliver(event("invoice.payment_failed", invoice("in_r2", subscription="sub_r", billing_reason="subscription_cycle")))
     order = orders_of(app)[0]
     assert order.status == "paid" and order.last_payment_failed_at is not None
 
@@ -167,10 +187,10 @@ def test_other_event_types_are_acknowledged_and_ignored(app, client):
     assert orders_of(app) == []
 
 
-def test_no_card_field_reaches_the_database_or_the_logs(app, client, capfd):
-    post(client, event("checkout.session.completed", checkout_session("cs_card", subscription="sub_card")))
-    post(client, event("invoice.paid", invoice("in_card", subscription="sub_card")))
-    post(client, event("charge.succeeded", {"id": "ch_2", "payment_method_details": {"card": CARD}}))
+def test_no_card_field_reaches_the_database_or_the_logs(app, client, deliver, capfd):
+    deliver(event("checkout.session.completed", checkout_session("cs_card", subscription="sub_card")))
+    deliver(event("invoice.paid", invoice("in_card", subscription="sub_card")))
+    deliver(event("charge.succeeded", {"id": "ch_2", "payment_method_details": {"card": CARD}}))
     with app.app_context():
         dump = []
         for table in db.metadata.sorted_tables:

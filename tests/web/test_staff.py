@@ -134,9 +134,10 @@ def test_staff_reject_needs_a_reason_and_extend_once(client, officer, api_key):
 def test_staff_see_open_escalations_and_resolve_them(app, client, officer):
     from prefs_service.extensions import utcnow
     from prefs_service.orders import service as orders
-    from tests.orders.stripe_events import checkout_session, event, post
+    from tests.orders.stripe_events import apply_accepted, checkout_session, event, post
 
     post(client, event("checkout.session.completed", checkout_session("cs_staff", email="stuck@example.com")))
+    apply_accepted(app)
     with app.app_context():
         orders.watchdog(now=utcnow() + timedelta(hours=25))
         db.session.commit()
