@@ -52,31 +52,41 @@ FLOOR = textwrap.dedent(
     import sqlalchemy as sa
     url, subject, out = sys.argv[1], sys.argv[2], sys.argv[3]
     engine = sa.create_engine(url)
-    columns = "id, channel, purpose, status, source, occurred_at, recorded_at, policy_version, evidence_ip, evidence_user_agent, evidence_note"
-    query = f"SELECT {columns} FROM consent_events WHERE subject_id = :s ORDER BY id"
+    sections = {
+        "consent_history": "SELECT id, channel, purpose, status, source, occurred_at, recorded_at, policy_version, evidence_ip, "
+                           "evidence_user_agent, evidence_note FROM consent_events WHERE subject_id = :s ORDER BY id",
+        "orders": "SELECT reference, status, plan, amount, currency, partner_code, created_at, paid_at, system_name, system_url, "
+                  "billing_name, billing_address FROM orders WHERE subject_id = :s ORDER BY id",
+    }
     started = time.perf_counter()
     with engine.connect() as conn, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        names = columns.split(", ")
         with archive.open("data.json", "w", force_zip64=True) as handle:
-            handle.write(b'{"consent_history":[')
-            for index, row in enumerate(conn.execution_options(yield_per=2000).execute(sa.text(query), {"s": subject})):
-                handle.write((b"," if index else b"") + orjson.dumps(dict(zip(names, row)), default=str))
-            handle.write(b"]}")
-        with archive.open("consent_history.csv", "w", force_zip64=True) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            writer = csv.writer(text)
-            writer.writerow(names)
-            for row in conn.execution_options(yield_per=2000).execute(sa.text(query), {"s": subject}):
-                writer.writerow(row)
-            text.flush()
-            text.detach()
+            handle.write(b"{")
+            for number, (name, query) in enumerate(sections.items()):
+                handle.write((b"," if number else b"") + b'"' + name.encode() + b'":[')
+                result = conn.execution_options(yield_per=2000).execute(sa.text(query), {"s": subject})
+                names = list(result.keys())
+                for index, row in enumerate(result):
+                    handle.write((b"," if index else b"") + orjson.dumps(dict(zip(names, row)), default=str))
+                handle.write(b"]")
+            handle.write(b"}")
+        for name, query in sections.items():
+            with archive.open(f"{name}.csv", "w", force_zip64=True) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                writer = csv.writer(text)
+                result = conn.execution_options(yield_per=2000).execute(sa.text(query), {"s": subject})
+                writer.writerow(result.keys())
+                for row in result:
+                    writer.writerow(row)
+                text.flush()
+                text.detach()
     print(time.perf_counter() - started, out)
     print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")))
     """
 )
 
 
-def seed(backend: str, url: str, events: int) -> None:
+def seed(backend: str, url: str, events: int, orders: int) -> None:
     engine = sa.create_engine(url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -94,6 +104,14 @@ def seed(backend: str, url: str, events: int) -> None:
                 "evidence_user_agent, evidence_note, recorded_by) VALUES (:s, 'email', :p, :st, 'import', :now, :now, :ip, :ua, :note, 'bench')"
             ),
             rows,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (reference, subject_id, status, plan, amount, currency, billing_name, billing_address, "
+                "created_at, paid_at, updated_at) VALUES (:ref, :s, 'delivered', 'crm-standard', 4900, 'gbp', 'Bench Person', "
+                "'1 High Street, Springfield, AB1 2CD, GB', :now, :now, :now)"
+            ),
+            [{"ref": f"ORD-{i:08d}", "s": subject_id, "now": now} for i in range(orders)],
         )
         conn.execute(
             sa.text(
@@ -115,11 +133,11 @@ def child(args: list[str], env: dict) -> tuple[float, float]:
     return float(words[0]), int(words[-1]) / 1024
 
 
-def run(backend: str, events: int) -> dict:
+def run(backend: str, events: int, orders: int) -> dict:
     url = common.database_url(backend, "prefs_bench_export")
     common.recreate_database(backend, url)
     common.prefs(url, "db", "upgrade")
-    seed(backend, url, events)
+    seed(backend, url, events, orders)
     export_dir = common.WORK / "exports"
     env = {**common.env_for(url, PREFS_EXPORT_DIR=str(export_dir)), "PYTHONPATH": str(common.ROOT)}
     floor_s, floor_mb = child([FLOOR, url, SUBJECT.hex if backend == "sqlite" else str(SUBJECT), str(common.WORK / "floor.zip")], env)
@@ -129,7 +147,7 @@ def run(backend: str, events: int) -> dict:
     archive = export_dir / "PR-BENC-H001.zip"
     size_mb = archive.stat().st_size / 1e6
     common.report(
-        f"access export, {backend}, {events:,} consent events",
+        f"access export, {backend}, {events:,} consent events and {orders:,} orders",
         [
             ("figure", "service", "floor", "target"),
             ("seconds", f"{service_s:.2f}", f"{floor_s:.2f}", "< 5 s"),
@@ -145,8 +163,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--orders", type=int, default=10_000)
     args = parser.parse_args()
-    results = {b: run(b, args.events) for b in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend])}
+    results = {b: run(b, args.events, args.orders) for b in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend])}
     common.save("export", results)
 
 
