@@ -11,12 +11,9 @@ Targets: under 5 s and under 200 MB peak.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from datetime import UTC, datetime
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import uuid
 from urllib.parse import urlsplit
 

@@ -10,8 +10,8 @@ from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import api, logs, web
-from .api import problems
 from .access.service import KeyCache
+from .api import problems
 from .config import Settings, load_settings
 from .errors import DomainError
 from .extensions import csrf, db, declare_read_only, limiter, migrate

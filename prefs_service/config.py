@@ -144,7 +144,7 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
 
     database_url = overrides.pop("database_url", None) or _text(environ, "PREFS_DATABASE_URL") or f"sqlite:///{var_dir / 'prefs.db'}"
     if "://" not in database_url:
-        raise ConfigError(f"PREFS_DATABASE_URL must be a URL such as sqlite:///var/prefs.db or postgresql+psycopg://host/db, got a value without '://'")
+        raise ConfigError("PREFS_DATABASE_URL must be a URL such as sqlite:///var/prefs.db or postgresql+psycopg://host/db, got a value without '://'")
     if database_url.startswith(("postgres://", "postgresql://")):
         # psycopg 3 is the driver we ship; plain postgres URLs mean it.
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]

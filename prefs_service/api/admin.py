@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from .blueprint import Blueprint
 
 from ..consent import service as consent
 from ..extensions import db
 from ..subjects.service import IDENTIFIER_FIELDS
 from . import schemas
 from .auth import actor, require
+from .blueprint import Blueprint
 
 blp = Blueprint("admin", __name__, url_prefix="/v1", description="Privacy-policy versions and suppressions.")
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import orjson
 from flask import current_app
 from flask.views import MethodView
-from .blueprint import Blueprint
 
 from ..consent import service as consent
 from ..errors import Invalid
@@ -11,6 +10,7 @@ from ..extensions import db, intent
 from ..subjects import service as subjects
 from . import schemas
 from .auth import actor, require
+from .blueprint import Blueprint
 
 blp = Blueprint("consents", __name__, url_prefix="/v1", description="The consent ledger and consent checks.")
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask.views import MethodView
-from .blueprint import Blueprint
 
 from ..extensions import db
 from ..jobs.dispatch import describe_error, jobs
+from .blueprint import Blueprint
 
 blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and readiness for load balancers and orchestrators.")
 

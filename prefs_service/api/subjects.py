@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from flask import url_for
 from flask.views import MethodView
-from .blueprint import Blueprint
 
 from ..consent import service as consent
 from ..extensions import db
 from ..subjects import service as subjects
 from . import schemas
 from .auth import actor, require
+from .blueprint import Blueprint
 
 blp = Blueprint("subjects", __name__, url_prefix="/v1/subjects", description="People and their identifiers.")
 

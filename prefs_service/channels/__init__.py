@@ -7,7 +7,7 @@ ties them into one registry that the consent rules read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from . import email, fax, mail, partner, phone, profile
 

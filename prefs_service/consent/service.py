@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from .. import audit, channels, links, outbox, tokens
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db, dialect_insert, autocommit_read_connection, utcnow
-from ..redact import truncate_ip
+from ..extensions import autocommit_read_connection, db, utcnow
 from ..notices import service as notices
+from ..redact import truncate_ip
 from ..subjects import service as subjects
 from ..subjects.models import Identifier, Subject
 from .models import GRANTED, STATUSES, WITHDRAWN, ConsentEvent, ConsentState, PolicyVersion, Suppression
@@ -530,8 +530,8 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
         else:
             stmt = _state_query(key, other_kind, spec.needs_consent, with_since, dialect)
             batches = [(stmt, {**params, "keys": chunk}) for chunk in _chunks(keys, dialect)]
-        for stmt, values in batches:
-            state.update((row[0], row[1:]) for row in conn.execute(stmt, values))
+        for stmt, bound in batches:
+            state.update((row[0], row[1:]) for row in conn.execute(stmt, bound))
 
     # An identifier we hold no subject for may still be suppressed (an erased
     # person, a bounce reported before they signed up).

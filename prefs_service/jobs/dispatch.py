@@ -15,7 +15,7 @@ import threading
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
+from collections.abc import Callable
 
 import dramatiq
 import sqlalchemy as sa

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import secrets
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 

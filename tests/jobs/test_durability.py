@@ -7,8 +7,6 @@ import signal
 import threading
 import time
 
-import pytest
-
 from prefs_service.jobs.dispatch import jobs
 from tests.conftest import InProcessWorker
 from tests.helpers import jobs_of, notice, queue_preferences_mail, worker_process

@@ -114,7 +114,7 @@ def test_staff_approve_a_correction_from_its_page(client, officer, api_key, work
     worker.wait()
     assert client.get(f"/v1/subjects/{subject['id']}", headers=headers).json["name"] == "New Name"
     timeline = client.get(f"/staff/requests/{made['id']}").get_data(as_text=True)
-    assert f"processing by staff:" in timeline and "completed by system" in timeline
+    assert "processing by staff:" in timeline and "completed by system" in timeline
 
 
 def test_staff_reject_needs_a_reason_and_extend_once(client, officer, api_key):
