@@ -221,17 +221,19 @@ end
 """
 
 
-def wrk_single(base_url: str, path: str, count: int, *, auth: str = "", seconds: int = 15, connections: int = 16) -> dict:
-    """16 concurrent connections of single GET checks for random known people."""
+def _wrk(base_url: str, script_text: str, *, seconds: int, connections: int) -> dict:
+    """Run wrk (2 threads) with a Lua script; its throughput and latency percentiles."""
     if not shutil.which("wrk"):
         raise SystemExit("bench needs wrk (Debian: apt-get install wrk)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT % {"count": count, "auth": auth, "path": path})
-    output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base_url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    os.unlink(script.name)
+        script.write(script_text)
+    try:
+        output = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base_url],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script.name)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "p50_ms": _ms(re.search(r"\s50%\s+([\d.]+\w+)", output).group(1)),
@@ -239,6 +241,11 @@ def wrk_single(base_url: str, path: str, count: int, *, auth: str = "", seconds:
         "errors": bool(re.search(r"Non-2xx|Socket errors", output)),
         "raw": output,
     }
+
+
+def wrk_single(base_url: str, path: str, count: int, *, auth: str = "", seconds: int = 15, connections: int = 16) -> dict:
+    """16 concurrent connections of single GET checks for random known people."""
+    return _wrk(base_url, _WRK_SCRIPT % {"count": count, "auth": auth, "path": path}, seconds=seconds, connections=connections)
 
 
 _WRK_POST_SCRIPT = """
@@ -254,18 +261,7 @@ end
 
 def wrk_mint(base_url: str, path: str, count: int, *, auth: str = "", seconds: int = 10, connections: int = 16) -> dict:
     """POST {"subject_id": random known subscriber, "purpose": "newsletter"} as fast as it goes."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_POST_SCRIPT % {"count": count, "auth": auth, "path": path})
-    output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, base_url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    os.unlink(script.name)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p99_ms": _ms(re.search(r"\s99%\s+([\d.]+\w+)", output).group(1)),
-        "errors": bool(re.search(r"Non-2xx|Socket errors", output)),
-    }
+    return _wrk(base_url, _WRK_POST_SCRIPT % {"count": count, "auth": auth, "path": path}, seconds=seconds, connections=connections)
 
 
 def _ms(value: str) -> float:
@@ -273,27 +269,27 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def post_json(base_url: str, path: str, payloads, *, headers: dict | None = None, concurrency: int = 4) -> tuple[float, list]:
-    """POST each payload (keep-alive, `concurrency` threads); returns (seconds, responses)."""
+def post_all(base_url: str, requests: list[tuple[str, bytes, dict]], *, concurrency: int) -> tuple[float, list[tuple[int, bytes]]]:
+    """POST each (path, body, headers) over `concurrency` keep-alive connections;
+    returns (seconds, [(status, body)] in input order)."""
     host, port = base_url.removeprefix("http://").split(":")
-    items = list(enumerate(payloads))
-    results: list = [None] * len(items)
+    pending = list(enumerate(requests))
+    results: list = [None] * len(requests)
     lock = threading.Lock()
 
     def run():
         conn = http.client.HTTPConnection(host, int(port), timeout=120)
         while True:
             with lock:
-                if not items:
+                if not pending:
                     break
-                index, payload = items.pop(0)
-            body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+                index, (path, body, headers) = pending.pop()
+            conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
-            data = response.read()
-            if response.status >= 300:
-                raise RuntimeError(f"POST {path} -> {response.status}: {data[:300]!r}")
-            results[index] = (response.status, data)
+            results[index] = (response.status, response.read())
+            if response.getheader("Connection", "").lower() == "close":
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=120)
         conn.close()
 
     threads = [threading.Thread(target=run) for _ in range(concurrency)]
@@ -305,48 +301,33 @@ def post_json(base_url: str, path: str, payloads, *, headers: dict | None = None
     return time.perf_counter() - start, results
 
 
+def post_json(base_url: str, path: str, payloads, *, headers: dict | None = None, concurrency: int = 4) -> tuple[float, list]:
+    """POST each JSON payload; a non-2xx answer stops the bench."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    requests = [(path, p if isinstance(p, bytes) else orjson.dumps(p), headers) for p in payloads]
+    seconds, results = post_all(base_url, requests, concurrency=concurrency)
+    failed = [status for status, _ in results if status >= 300]
+    if failed:
+        raise RuntimeError(f"POST {path}: {len(failed)} answers were not 2xx, e.g. {failed[0]}")
+    return seconds, results
+
+
 def post_form(base_url: str, paths: list[str], body: bytes, *, concurrency: int) -> tuple[float, list]:
-    """POST `body` (a form) once to each path from `concurrency` keep-alive
-    connections spread over two client processes; returns (seconds, [(status, b"")])."""
+    """POST `body` (a form) once to each path from `concurrency` connections spread
+    over two client processes, so the client is not the bottleneck."""
     import multiprocessing
 
-    halves = [paths[0::2], paths[1::2]]
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    halves = [[(path, body, headers) for path in paths[i::2]] for i in (0, 1)]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         start = time.perf_counter()
-        parts = pool.starmap(_post_form_part, [(base_url, half, body, concurrency // 2) for half in halves])
+        parts = pool.starmap(_post_part, [(base_url, half, concurrency // 2) for half in halves])
         seconds = time.perf_counter() - start
     return seconds, [item for part in parts for item in part]
 
 
-def _post_form_part(base_url: str, paths: list[str], body: bytes, concurrency: int) -> list:
-    host, port = base_url.removeprefix("http://").split(":")
-    queue = list(paths)
-    results = []
-    lock = threading.Lock()
-
-    def run():
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        while True:
-            with lock:
-                if not queue:
-                    break
-                path = queue.pop()
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
-            response = conn.getresponse()
-            response.read()
-            with lock:
-                results.append((response.status, b""))
-            if response.getheader("Connection", "").lower() == "close":
-                conn.close()
-                conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        conn.close()
-
-    threads = [threading.Thread(target=run) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+def _post_part(base_url: str, requests: list, concurrency: int) -> list:
+    return post_all(base_url, requests, concurrency=concurrency)[1]
 
 
 def report(title: str, rows: list[tuple[str, str, str, str]]) -> None:

@@ -23,7 +23,6 @@ import os
 import socket
 import statistics
 import subprocess
-import threading
 import time
 
 from aiosmtpd.controller import Controller
@@ -49,34 +48,12 @@ def checkout(n: int, tag: str) -> dict:
 
 
 def throughput(base: str, events: int, tag: str) -> float:
-    bodies = [signed(checkout(n, tag)) for n in range(events)]
-    host, port = base.removeprefix("http://").split(":")
-    queue = list(bodies)
-    lock = threading.Lock()
-    failures = []
-
-    def run():
-        import http.client
-
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body, header = queue.pop()
-            conn.request("POST", "/webhooks/stripe", body=body, headers={"Content-Type": "application/json", "Stripe-Signature": header})
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                failures.append(response.status)
-
-    threads = [threading.Thread(target=run) for _ in range(16)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    requests = []
+    for n in range(events):
+        body, header = signed(checkout(n, tag))
+        requests.append(("/webhooks/stripe", body, {"Content-Type": "application/json", "Stripe-Signature": header}))
+    seconds, results = common.post_all(base, requests, concurrency=16)
+    failures = [status for status, _ in results if status != 200]
     if failures:
         raise RuntimeError(f"{len(failures)} events were not acknowledged: {failures[:5]}")
     return events / seconds

@@ -2,7 +2,13 @@
 
 from .access.models import ApiKey, StaffUser
 from .audit import AuditEvent
-from .consent.models import ConsentEvent, ConsentState, PolicyVersion, Purpose, Suppression
+from .consent.models import (
+    ConsentEvent,
+    ConsentState,
+    PolicyVersion,
+    Purpose,
+    Suppression,
+)
 from .extensions import db
 from .notices.models import Notice
 from .orders.models import Escalation, Order, Payment, ProvisionedSystem, StripeEvent

@@ -16,6 +16,8 @@ from datetime import timedelta
 from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from .extensions import db
+
 
 @dataclass(frozen=True)
 class LinkPurpose:
@@ -66,3 +68,16 @@ def verify(purpose: str, token: str) -> dict:
     if not isinstance(payload, dict):
         raise InvalidToken(purpose)
     return payload
+
+
+def row_for(purpose: str, token: str, model, key: str):
+    """The `model` row whose primary key a valid `purpose` token carries under
+    `key`, or None for a bad token, a malformed id or a row that is gone."""
+    try:
+        value = verify(purpose, token).get(key)
+        if value is None or isinstance(value, bool):
+            return None
+        id_type = model.__table__.primary_key.columns[0].type.python_type
+        return db.session.get(model, id_type(value) if id_type is not int else int(value))
+    except (InvalidToken, TypeError, ValueError):
+        return None

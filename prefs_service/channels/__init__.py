@@ -6,8 +6,8 @@ ties them into one registry that the consent rules read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from . import email, fax, mail, partner, phone, profile
 

@@ -23,7 +23,15 @@ from ..notices import service as notices
 from ..redact import truncate_ip
 from ..subjects import service as subjects
 from ..subjects.models import Identifier, Subject
-from .models import GRANTED, STATUSES, WITHDRAWN, ConsentEvent, ConsentState, PolicyVersion, Suppression
+from .models import (
+    GRANTED,
+    STATUSES,
+    WITHDRAWN,
+    ConsentEvent,
+    ConsentState,
+    PolicyVersion,
+    Suppression,
+)
 
 # Sources another system may claim through the API or an import.
 API_SOURCES = (

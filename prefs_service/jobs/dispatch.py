@@ -13,9 +13,9 @@ import random
 import secrets
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from collections.abc import Callable
 
 import dramatiq
 import sqlalchemy as sa

@@ -13,7 +13,13 @@ from email.utils import format_datetime, parseaddr
 
 import sqlalchemy as sa
 from flask import current_app
-from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import (
+    Environment,
+    PackageLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 
 from .. import outbox
 from ..channels import email as email_channel

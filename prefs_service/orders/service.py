@@ -339,11 +339,7 @@ def order_for_session(session_id: str) -> Order | None:
 
 
 def order_from_token(purpose: str, token: str) -> Order:
-    try:
-        payload = tokens.verify(purpose, token)
-    except tokens.InvalidToken:
-        raise NotFound("This link is not valid or has expired.") from None
-    order = db.session.get(Order, payload.get("o")) if isinstance(payload.get("o"), int) else None
+    order = tokens.row_for(purpose, token, Order, "o")
     if order is None:
         raise NotFound("This link is not valid or has expired.")
     return order

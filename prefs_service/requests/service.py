@@ -197,11 +197,7 @@ def _start(request: RightsRequest, *, actor: str) -> None:
 
 def request_from_token(purpose: str, token: str) -> RightsRequest:
     """The request a verify or download link names, or NotFound."""
-    try:
-        payload = tokens.verify(purpose, token)
-    except tokens.InvalidToken:
-        raise NotFound("This link is not valid or has expired.") from None
-    request = db.session.get(RightsRequest, payload.get("r")) if isinstance(payload.get("r"), int) else None
+    request = tokens.row_for(purpose, token, RightsRequest, "r")
     if request is None:
         raise NotFound("This link is not valid or has expired.")
     return request

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from functools import wraps
 
 from flask import Blueprint, Flask, abort, make_response, render_template, request
@@ -12,7 +11,6 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from .. import tokens
 from ..consent import service as consent
-from ..extensions import db
 from ..subjects.models import Subject
 
 FRIENDLY = {
@@ -40,23 +38,12 @@ def error_page(error: HTTPException):
 pages = Blueprint("pages", __name__, template_folder="templates")
 
 
-def subject_from_token(purpose: str, token: str, not_valid: str) -> tuple[Subject, dict]:
+def subject_from_token(purpose: str, token: str, not_valid: str) -> Subject:
     """The person a signed link names, or a 404 page saying the link is not valid."""
-    try:
-        payload = tokens.verify(purpose, token)
-    except tokens.InvalidToken:
-        abort(404, description=not_valid)
-    subject = db.session.get(Subject, _uuid(payload.get("s")))
+    subject = tokens.row_for(purpose, token, Subject, "s")
     if subject is None:
         abort(404, description=not_valid)
-    return subject, payload
-
-
-def _uuid(value) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return uuid.UUID(int=0)  # matches nobody
+    return subject
 
 
 def evidence() -> consent.Evidence:

@@ -30,7 +30,7 @@ def _mask(address: str) -> str:
 @intent("write")  # a GET may record a Global Privacy Control opt-out
 @no_store
 def page(token: str):
-    subject, _ = subject_from_token("preferences", token, NOT_VALID)
+    subject = subject_from_token("preferences", token, NOT_VALID)
     gpc = request.headers.get("Sec-GPC", "").strip() == "1"
     if gpc:
         consent.honour_gpc(subject=subject, evidence=evidence())

@@ -7,7 +7,16 @@ import time
 from datetime import timedelta
 from functools import wraps
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange
