@@ -270,7 +270,7 @@ def import_consents(path: Path, source: str):
     with click.progressbar(length=total, label="Checking ", file=sys.stderr) as bar:
         for first_line, items in _csv_chunks(path, source):
             try:
-                consent.validate_batch(items)
+                consent.validate_batch(items, known_subjects=True)
             except DomainError as exc:
                 for index, errors in exc.errors.items():
                     problems.append(f"line {first_line + int(index)}: {_flatten(errors)}")
@@ -286,7 +286,13 @@ def import_consents(path: Path, source: str):
     recorded, skipped = 0, []
     with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
         for first_line, items in _csv_chunks(path, source):
-            count, erased = consent.record_batch(items=items, recorded_by=f"{CLI_ACTOR}:import")
+            try:
+                count, erased = consent.record_batch(items=items, recorded_by=f"{CLI_ACTOR}:import")
+            except DomainError as exc:  # the data changed since it was checked (a subject removed meanwhile)
+                db.session.rollback()
+                click.echo(f"\nprefs: stopped at the chunk starting on line {first_line}: {exc.message}", err=True)
+                click.echo(f"prefs: {recorded} events before line {first_line} are imported; fix the file and import the rest.", err=True)
+                sys.exit(1)
             db.session.commit()
             recorded += count
             skipped += [first_line + index for index in erased]

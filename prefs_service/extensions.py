@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import sqlite3
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -78,31 +81,46 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 csrf = CSRFProtect()
+
+
+def client_key() -> str:
+    """Rate-limit key for a client: a keyed hash of its address, so the limiter's
+    storage (Redis in production) never holds a whole IP."""
+    key = current_app.config["PREFS"].secret_keys[0].encode()
+    return "client:" + hmac.new(key, (get_remote_address() or "").encode(), hashlib.sha256).hexdigest()[:32]
+
+
 # Limits are declared on the views that need them (the public forms), not globally.
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=True)
 
 
-# --- SQLite transaction mode -------------------------------------------------
-# In WAL mode a transaction that reads and then writes fails at once with
-# SQLITE_BUSY if another writer committed in between (the busy timeout does not
-# apply to that upgrade). So on SQLite every transaction begins IMMEDIATE,
-# taking the write lock up front and queueing politely, except where the caller
-# declared it only reads: GET requests and bulk checks, which must run side by side.
-_sqlite_read_only: ContextVar[bool] = ContextVar("prefs_sqlite_read_only", default=False)
+# --- Read intent ----------------------------------------------------------------
+# A request or job declares whether it only reads. Two things follow from it:
+# - SQLite: in WAL mode a transaction that reads and then writes fails at once
+#   with SQLITE_BUSY if another writer committed in between (the busy timeout
+#   does not apply to that upgrade), so every transaction begins IMMEDIATE,
+#   taking the write lock up front, except where only reading was declared (GET
+#   requests, bulk checks), which must run side by side.
+# - Any backend: reads may run in autocommit (see autocommit_read_connection).
+_read_intent: ContextVar[bool] = ContextVar("prefs_read_intent", default=False)
 
 
 @contextmanager
 def reading_only():
-    token = _sqlite_read_only.set(True)
+    token = _read_intent.set(True)
     try:
         yield
     finally:
-        _sqlite_read_only.reset(token)
+        _read_intent.reset(token)
 
 
-def declare_read_only(value: bool):
-    """Set the intent for the rest of this context (a request); returns a reset token."""
-    return _sqlite_read_only.set(value)
+def read_intent() -> bool:
+    return _read_intent.get()
+
+
+def declare_read_only(value: bool) -> None:
+    """Set the intent for the rest of this context (a request)."""
+    _read_intent.set(value)
 
 
 def intent(kind: str):
@@ -137,22 +155,24 @@ def _configure_sqlite(dbapi_connection, _record):
 @sa.event.listens_for(Engine, "begin")
 def _begin_sqlite(conn):
     if conn.dialect.name == "sqlite" and conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        conn.exec_driver_sql("BEGIN" if _sqlite_read_only.get() else "BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _read_intent.get() else "BEGIN IMMEDIATE")
 
 
 def autocommit_read_connection():
     """A connection for reads whose statements need no common snapshot (each is
-    atomic on its own). Outside a transaction it runs in autocommit: no BEGIN
-    and ROLLBACK round trips for the checks mailers make by the million.
-    Inside one, it is the transaction's own connection."""
-    if db.session().in_transaction():
-        return db.session.connection()
-    return db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    atomic on its own). Where only reading was declared and no transaction is
+    open, it runs in autocommit: no BEGIN and ROLLBACK round trips for the
+    checks mailers make by the million. Anywhere else (a job, a request that
+    writes) it is the session's transactional connection, so what follows in
+    that session stays one transaction."""
+    if _read_intent.get() and not db.session().in_transaction():
+        return db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return db.session.connection()
 
 
-def dialect_insert(table):
+def dialect_insert(table, dialect: str | None = None):
     """INSERT … ON CONFLICT for the session's backend (both dialects spell it alike)."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if (dialect or db.session.get_bind().dialect.name) == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

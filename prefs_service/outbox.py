@@ -7,6 +7,9 @@ domain only ever writes a row here and never imports jobs/.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -86,3 +89,25 @@ def defer_once(kind: str, payload: dict, *, dedupe_key: str, run_after: datetime
     if job_id is not None:
         db.session.info.setdefault(PENDING_KEY, []).append(job_id)
     return job_id
+
+
+# Set by the job runner while a job's work runs: renews the job's lease.
+_keep_alive: ContextVar[Callable[[], None] | None] = ContextVar("prefs_keep_alive", default=None)
+
+
+def keep_alive() -> None:
+    """Long work (an export) calls this now and then so that its job keeps its
+    lease: no second worker starts the same work while this one still makes
+    progress, and a worker that died is replaced once it stops calling."""
+    renew = _keep_alive.get()
+    if renew is not None:
+        renew()
+
+
+@contextmanager
+def renewing_with(renew: Callable[[], None]):
+    token = _keep_alive.set(renew)
+    try:
+        yield
+    finally:
+        _keep_alive.reset(token)

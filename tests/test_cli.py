@@ -62,3 +62,11 @@ def test_policy_publish_and_list(app):
     assert "last updated 01 July 2015" in result.output
     assert runner.invoke(main, ["policy", "publish", "2015-07", "--last-updated", "2015-07-01"]).exit_code == 1
     assert "2015-07" in runner.invoke(main, ["policy", "list"]).output
+
+
+def test_an_unknown_subject_id_is_caught_before_anything_is_written(app, client, api_key, tmp_path):
+    rows = [("ok@example.com", "", "email", "newsletter", "granted"), ("", "6f1d8a34-0000-4000-8000-000000000000", "email", "newsletter", "granted")]
+    path = write_csv(tmp_path / "ids.csv", rows, header=("email", "subject_id", "channel", "purpose", "status"))
+    result = app.test_cli_runner().invoke(main, ["import", "consents", str(path)])
+    assert result.exit_code == 1 and "line 3: subject_id: no subject with that id" in result.output
+    assert check(client, api_key("consent:read"), "ok@example.com") == ["no_consent"]

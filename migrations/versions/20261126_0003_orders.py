@@ -40,7 +40,6 @@ def upgrade():
     sa.Column('amount', sa.BigInteger(), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('partner_code', sa.String(length=40), nullable=True),
-    sa.Column('customer_email', sa.String(length=320), nullable=True),
     sa.Column('billing_name', sa.String(length=255), nullable=True),
     sa.Column('billing_address', sa.String(length=500), nullable=True),
     sa.Column('system_name', sa.String(length=30), nullable=True),
@@ -78,7 +77,8 @@ def upgrade():
     sa.Column('resolved_by', sa.String(length=64), nullable=True),
     sa.Column('resolution', sa.String(length=500), nullable=True),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_escalations_order_id_orders')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_escalations'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_escalations')),
+    sa.UniqueConstraint('order_id', 'kind', name=op.f('uq_escalations_order_id_kind'))
     )
     with op.batch_alter_table('escalations', schema=None) as batch_op:
         batch_op.create_index('ix_escalations_open', ['resolved_at', 'kind'], unique=False)

@@ -205,6 +205,10 @@ def staff_login(*, email: str, password: str) -> StaffUser | None:
     return user
 
 
+def active_staff_emails() -> list[str]:
+    return list(db.session.scalars(sa.select(StaffUser.email).where(StaffUser.active.is_(True)).order_by(StaffUser.id)))
+
+
 def staff_session_user(user_id, session_version) -> StaffUser | None:
     if not isinstance(user_id, int):
         return None

@@ -64,7 +64,6 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
     "fax": fax.normalize,
     "postal": mail.normalize,
 }
-IDENTIFIER_KINDS = tuple(NORMALIZERS)
 
 
 def normalize(kind: str, value) -> str:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .. import audit, channels, links, outbox, tokens
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import autocommit_read_connection, db, utcnow
+from ..extensions import autocommit_read_connection, db, dialect_insert, utcnow
 from ..notices import service as notices
 from ..redact import truncate_ip
 from ..subjects import service as subjects
@@ -46,10 +46,8 @@ API_SOURCES = (
     "in_person",
     "email_reply",
 )
-# Sources only this service records, from the person's own signed-link actions
-# or from staff; nobody can claim them through the API.
-SELF_SERVICE_SOURCES = ("one_click", "unsubscribe_page", "preference_center", "gpc")
-SYSTEM_SOURCES = ("staff", "erasure")
+# Every other source (one_click, unsubscribe_page, preference_center, gpc) is
+# recorded only by this service, from the person's own signed-link actions.
 
 REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "transactional", "invalid")
 # Work a withdrawal sets off, by (channel, purpose): the job kinds live in jobs/.
@@ -218,7 +216,8 @@ def _insert_event():
 
 @functools.cache
 def _status_query():
-    """(subject id, current status) for one subject × channel × purpose; no row: no subject."""
+    """(subject id, current status) for one subject × channel × purpose; no row:
+    no such subject, or one we erased (their links lead nowhere)."""
     state = ConsentState.__table__
     return (
         sa.select(Subject.id, state.c.status)
@@ -226,7 +225,7 @@ def _status_query():
             state,
             sa.and_(state.c.subject_id == Subject.id, state.c.channel == sa.bindparam("channel"), state.c.purpose == sa.bindparam("purpose")),
         )
-        .where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type))
+        .where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type), Subject.erased_at.is_(None))
     )
 
 
@@ -253,9 +252,12 @@ def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by
     return row if applied else None
 
 
-def validate_batch(items: list[dict], *, allowed_sources=API_SOURCES) -> tuple[list[tuple[str, str]], list[EventInput]]:
+def validate_batch(
+    items: list[dict], *, allowed_sources=API_SOURCES, known_subjects: bool = False
+) -> tuple[list[tuple[str, str]], list[EventInput]]:
     """Check every item without writing: (subject refs, events), or Invalid
-    listing the bad items by index."""
+    listing the bad items by index. With `known_subjects`, a subject_id must
+    also name someone we hold."""
     if len(items) > BATCH_LIMIT:
         raise Invalid(f"At most {BATCH_LIMIT} events per batch.", errors={"events": [f"more than {BATCH_LIMIT} items"]})
     now = utcnow()
@@ -288,6 +290,14 @@ def validate_batch(items: list[dict], *, allowed_sources=API_SOURCES) -> tuple[l
             item_errors.update(exc.errors)
         if item_errors:
             errors[str(index)] = item_errors
+    if known_subjects:
+        named = {uuid.UUID(value) for field, value in refs if field == "subject_id"}
+        held = set()
+        for chunk in _chunks(sorted(named)):
+            held.update(db.session.scalars(sa.select(Subject.id).where(Subject.id.in_(chunk))))
+        for index, (field, value) in enumerate(refs):
+            if field == "subject_id" and uuid.UUID(value) not in held:
+                errors.setdefault(str(index), {})["subject_id"] = ["no subject with that id"]
     if errors:
         raise Invalid(f"{len(errors)} of {len(items)} events are not valid; nothing was recorded.", errors=errors)
     return refs, events
@@ -412,7 +422,9 @@ def _resolve_many(refs: list[tuple[str, str]], *, actor: str) -> dict[tuple[str,
 def _policies_for():
     """A lookup of the policy in force at any moment, from one query."""
     versions = list(
-        db.session.execute(sa.select(PolicyVersion.effective_at, PolicyVersion.version).order_by(PolicyVersion.effective_at))
+        db.session.execute(
+            sa.select(PolicyVersion.effective_at, PolicyVersion.version).order_by(PolicyVersion.effective_at, PolicyVersion.id)
+        )
     )
 
     def at(moment: datetime) -> str | None:
@@ -451,11 +463,7 @@ def _wins(new: EventInput, old: EventInput) -> bool:
 def _state_upsert(dialect: str):
     """Insert the state, or update it only when the new event wins (see _wins)."""
     table = ConsentState.__table__
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
+    stmt = dialect_insert(table, dialect)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[table.c.subject_id, table.c.channel, table.c.purpose],
@@ -799,7 +807,7 @@ def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidenc
     unknown = {pair for pair in granted if channel_purpose_errors(*pair)}
     if unknown:
         raise Invalid("Unknown channel or purpose.", errors={"purposes": sorted(f"{c}.{p}" for c, p in unknown)})
-    states = {(s.channel, s.purpose): s.status for s in db.session.scalars(sa.select(ConsentState).where(ConsentState.subject_id == subject.id))}
+    states = _statuses(subject.id)
     recorded = []
     for channel in applicable_channels(subject):
         for purpose in channel.purposes:
@@ -834,10 +842,17 @@ def _lift_suppressions(subject: Subject, channel_names: set[str]) -> None:
             )
 
 
+def _statuses(subject_id: uuid.UUID) -> dict[tuple[str, str], str]:
+    rows = db.session.execute(
+        sa.select(ConsentState.channel, ConsentState.purpose, ConsentState.status).where(ConsentState.subject_id == subject_id)
+    )
+    return {(channel, purpose): status for channel, purpose, status in rows}
+
+
 def stop_all_marketing(*, subject: Subject, evidence: Evidence) -> list[ConsentEvent]:
     """Withdraw every marketing purpose not already withdrawn, on every channel,
     so no older grant arriving later can count."""
-    states = {(s.channel, s.purpose): s.status for s in db.session.scalars(sa.select(ConsentState).where(ConsentState.subject_id == subject.id))}
+    states = _statuses(subject.id)
     recorded = []
     for channel, purpose in channels.all_purposes():
         if channels.CHANNELS[channel].purpose(purpose).marketing and states.get((channel, purpose)) != WITHDRAWN:
@@ -892,11 +907,14 @@ def suppress(*, kind: str, value: str, reason: str, note: str | None = None, act
     except channels.InvalidIdentifier as exc:
         raise Invalid("Not a valid identifier.", errors={"value": [str(exc)]}) from None
     value_hash = subjects.identifier_hash(kind, canonical)
-    existing = db.session.get(Suppression, value_hash)
-    if existing is not None:
-        return existing, False
-    row = Suppression(value_hash=value_hash, kind=kind, reason=reason, note=note, created_by=actor)
-    db.session.add(row)
-    db.session.flush()
+    created = db.session.execute(
+        dialect_insert(Suppression.__table__)
+        .values(value_hash=value_hash, kind=kind, reason=reason, note=note, created_by=actor, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["value_hash"])
+        .returning(Suppression.__table__.c.value_hash)
+    ).scalar()
+    row = db.session.get(Suppression, value_hash)
+    if created is None:
+        return row, False
     audit.record("suppression.added", actor=actor, target_type="suppression", target_id=value_hash.hex()[:16], details={"kind": kind, "reason": reason})
     return row, True

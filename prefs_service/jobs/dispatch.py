@@ -12,6 +12,7 @@ import logging
 import random
 import secrets
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from flask_sqlalchemy.session import Session
 
 from .. import outbox
 from ..errors import DomainError
-from ..extensions import db, reading_only, utcnow
+from ..extensions import db, read_intent, reading_only, utcnow
 from ..outbox import DONE, FAILED, QUEUED, RUNNING, Job
 from . import broker as brokers
 
@@ -151,7 +152,7 @@ class JobSystem:
             if spec.prepare is None:
                 spec.fn(dict(job.payload))
             else:
-                with reading_only():
+                with reading_only(), outbox.renewing_with(self._renewer(job)):
                     prepared = spec.prepare(dict(job.payload))
                     db.session.rollback()
                 spec.fn(dict(job.payload), prepared)
@@ -173,6 +174,29 @@ class JobSystem:
         except Exception as exc:
             db.session.rollback()
             return self._record_failure(job, token, exc)
+
+    def _renewer(self, job: Job):
+        """Extends the lease of `job` (while our claim holds) at most every third
+        of a lease, on a connection of its own. Only long read-only work calls
+        it: on SQLite a write transaction of ours would hold the lock it needs."""
+        spec = HANDLERS.get(job.kind)
+        lease = (spec.lease if spec else None) or self.default_lease
+        last = [time.monotonic()]
+
+        def renew() -> None:
+            if time.monotonic() - last[0] < lease.total_seconds() / 3:
+                return
+            if db.engine.dialect.name == "sqlite" and not read_intent():
+                return
+            with db.engine.begin() as conn:
+                conn.execute(
+                    sa.update(Job)
+                    .where(Job.id == job.id, Job.claim_token == job.claim_token, Job.status == RUNNING)
+                    .values(lease_expires_at=utcnow() + lease)
+                )
+            last[0] = time.monotonic()
+
+        return renew
 
     def _claim(self, job_id: int) -> Job | None:
         now = utcnow()

@@ -30,6 +30,7 @@ class Notice(db.Model):
     recipient: Mapped[str | None] = mapped_column(sa.String(320))
     sender: Mapped[str] = mapped_column(sa.String(16), default=TRANSACTIONAL)
     template: Mapped[str] = mapped_column(sa.String(64))
+    # What the template needs, until the notice is sent; emptied then.
     context: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(10), default=PENDING)
     # Erasure confirmations: once sent, the address and body are forgotten too.

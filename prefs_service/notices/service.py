@@ -118,9 +118,11 @@ def deliver(*, notice_id: int) -> bool:
     notice.status = SENT
     notice.sent_at = utcnow()
     notice.message_id = message["Message-ID"]
+    # The context held the body's links (download, set-password, verify…); once
+    # sent, nobody with database access should be able to use them.
+    notice.context = {}
     if notice.forget_after_send:
         notice.recipient = None
-        notice.context = {}
     if notice.kind in AFTER_SENT:
         AFTER_SENT[notice.kind](notice)
     return True

@@ -50,7 +50,6 @@ class Order(db.Model):
     currency: Mapped[str | None] = mapped_column(sa.String(3))
     partner_code: Mapped[str | None] = mapped_column(sa.String(40))
     # Kept only while the person lets us (profile_enrichment); erasure removes them.
-    customer_email: Mapped[str | None] = mapped_column(sa.String(320))
     billing_name: Mapped[str | None] = mapped_column(sa.String(255))
     billing_address: Mapped[str | None] = mapped_column(sa.String(500))
     system_name: Mapped[str | None] = mapped_column(sa.String(30), unique=True)
@@ -97,10 +96,11 @@ class ProvisionedSystem(db.Model):
 
 
 class Escalation(db.Model):
-    """A delivery problem staff must look at, notified again until resolved."""
+    """A delivery problem staff must look at, notified again until resolved.
+    One per order and kind: once resolved, it stays resolved."""
 
     __tablename__ = "escalations"
-    __table_args__ = (sa.Index("ix_escalations_open", "resolved_at", "kind"),)
+    __table_args__ = (sa.UniqueConstraint("order_id", "kind"), sa.Index("ix_escalations_open", "resolved_at", "kind"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,8 +16,8 @@ import sqlalchemy as sa
 import stripe
 from flask import current_app
 
-from .. import audit, links, outbox, tokens
-from ..access.models import StaffUser
+from .. import audit, links, outbox, references, tokens
+from ..access import service as access
 from ..consent import service as consent
 from ..errors import Conflict, DomainError, Invalid, NotFound
 from ..extensions import db, dialect_insert, utcnow
@@ -48,7 +47,6 @@ MIN_PASSWORD_LENGTH = 12
 PROVISION_JOB = "orders.provision"
 APPLY_JOB = "orders.apply_event"
 ESCALATION_WEBHOOK_JOB = "orders.escalation_webhook"
-_REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class BadSignature(DomainError):
@@ -148,11 +146,6 @@ def _lock_purchase(key: str) -> None:
         db.session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 
-def _new_reference() -> str:
-    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
-    return f"ORD-{chars[:4]}-{chars[4:]}"
-
-
 def _order_for(*, session_id: str | None = None, subscription_id: str | None = None) -> Order:
     """The order for a checkout session or subscription, created on first sight.
     A subscription's checkout session and its first invoice are one purchase."""
@@ -164,7 +157,7 @@ def _order_for(*, session_id: str | None = None, subscription_id: str | None = N
         clauses.append(Order.stripe_subscription_id == subscription_id)
     order = db.session.scalar(sa.select(Order).where(sa.or_(*clauses)).limit(1))
     if order is None:
-        order = Order(reference=_new_reference())
+        order = Order(reference=references.new("ORD"))
         db.session.add(order)
     order.stripe_checkout_session_id = order.stripe_checkout_session_id or session_id
     order.stripe_subscription_id = order.stripe_subscription_id or subscription_id
@@ -199,7 +192,7 @@ def _attach_customer(order: Order, *, email: str | None, name: str | None, addre
 def _one_line(address: dict | None) -> str | None:
     if not isinstance(address, dict):
         return None
-    parts = [address.get(k) for k in ("line1", "line2", "city", "state", "postal_code", "country")]
+    parts = [address.get(k) for k in _ADDRESS]
     return ", ".join(str(p) for p in parts if p) or None
 
 
@@ -235,12 +228,8 @@ def _async_failed(session: dict) -> None:
     advance(order, PAYMENT_FAILED)
 
 
-def _subscription_of(invoice: dict) -> str | None:
-    return invoice.get("subscription")  # _allowed() also finds it under parent.subscription_details
-
-
 def _invoice_paid(invoice: dict) -> None:
-    subscription = _subscription_of(invoice)
+    subscription = invoice.get("subscription")  # _allowed() also finds it under parent.subscription_details
     if not subscription:
         return  # a one-off invoice: its checkout session is the purchase
     order = _order_for(subscription_id=subscription)
@@ -262,7 +251,7 @@ def _invoice_paid(invoice: dict) -> None:
 
 
 def _invoice_failed(invoice: dict) -> None:
-    subscription = _subscription_of(invoice)
+    subscription = invoice.get("subscription")  # _allowed() also finds it under parent.subscription_details
     if not subscription:
         return
     order = _order_for(subscription_id=subscription)
@@ -338,6 +327,14 @@ def order_for_session(session_id: str) -> Order | None:
     return db.session.scalar(sa.select(Order).where(Order.stripe_checkout_session_id == session_id))
 
 
+RETURN_WINDOW = timedelta(hours=2)
+
+
+def returning_from_checkout(order: Order) -> bool:
+    """Stripe's success page may stand in for the signed link for a short while."""
+    return order.created_at > utcnow() - RETURN_WINDOW
+
+
 def order_from_token(purpose: str, token: str) -> Order:
     order = tokens.row_for(purpose, token, Order, "o")
     if order is None:
@@ -347,6 +344,7 @@ def order_from_token(purpose: str, token: str) -> Order:
 
 def commission(*, order: Order, username: str, system_name: str, actor: str = "customer") -> Order:
     """Take the customer's user name and system name and queue provisioning."""
+    db.session.refresh(order, with_for_update=True)  # two submits at once: one system
     username, system_name = (username or "").strip(), (system_name or "").strip()
     errors = {}
     for field, value in (("username", username), ("system_name", system_name)):
@@ -432,6 +430,7 @@ notices.AFTER_SENT["delivery"] = _delivered
 
 def set_password(*, order: Order, password: str, confirm: str) -> None:
     """The customer's chosen password goes to the provisioner; the link works once."""
+    db.session.refresh(order, with_for_update=True)
     if order.password_set_at is not None:
         raise Conflict("This link was used already. Use your system's own password reset, or contact support.")
     if order.system_url is None:
@@ -498,9 +497,7 @@ def _notify(escalation: Escalation, now: datetime) -> None:
         "count": escalation.notified_count,
         "url": f"{settings.base_url}/staff/escalations",
     }
-    recipients = settings.escalation_emails or tuple(
-        db.session.scalars(sa.select(StaffUser.email).where(StaffUser.active.is_(True)))
-    )
+    recipients = settings.escalation_emails or access.active_staff_emails()
     for address in recipients:
         notices.queue(
             kind="escalation",

@@ -16,6 +16,7 @@ from ..consent import service as consent
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db, utcnow
 from ..notices import service as notices
+from ..subjects import service as subjects
 from .models import Disclosure, Partner
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
@@ -71,6 +72,7 @@ def record_disclosure(
     if errors:
         raise Invalid("The disclosure is not valid.", errors=errors)
     partner = get_partner(partner_code)
+    subjects.get(subject_id)  # NotFound for nobody we hold
     verdict = consent.check(channel="partner", purpose=purpose, key="subject_id", value=str(subject_id))
     if not verdict.allowed:
         raise Conflict(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
+from .. import outbox
 from ..consent import service as consent
 from ..consent.models import ConsentEvent
 from ..extensions import db, utcnow
@@ -41,7 +43,9 @@ class Section:
 
 
 def _stream(stmt, names: tuple[str, ...]) -> Iterator[dict]:
-    for row in db.session.execute(stmt.execution_options(yield_per=STREAM_CHUNK)):
+    for index, row in enumerate(db.session.execute(stmt.execution_options(yield_per=STREAM_CHUNK))):
+        if index % STREAM_CHUNK == 0:
+            outbox.keep_alive()  # a long history: our job keeps its lease
         yield dict(zip(names, row))
 
 
@@ -210,7 +214,7 @@ def _csv_value(value) -> str:
 
 def write_export(request: RightsRequest, path: Path) -> None:
     """Write the archive beside `path` and move it into place when complete."""
-    partial = path.with_name(f"{path.name}.part{os.getpid()}")
+    partial = path.with_name(f"{path.name}.part{uuid.uuid4().hex}")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         with archive.open("data.json", "w", force_zip64=True) as out:
             out.write(orjson.dumps({"format": FORMAT, "reference": request.reference, "generated_at": utcnow()})[:-1])

@@ -9,15 +9,14 @@ work itself (export, erasure, correction), each step in the audit trail.
 from __future__ import annotations
 
 import calendar
-import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import audit, channels, links, outbox, tokens
-from ..access.models import StaffUser
+from .. import audit, channels, links, outbox, references, tokens
+from ..access import service as access
 from ..consent.models import ConsentEvent, Suppression
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db, utcnow
@@ -46,7 +45,6 @@ VERIFY_WITHIN = timedelta(days=14)
 REMIND_BEFORE = timedelta(days=7)
 JOB_FOR = {"access": "requests.export", "erasure": "requests.erase", "correction": "requests.correct"}
 REASON_LIMIT = 2000
-_REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -54,11 +52,6 @@ def add_months(moment: datetime, months: int) -> datetime:
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
-
-
-def _new_reference() -> str:
-    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
-    return f"PR-{chars[:4]}-{chars[4:]}"
 
 
 def _transition(request: RightsRequest, status: str, *, actor: str, **details) -> None:
@@ -153,7 +146,7 @@ def submit(
         raise Invalid("Only a correction carries changes.", errors={"changes": ["only for type correction"]})
 
     request = RightsRequest(
-        reference=_new_reference(),
+        reference=references.new("PR"),
         type=type,
         status=AWAITING_VERIFICATION,
         subject_id=subject.id if subject else None,
@@ -206,6 +199,7 @@ def request_from_token(purpose: str, token: str) -> RightsRequest:
 def confirm(*, token: str) -> RightsRequest:
     """The requester confirmed through the mailed link (a POST, so scanners can't)."""
     request = request_from_token("verify", token)
+    db.session.refresh(request, with_for_update=True)  # two clicks at once: one verification
     if request.status == AWAITING_VERIFICATION:
         _verified(request, actor="requester")
     elif request.status == EXPIRED:
@@ -319,7 +313,7 @@ def expire_unverified(now: datetime | None = None) -> int:
 def alert_deadlines(now: datetime | None = None) -> int:
     """Remind staff seven days before a due date, and alert them once it has passed."""
     now = now or utcnow()
-    staff = [email for (email,) in db.session.execute(sa.select(StaffUser.email).where(StaffUser.active.is_(True)))]
+    staff = access.active_staff_emails()
     sent = 0
     open_requests = sa.select(RightsRequest).where(RightsRequest.status.in_(OPEN), RightsRequest.due_at.is_not(None))
     for request in db.session.scalars(open_requests.where(RightsRequest.overdue_alerted_at.is_(None), RightsRequest.due_at < now)):
@@ -433,12 +427,14 @@ def run_erasure(*, request_id: int) -> None:
             .where(ConsentEvent.subject_id == subject_id)
             .values(evidence_ip=None, evidence_user_agent=None, evidence_note=None)
         )
-        db.session.execute(
-            sa.update(Notice).where(Notice.subject_id == subject_id, Notice.status == PENDING).values(status="failed")
-        )
-        db.session.execute(sa.update(Notice).where(Notice.subject_id == subject_id).values(recipient=None, context={}))
         orders.scrub_orders(subject_id=subject_id)
         partners.tell_partners(subject_id=subject_id, what="erasure", request_reference=request.reference)
+    # Mail about this person: by their subject, or to the address they wrote from.
+    their_mail = Notice.recipient == request.email
+    if subject is not None:
+        their_mail = sa.or_(their_mail, Notice.subject_id == subject.id)
+    db.session.execute(sa.update(Notice).where(their_mail, Notice.status == PENDING).values(status="failed"))
+    db.session.execute(sa.update(Notice).where(their_mail).values(recipient=None, context={}))
     for value_hash, kind in hashes.items():
         existing = db.session.get(Suppression, value_hash)
         if existing is None:
@@ -455,12 +451,13 @@ def run_erasure(*, request_id: int) -> None:
         idempotency_key=f"erasure_done:{request.reference}",
         forget_after_send=True,
     )
-    requests_of_subject = [RightsRequest.subject_id == subject.id] if subject is not None else []
-    db.session.execute(
-        sa.update(RightsRequest)
-        .where(sa.or_(RightsRequest.email_hash == request.email_hash, *requests_of_subject))
-        .values(email=None, changes=None, explanation=None)
-    )
+    their_requests = RightsRequest.email_hash == request.email_hash
+    if subject is not None:
+        their_requests = sa.or_(their_requests, RightsRequest.subject_id == subject.id)
+    for earlier in db.session.scalars(sa.select(RightsRequest).where(their_requests, RightsRequest.export_file.is_not(None))):
+        (export_dir() / earlier.export_file).unlink(missing_ok=True)  # a copy of what we just erased
+        earlier.export_file = earlier.export_expires_at = None
+    db.session.execute(sa.update(RightsRequest).where(their_requests).values(email=None, changes=None, explanation=None))
 
 
 def run_correction(*, request_id: int) -> None:

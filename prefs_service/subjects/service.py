@@ -75,7 +75,8 @@ def get(subject_id) -> Subject:
 
 
 def exists(subject_id: uuid.UUID) -> bool:
-    return db.session.scalar(sa.select(Subject.id).where(Subject.id == subject_id)) is not None
+    """A person we hold (erased ones are gone for every purpose but suppression)."""
+    return db.session.scalar(sa.select(Subject.id).where(Subject.id == subject_id, Subject.erased_at.is_(None))) is not None
 
 
 def find(*, subject_id=None, external_ref: str | None = None, kind: str | None = None, canonical: str | None = None) -> Subject | None:
@@ -114,7 +115,16 @@ def find_or_create(*, values: dict, actor: str) -> tuple[Subject, bool]:
         _set_identifiers(subject, canonical)
         return subject
 
-    subject = _unique_or_conflict(create, canonical=canonical, external_ref=external_ref, owner=None)
+    try:
+        subject = _unique_or_conflict(create, canonical=canonical, external_ref=external_ref, owner=None)
+    except Conflict:
+        # Another request created this person a moment ago: theirs is ours.
+        existing = (find(external_ref=external_ref) if external_ref else None) or (
+            find(kind="email", canonical=canonical["email"]) if canonical.get("email") else None
+        )
+        if existing is None:
+            raise
+        return existing, False
     audit.record("subject.created", actor=actor, target_type="subject", target_id=subject.id)
     return subject, True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import wraps
 
 from flask import Blueprint, Flask, abort, make_response, render_template, request
@@ -9,9 +10,11 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .. import tokens
+from .. import channels, tokens
 from ..consent import service as consent
+from ..extensions import client_key, limiter
 from ..subjects.models import Subject
+from ..subjects.service import identifier_hash
 
 FRIENDLY = {
     400: "We could not understand that request.",
@@ -41,7 +44,7 @@ pages = Blueprint("pages", __name__, template_folder="templates")
 def subject_from_token(purpose: str, token: str, not_valid: str) -> Subject:
     """The person a signed link names, or a 404 page saying the link is not valid."""
     subject = tokens.row_for(purpose, token, Subject, "s")
-    if subject is None:
+    if subject is None or subject.erased_at is not None:
         abort(404, description=not_valid)
     return subject
 
@@ -50,14 +53,33 @@ def evidence() -> consent.Evidence:
     return consent.evidence_from(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
 
 
+def address_key() -> str:
+    """Rate-limit key per address, by keyed hash: limiter storage never sees it."""
+    raw = (request.form.get("email") or "").strip()
+    try:
+        canonical = channels.normalize("email", raw)
+    except channels.InvalidIdentifier:
+        canonical = raw.lower()
+    return "address:" + hashlib.sha256(identifier_hash("email", canonical)).hexdigest()[:32]
+
+
+def public_form_limits(view):
+    """The limits every public form carries: per client (its address kept only
+    as a keyed hash) and per email address given."""
+    view = limiter.limit("5 per hour", methods=["POST"], key_func=address_key, error_message="Too many requests for this address. Please try again later.")(view)
+    return limiter.limit("10 per hour", methods=["POST"], key_func=client_key, error_message="Too many requests from here. Please try again in an hour.")(view)
+
+
 def no_store(view):
-    """Pages behind signed links are personal: never cached, never leak the URL as a referrer."""
+    """Pages behind signed links are personal: never cached, and their URLs never
+    sent to other sites as a referrer (same-origin requests keep it, which
+    Flask-WTF's HTTPS referrer check needs)."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
         response = make_response(view(*args, **kwargs))
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     return wrapped

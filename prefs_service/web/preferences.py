@@ -3,18 +3,15 @@ get a fresh link without an old mail."""
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import Blueprint, redirect, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms.validators import DataRequired, Length
 
-from .. import channels, links
+from .. import links
 from ..consent import service as consent
-from ..extensions import db, intent, limiter
-from ..subjects.service import identifier_hash
-from . import evidence, no_store, subject_from_token
+from ..extensions import db, intent
+from . import evidence, no_store, public_form_limits, subject_from_token
 
 bp = Blueprint("preferences", __name__)
 
@@ -58,19 +55,8 @@ class LinkRequestForm(FlaskForm):
     email = EmailField("Your email address", validators=[DataRequired(), Length(max=320)])
 
 
-def _address_key() -> str:
-    """Rate-limit key per address, by keyed hash: limiter storage never sees it."""
-    raw = (request.form.get("email") or "").strip()
-    try:
-        canonical = channels.normalize("email", raw)
-    except channels.InvalidIdentifier:
-        canonical = raw.lower()
-    return "address:" + hashlib.sha256(identifier_hash("email", canonical)).hexdigest()[:32]
-
-
 @bp.route("/preferences", methods=["GET", "POST"])
-@limiter.limit("10 per hour", methods=["POST"], error_message="Too many requests from here. Please try again in an hour.")
-@limiter.limit("5 per hour", methods=["POST"], key_func=_address_key, error_message="Too many requests for this address. Please try again later.")
+@public_form_limits
 @no_store
 def request_link():
     form = LinkRequestForm()

@@ -9,11 +9,10 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from .. import links
 from ..errors import Conflict, DomainError, Invalid, NotFound
-from ..extensions import csrf, db, limiter
+from ..extensions import csrf, db
 from ..requests import service as requests
 from ..requests.models import CORRECTABLE_FIELDS
-from . import no_store
-from .preferences import _address_key
+from . import no_store, public_form_limits
 
 bp = Blueprint("privacy_requests", __name__, url_prefix="/privacy-requests")
 
@@ -42,8 +41,7 @@ class RequestForm(FlaskForm):
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@limiter.limit("10 per hour", methods=["POST"], error_message="Too many requests from here. Please try again in an hour.")
-@limiter.limit("5 per hour", methods=["POST"], key_func=_address_key, error_message="Too many requests for this address. Please try again later.")
+@public_form_limits
 @no_store
 def new():
     form = RequestForm()
@@ -80,7 +78,7 @@ def verify(token: str):
         abort(404, description=NOT_VALID + " Please make your request again.")
     except Conflict as exc:
         abort(409, description=exc.message)
-    return render_template("privacy_requests/verify.html", item=item, confirmed=request.method == "POST" or item.status != "awaiting_verification")
+    return render_template("privacy_requests/verify.html", item=item)
 
 
 @bp.get(links.DOWNLOAD_ROUTE.removeprefix("/privacy-requests"))

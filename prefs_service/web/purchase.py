@@ -17,10 +17,10 @@ NOT_VALID = "This link is not valid or has expired. If you paid, the receipt we 
 CONFIRM_REFRESH_SECONDS = 3
 
 
-def _page(order, *, waiting: bool = False):
+def _page(order):
     """The commissioning page for wherever the order stands; POST takes the form."""
     errors, values = {}, {}
-    if waiting or order is None or order.status not in (PAID, COMMISSIONING, DELIVERED, PAYMENT_FAILED):
+    if order is None or order.status not in (PAID, COMMISSIONING, DELIVERED, PAYMENT_FAILED):
         return render_template("purchase/confirming.html", refresh=CONFIRM_REFRESH_SECONDS), 200
     if request.method == "POST" and order.status == PAID:
         values = {"username": request.form.get("username", ""), "system_name": request.form.get("system_name", "")}
@@ -44,7 +44,11 @@ def complete():
     session_id = request.args.get("session_id", "")
     if not session_id.startswith("cs_"):
         abort(404, description=NOT_VALID)
-    return _page(orders.order_for_session(session_id))
+    order = orders.order_for_session(session_id)
+    if order is not None and not orders.returning_from_checkout(order):
+        # The session id is not a secret for ever: later, only the mailed link works.
+        abort(404, description=NOT_VALID)
+    return _page(order)
 
 
 @bp.route(links.COMMISSION_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])

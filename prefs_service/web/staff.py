@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, Length, NumberRange
 
 from ..access import service as access
 from ..errors import DomainError
-from ..extensions import db, limiter, utcnow
+from ..extensions import client_key, db, limiter, utcnow
 from ..orders import service as orders
 from ..requests import service as requests
 from ..requests.models import OPEN, STATUSES
@@ -68,7 +68,7 @@ def _actor() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("20 per minute", methods=["POST"], error_message="Too many sign-in attempts from here. Please wait a minute.")
+@limiter.limit("20 per minute", methods=["POST"], key_func=client_key, error_message="Too many sign-in attempts from here. Please wait a minute.")
 @no_store
 def login():
     form = LoginForm()

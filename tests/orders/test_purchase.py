@@ -214,3 +214,14 @@ def test_the_purchase_profile_needs_consent_and_withdrawing_it_clears_it(app, cl
     post(client, event("checkout.session.completed", checkout_session("cs_p3", email="prof@example.com")))
     worker.wait()
     assert order_row(app, stripe_checkout_session_id="cs_p3").billing_name is None
+
+
+def test_stripes_return_page_stands_in_for_the_mailed_link_only_for_a_while(app, client, worker):
+    post(client, event("checkout.session.completed", checkout_session("cs_old", email="old@example.com")))
+    worker.wait()
+    assert client.get("/purchase/complete?session_id=cs_old").status_code == 200
+    with app.app_context():
+        order = db.session.scalars(sa.select(Order)).one()
+        order.created_at -= timedelta(hours=3)
+        db.session.commit()
+    assert client.get("/purchase/complete?session_id=cs_old").status_code == 404

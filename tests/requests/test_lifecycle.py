@@ -258,3 +258,57 @@ def test_a_request_whose_job_keeps_failing_shows_failed_and_can_be_retried(make_
         job = db.session.scalars(sa.select(Job).where(Job.kind == "requests.export").order_by(Job.id.desc())).first()
         assert jobs().execute(job.id) == "done"
     assert client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed"
+
+
+def test_erasure_deletes_earlier_exports_and_forgets_mail_to_the_requester(app, client, person, headers, smtp, worker):
+    access = client.post("/v1/requests", json={"type": "access", "subject_id": person["id"], "verified": True}, headers=headers).json
+    worker.wait()
+    ready = next(m for m in smtp.wait_for(2) if "ready to download" in m["Subject"])
+    download = link_in(ready, "/privacy-requests/download/")
+    assert client.get(download).status_code == 200
+    # the export's mail no longer holds its link once sent
+    with app.app_context():
+        from prefs_service.notices.models import Notice
+
+        assert db.session.scalars(sa.select(Notice.context).where(Notice.kind == "export_ready")).all() == [{}]
+    client.post("/v1/requests", json={"type": "erasure", "subject_id": person["id"], "verified": True}, headers=headers)
+    worker.wait()
+    assert client.get(download).status_code == 404
+    assert client.get(f"/v1/requests/{access['id']}", headers=headers).json["export_expires_at"] is None
+    with app.app_context():
+        recipients = db.session.scalars(sa.select(Notice.recipient).where(Notice.kind != "erasure_done")).all()
+        assert recipients and all(r is None for r in recipients)
+
+
+def test_erasing_someone_we_never_held_forgets_the_mail_we_sent_them(app, client, headers, smtp, worker):
+    make_request(client, type="erasure", email="stranger@example.com")
+    worker.wait()
+    client.post(link_in(mails_to(smtp, "stranger@example.com")[0], "/privacy-requests/verify/"))
+    worker.wait()
+    with app.app_context():
+        from prefs_service.notices.models import Notice
+
+        assert db.session.scalars(sa.select(Notice.recipient)).all() == [None, None]  # received, then erasure_done once sent
+    check = {"channel": "email", "purpose": "transactional", "email": "stranger@example.com"}
+    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "suppressed"
+
+
+def test_links_of_an_erased_person_lead_nowhere(client, person, headers, worker):
+    link = client.post("/v1/unsubscribe-links", json={"subject_id": person["id"], "purpose": "newsletter"}, headers=headers).json
+    client.post("/v1/requests", json={"type": "erasure", "subject_id": person["id"], "verified": True}, headers=headers)
+    worker.wait()
+    for url in (link["url"], link["preferences_url"]):
+        path = "/" + url.split("//", 1)[1].split("/", 1)[1]
+        assert client.get(path, headers={"Sec-GPC": "1"}).status_code == 404
+    assert client.post("/" + link["url"].split("//", 1)[1].split("/", 1)[1], data={"List-Unsubscribe": "One-Click"}).status_code == 404
+    history = client.get(f"/v1/subjects/{person['id']}/consents?history=1", headers=headers).json["history"]
+    assert {e["source"] for e in history} == {"api"}  # nothing new recorded for them
+
+
+def test_the_verify_page_of_a_rejected_request_says_it_is_closed(client, person, headers, smtp, worker):
+    make_request(client, type="access", email="ann@example.com")
+    worker.wait()
+    [item] = client.get("/v1/requests", headers=headers).json
+    client.post(f"/v1/requests/{item['id']}/reject", json={"reason": "Duplicate of an earlier request."}, headers=headers)
+    page = client.get(link_in(mails_to(smtp, "ann@example.com")[0], "/privacy-requests/verify/"))
+    assert b"This request is closed" in page.data and b"Confirm my request" not in page.data

@@ -19,3 +19,13 @@ def test_partners_and_disclosures(client, headers, person):
     assert client.post("/v1/disclosures", json={**disclose, "purpose": "share_for_marketing"}, headers=headers).status_code == 201
     assert client.post("/v1/disclosures", json={**disclose, "partner": "nobody", "purpose": "share_for_fulfilment"}, headers=headers).status_code == 404
     assert client.post("/v1/disclosures", json={**disclose, "data_categories": ["dna"], "purpose": "share_for_fulfilment"}, headers=headers).status_code == 422
+
+
+def test_a_disclosure_about_nobody_is_404(client, headers):
+    client.post("/v1/partners", json={"code": "acme", "name": "Acme", "contact_email": "p@acme.example.com"}, headers=headers)
+    response = client.post(
+        "/v1/disclosures",
+        json={"subject_id": "6f1d8a34-0000-4000-8000-000000000000", "partner": "acme", "data_categories": ["email"], "purpose": "share_for_fulfilment"},
+        headers=headers,
+    )
+    assert response.status_code == 404 and response.content_type == "application/problem+json"

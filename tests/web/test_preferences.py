@@ -140,3 +140,18 @@ def test_requests_are_rate_limited_per_address_and_per_client(client):
     assert other == [200] * 5
     page = client.post("/preferences", data={"csrf_token": token, "email": "x@example.com"})
     assert page.status_code == 429 and b"Too many requests from here" in page.data
+
+
+def test_forms_work_over_https_in_production_with_same_origin_referrers(make_app, api_key):
+    app = make_app(env="production", base_url="https://prefs.example.com")
+    client = app.test_client()
+    headers = api_key("subjects:write", "consent:write")
+    subject = client.post("/v1/subjects", json={"email": "tls@example.com"}, headers=headers, base_url="https://prefs.example.com").json
+    link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers,
+                       base_url="https://prefs.example.com").json  # fmt: skip
+    page = client.get(link["preferences_url"])
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert "Secure" in page.headers["Set-Cookie"]
+    saved = client.post(link["preferences_url"], data={"csrf_token": csrf_of(page), "granted": ["email.offers"]},
+                        headers={"Referer": link["preferences_url"]})  # fmt: skip
+    assert saved.status_code == 303
