@@ -51,23 +51,23 @@ def complete():
     return _page(order)
 
 
+def _order_or_404(purpose: str, token: str, not_valid: str):
+    try:
+        return orders.order_from_token(purpose, token)
+    except NotFound:
+        abort(404, description=not_valid)
+
+
 @bp.route(links.COMMISSION_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])
 @no_store
 def commission(token: str):
-    try:
-        order = orders.order_from_token("commission", token)
-    except NotFound:
-        abort(404, description=NOT_VALID)
-    return _page(order)
+    return _page(_order_or_404("commission", token, NOT_VALID))
 
 
 @bp.route(links.SET_PASSWORD_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])
 @no_store
 def set_password(token: str):
-    try:
-        order = orders.order_from_token("set-password", token)
-    except NotFound:
-        abort(404, description="This link is not valid or has expired (it works for 24 hours). Contact support for a new one.")
+    order = _order_or_404("set-password", token, "This link is not valid or has expired (it works for 24 hours). Contact support for a new one.")
     errors, done = {}, order.password_set_at is not None
     if request.method == "POST":
         try:
