@@ -17,6 +17,21 @@ NOT_VALID = "This link is not valid or has expired. If you paid, the receipt we 
 CONFIRM_REFRESH_SECONDS = 3
 
 
+def _submit(action) -> dict:
+    """Run a form's action and commit: the fields to fix ({} when it went through),
+    or a 409 page when the order has moved on."""
+    try:
+        action()
+        db.session.commit()
+        return {}
+    except Invalid as exc:
+        db.session.rollback()
+        return exc.errors
+    except Conflict as exc:
+        db.session.rollback()
+        abort(409, description=exc.message)
+
+
 def _page(order):
     """The commissioning page for wherever the order stands; POST takes the form."""
     errors, values = {}, {}
@@ -24,15 +39,7 @@ def _page(order):
         return render_template("purchase/confirming.html", refresh=CONFIRM_REFRESH_SECONDS), 200
     if request.method == "POST" and order.status == PAID:
         values = {"username": request.form.get("username", ""), "system_name": request.form.get("system_name", "")}
-        try:
-            orders.commission(order=order, **values)
-            db.session.commit()
-        except Invalid as exc:
-            db.session.rollback()
-            errors = exc.errors
-        except Conflict as exc:
-            db.session.rollback()
-            abort(409, description=exc.message)
+        errors = _submit(lambda: orders.commission(order=order, **values))
     status = 400 if errors else 200
     return render_template("purchase/commission.html", order=order, errors=errors, values=values), status
 
@@ -70,14 +77,7 @@ def set_password(token: str):
     order = _order_or_404("set-password", token, "This link is not valid or has expired (it works for 24 hours). Contact support for a new one.")
     errors, done = {}, order.password_set_at is not None
     if request.method == "POST":
-        try:
-            orders.set_password(order=order, password=request.form.get("password", ""), confirm=request.form.get("confirm", ""))
-            db.session.commit()
-            done = True
-        except Invalid as exc:
-            db.session.rollback()
-            errors = exc.errors
-        except Conflict as exc:
-            db.session.rollback()
-            abort(409, description=exc.message)
+        form = request.form
+        errors = _submit(lambda: orders.set_password(order=order, password=form.get("password", ""), confirm=form.get("confirm", "")))
+        done = not errors
     return render_template("purchase/set_password.html", order=order, errors=errors, done=done), (400 if errors else 200)
