@@ -7,6 +7,7 @@ import logging
 import orjson
 from flask import Flask, current_app, request
 from flask.json.provider import JSONProvider
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import api, logs, web
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     )
     app.config.update(settings.flask_overrides)
     app.json = _OrjsonProvider(app)
+    app.session_interface = _CookieSessions()
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -128,6 +130,16 @@ def _unexpected_error(error: Exception):
     db.session.rollback()
     log.exception("unhandled error on %s %s", request.method, request.url_rule.rule if request.url_rule else "?")
     return _http_error(InternalServerError())
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer for requests
+    that carry no session cookie: API calls never do, and they come by the million."""
+
+    def open_session(self, app, request):
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 class _OrjsonProvider(JSONProvider):

@@ -64,7 +64,10 @@ class ConsentCheck(MethodView):
     def get(self, query):
         """May we contact this person on this channel for this purpose?"""
         key = next(k for k in consent.CHECK_KEYS if k in query)
-        return consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
+        result = consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
+        # Serialised directly (same shape as CheckOut): the hot path of every send.
+        body = orjson.dumps({"allowed": result.allowed, "reason": result.reason, "since": result.since})
+        return current_app.response_class(body, mimetype="application/json")
 
     @intent("read")  # a POST only for the size of its body: let SQLite run it beside others
     @require("consent:read")

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .. import audit, channels, links, outbox, tokens
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import autocommit_read_connection, db, dialect_insert, utcnow
+from ..extensions import db, dialect_insert, execute_prepared, read_rows, utcnow
 from ..notices import service as notices
 from ..redact import truncate_ip
 from ..subjects import service as subjects
@@ -196,10 +196,17 @@ def publish_policy(*, version: str, last_updated: date, url: str | None = None, 
 # --- recording -------------------------------------------------------------------
 
 
+EVENT_COLUMNS = (
+    "subject_id", "channel", "purpose", "status", "source", "occurred_at", "recorded_at",
+    "evidence_ip", "evidence_user_agent", "evidence_note", "recorded_by",
+)  # fmt: skip
+
+
 @functools.cache
 def _insert_event():
     """INSERT one ledger row, stamping the policy in force at `occurred_at`
     unless the caller named one; built once, bound per call."""
+    table = ConsentEvent.__table__
     in_force = (
         sa.select(PolicyVersion.version)
         .where(PolicyVersion.effective_at <= sa.bindparam("policy_moment", type_=PolicyVersion.effective_at.type))
@@ -208,9 +215,14 @@ def _insert_event():
         .scalar_subquery()
     )
     return (
-        sa.insert(ConsentEvent)
-        .values(policy_version=sa.func.coalesce(sa.bindparam("named_policy", type_=sa.String), in_force))
-        .returning(ConsentEvent)
+        sa.insert(table)
+        .values(
+            {
+                **{name: sa.bindparam(name, type_=table.c[name].type) for name in EVENT_COLUMNS},
+                "policy_version": sa.func.coalesce(sa.bindparam("named_policy", type_=sa.String), in_force),
+            }
+        )
+        .returning(*table.c)
     )
 
 
@@ -234,7 +246,8 @@ def record(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tup
     applied is False when a newer event already decides this purpose."""
     columns = _event_columns(subject_id, event, recorded_by, None)
     del columns["policy_version"]
-    row = db.session.scalar(_insert_event(), {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at})
+    (values,) = execute_prepared(_insert_event(), {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at})
+    row = ConsentEvent(**dict(zip(ConsentEvent.__table__.c.keys(), values)))  # not in the session: the ledger is append-only
     applied = _apply_state([(subject_id, event, row.id)])
     return row, bool(applied)
 
@@ -243,10 +256,10 @@ def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by
     """Record `event` only if it changes the current state (a repeated unsubscribe
     adds nothing to the ledger). Returns the new event, or None. NotFound if
     there is no such subject; both are answered by one query."""
-    found = db.session.execute(_status_query(), {"subject_id": subject_id, "channel": event.channel, "purpose": event.purpose}).first()
-    if found is None:
+    found = execute_prepared(_status_query(), {"subject_id": subject_id, "channel": event.channel, "purpose": event.purpose})
+    if not found:
         raise NotFound("No subject with that id.")
-    if found.status == event.status:
+    if found[0][1] == event.status:
         return None
     row, applied = record(subject_id=subject_id, event=event, recorded_by=recorded_by)
     return row if applied else None
@@ -459,11 +472,14 @@ def _wins(new: EventInput, old: EventInput) -> bool:
     return new.occurred_at > old.occurred_at or (new.occurred_at == old.occurred_at and new.status == WITHDRAWN)
 
 
+STATE_COLUMNS = ("subject_id", "channel", "purpose", "status", "occurred_at", "event_id", "source")
+
+
 @functools.cache
 def _state_upsert(dialect: str):
     """Insert the state, or update it only when the new event wins (see _wins)."""
     table = ConsentState.__table__
-    stmt = dialect_insert(table, dialect)
+    stmt = dialect_insert(table, dialect).values({name: sa.bindparam(name, type_=table.c[name].type) for name in STATE_COLUMNS})
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[table.c.subject_id, table.c.channel, table.c.purpose],
@@ -500,9 +516,12 @@ def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
         for (subject_id, channel, purpose), (event, event_id) in winners.items()
     ]
     stmt = _state_upsert(db.session.get_bind().dialect.name)
-    changed = set()
-    for chunk in _chunks(rows, 1000):
-        changed.update(db.session.execute(stmt, chunk).scalars())
+    if len(rows) == 1:  # a person's own click: the common case
+        changed = {event_id for (event_id,) in execute_prepared(stmt, rows[0])}
+    else:
+        changed = set()
+        for chunk in _chunks(rows, 1000):
+            changed.update(db.session.execute(stmt, chunk).scalars())
     for row in rows:
         job = JOBS_ON_WITHDRAWAL.get((row["channel"], row["purpose"]))
         if job and row["status"] == WITHDRAWN and row["event_id"] in changed:
@@ -536,26 +555,18 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
     # channel when the person was named some other way.
     keys = list({k for k in lookup if k is not None})
     other_kind = channel_kind if channel_kind != own_kind else None
-    conn = autocommit_read_connection()
-    dialect = conn.dialect.name
+    dialect = db.engine.dialect.name
     state: dict = {}
-    if keys:
-        params = {"channel": channel, "purpose": purpose}
-        if len(keys) == 1:  # the single check: a plain comparison is cheaper to run
-            batches = [(_state_query(key, other_kind, spec.needs_consent, with_since, "one"), {**params, "key": keys[0]})]
-        else:
-            stmt = _state_query(key, other_kind, spec.needs_consent, with_since, dialect)
-            batches = [(stmt, {**params, "keys": chunk}) for chunk in _chunks(keys, dialect)]
-        for stmt, bound in batches:
-            state.update((row[0], row[1:]) for row in conn.execute(stmt, bound))
+    params = {"channel": channel, "purpose": purpose}
+    for size, bound in _key_batches(keys, dialect):
+        stmt = _state_query(key, other_kind, spec.needs_consent, with_since, dialect, size)
+        state.update((row[0], row[1:]) for row in read_rows(stmt, {**params, **bound}))
 
     # An identifier we hold no subject for may still be suppressed (an erased
     # person, a bounce reported before they signed up).
     unknown = [k for k in keys if k not in state] if own_kind else []
-    if unknown:
-        stmt = _suppression_query(dialect)
-        for chunk in _chunks(unknown, dialect):
-            state.update((h, (None, None, since)) for h, since in conn.execute(stmt, {"keys": chunk}))
+    for size, bound in _key_batches(unknown, dialect):
+        state.update((h, (None, None, since)) for h, since in read_rows(_suppression_query(dialect, size), bound))
 
     results = []
     invalid, transactional, no_consent = CheckResult(False, "invalid"), CheckResult(True, "transactional"), CheckResult(False, "no_consent")
@@ -599,20 +610,45 @@ def _lookup_keys(key: str, own_kind: str | None, values: list) -> list:
     return [v if isinstance(v, str) and v else None for v in values]
 
 
-def _matching(column, dialect: str):
-    """column IN (:keys): one array parameter on PostgreSQL, an expanded list
-    elsewhere, and a plain comparison for the single check ("one")."""
-    if dialect == "one":
-        return column == sa.bindparam("key", type_=column.type)
+# SQLite caps bound parameters per statement; PostgreSQL takes one array.
+SQLITE_BATCH = 4096
+
+
+def _key_batches(keys: list, dialect: str):
+    """(statement size, parameters) for looking up `keys`, in as few statements
+    as the backend allows. On SQLite a batch is padded, by repeating its last
+    key, to a power of two: a handful of statements serve every batch size."""
+    if not keys:
+        return
+    if len(keys) == 1:  # the single check: a plain comparison is cheaper to run
+        yield 1, {"k0": keys[0]}
+    elif dialect == "postgresql":
+        yield None, {"keys": keys}
+    else:
+        yield from _sqlite_batches(keys)
+
+
+def _sqlite_batches(keys: list):
+    for start in range(0, len(keys), SQLITE_BATCH):
+        batch = keys[start : start + SQLITE_BATCH]
+        size = 1 << (len(batch) - 1).bit_length()
+        batch += [batch[-1]] * (size - len(batch))
+        yield size, {f"k{i}": value for i, value in enumerate(batch)}
+
+
+def _matching(column, dialect: str, size: int | None):
+    """column IN the keys of one batch (see _key_batches)."""
+    if size == 1:
+        return column == sa.bindparam("k0", type_=column.type)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
 
         return column == sa.any_(sa.bindparam("keys", type_=ARRAY(column.type)))
-    return column.in_(sa.bindparam("keys", expanding=True))
+    return column.in_([sa.bindparam(f"k{i}", type_=column.type) for i in range(size)])
 
 
 @functools.cache
-def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_since: bool, dialect: str):
+def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_since: bool, dialect: str, size: int | None):
     """Rows of (lookup key, status, occurred_at, suppressed since)."""
     cs = ConsentState.__table__
     ident = Identifier.__table__
@@ -643,25 +679,23 @@ def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_sin
         ).outerjoin(theirs, theirs.c.value_hash == channel_ident.c.value_hash)
         suppressed.append(theirs.c.created_at)
     columns.append(sa.func.coalesce(*suppressed) if len(suppressed) > 1 else (suppressed[0] if suppressed else sa.null()))
-    return sa.select(*columns).select_from(joined).where(_matching(match, dialect))
+    return sa.select(*columns).select_from(joined).where(_matching(match, dialect, size))
 
 
 @functools.cache
-def _suppression_query(dialect: str):
-    return sa.select(Suppression.value_hash, Suppression.created_at).where(_matching(Suppression.__table__.c.value_hash, dialect))
+def _suppression_query(dialect: str, size: int | None):
+    return sa.select(Suppression.value_hash, Suppression.created_at).where(_matching(Suppression.__table__.c.value_hash, dialect, size))
 
 
 def _suppressions(hashes: set[bytes]) -> dict[bytes, datetime]:
-    conn = db.session.connection()
+    dialect = db.engine.dialect.name
     out = {}
-    for chunk in _chunks(list(hashes), conn.dialect.name):
-        out.update(conn.execute(_suppression_query(conn.dialect.name), {"keys": chunk}).all())
+    for size, bound in _key_batches(list(hashes), dialect):
+        out.update(read_rows(_suppression_query(dialect, size), bound))
     return out
 
 
-def _chunks(items: list, dialect_or_size: str | int = 5000):
-    """Slices small enough for one statement (SQLite caps bound parameters)."""
-    size = {"postgresql": 50_000, "sqlite": 5000}.get(dialect_or_size, dialect_or_size) if isinstance(dialect_or_size, str) else dialect_or_size
+def _chunks(items: list, size: int = 5000):
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
