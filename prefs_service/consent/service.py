@@ -227,6 +227,11 @@ def _insert_event():
 
 
 @functools.cache
+def _subject_lock():
+    return sa.select(Subject.id).where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type)).with_for_update()
+
+
+@functools.cache
 def _status_query():
     """(subject id, current status) for one subject × channel × purpose; no row:
     no such subject, or one we erased (their links lead nowhere)."""
@@ -256,6 +261,11 @@ def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by
     """Record `event` only if it changes the current state (a repeated unsubscribe
     adds nothing to the ledger). Returns the new event, or None. NotFound if
     there is no such subject; both are answered by one query."""
+    if db.engine.dialect.name == "postgresql":
+        # Two clicks on one link at once: the second waits here for the first to
+        # commit, then reads its outcome (each statement sees a new snapshot).
+        # SQLite needs no lock: its write transactions already run one at a time.
+        execute_prepared(_subject_lock(), {"subject_id": subject_id})
     found = execute_prepared(_status_query(), {"subject_id": subject_id, "channel": event.channel, "purpose": event.purpose})
     if not found:
         raise NotFound("No subject with that id.")

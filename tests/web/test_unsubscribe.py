@@ -191,3 +191,29 @@ def test_links_last_a_year_and_then_expire(app, monkeypatch):
         assert tokens.verify("preferences", month_old_preferences) == {"s": "x"}
         with pytest.raises(tokens.InvalidToken):
             tokens.verify("unsubscribe", too_old)
+
+
+def test_concurrent_clicks_record_one_withdrawal_per_person(app, client, headers):
+    """Mailbox providers retry, and people click twice: sixteen clients at once,
+    each link three times, still give one ledger withdrawal per person."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    people = [f"reader{i}@example.com" for i in range(12)]
+    paths = []
+    for email in people:
+        granted(client, headers, email=email)
+        paths.append(path_of(mint(client, headers, email=email)["url"]))
+    clicks = paths * 3
+    random.Random(8058).shuffle(clicks)
+
+    def click(path):
+        return app.test_client().post(path, data=ONE_CLICK).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(click, clicks))
+    assert statuses == [200] * len(clicks)
+    withdrawals = [e for e in ledger(client, headers) if e["status"] == "withdrawn"]
+    assert sorted(e["subject_id"] for e in withdrawals) == sorted({e["subject_id"] for e in withdrawals})
+    assert len(withdrawals) == len(people)
+    assert {reason(client, headers, email=email) for email in people} == {"withdrawn"}
