@@ -236,6 +236,7 @@ class _Prepared:
         constants = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
         self.constants = {name: (self.binders[name](v) if name in self.binders else v) for name, v in constants.items()}
         self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in stmt.exported_columns]
+        self.returns_rows = bool(self.results)  # a SELECT, or DML with RETURNING
         self.converts_rows = any(self.results)
 
     def arguments(self, params: dict):
@@ -257,7 +258,7 @@ def _run(dbapi_connection, prepared: _Prepared, params: dict) -> list[tuple]:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(prepared.sql, arguments)
-        rows = cursor.fetchall() if cursor.description else []
+        rows = cursor.fetchall() if prepared.returns_rows else []
     except prepared.dialect.loaded_dbapi.Error as error:
         # The same exception classes SQLAlchemy raises, parameters hidden.
         raise sa.exc.DBAPIError.instance(
