@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import orjson
+from flask import current_app
 from flask.views import MethodView
 
 from .. import links
@@ -7,7 +9,7 @@ from ..consent import service as consent
 from ..extensions import intent
 from ..subjects import service as subjects
 from . import schemas
-from .auth import actor, require
+from .auth import require
 from .blueprint import Blueprint
 
 blp = Blueprint("links", __name__, url_prefix="/v1", description="Signed links for mailers.")
@@ -25,12 +27,13 @@ class UnsubscribeLinks(MethodView):
         Paste `headers` into the message (RFC 8058 one-click) and `url` into its footer.
         The person must be known (404 otherwise): marketing goes only to people whose consent is on record."""
         consent.require_channel_purpose(data["channel"], data["purpose"])
-        ref = {"subject_id": data.get("subject_id"), "email": data.get("email")}
-        subject, _ = subjects.resolve(ref=ref, actor=actor(), create=False)
-        url = links.unsubscribe_url(subject.id, data["channel"], data["purpose"])
-        return {
-            "subject_id": subject.id,
+        subject_id = subjects.live_id(ref={"subject_id": data.get("subject_id"), "email": data.get("email")})
+        url = links.unsubscribe_url(subject_id, data["channel"], data["purpose"])
+        body = {
+            "subject_id": subject_id,
             "url": url,
-            "preferences_url": links.preferences_url(subject.id),
+            "preferences_url": links.preferences_url(subject_id),
             "headers": links.one_click_headers(url),
         }
+        # Serialised directly (same shape as UnsubscribeLinkOut): called once per recipient of a send.
+        return current_app.response_class(orjson.dumps(body), status=201, mimetype="application/json")

@@ -5,6 +5,7 @@ Every identifier is normalised by its channel and found by its keyed hash.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import uuid
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit, channels
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db
+from ..extensions import db, read_rows
 from .models import Identifier, Subject
 
 # API field name -> identifier kind.
@@ -146,16 +147,48 @@ def update(subject: Subject, *, values: dict, actor: str) -> Subject:
     return subject
 
 
-def resolve(*, ref: dict, actor: str, create: bool = True) -> tuple[Subject, bool]:
-    """Find the person named by exactly one of subject_id, external_ref, email, phone
-    or fax; an unknown identifier or external_ref creates them when `create`."""
+def _one_ref(ref: dict) -> tuple[str, object]:
     given = {k: v for k, v in ref.items() if v is not None}
     if len(given) != 1:
         raise Invalid(
             "Name the person by exactly one of subject_id, external_ref, email, phone or fax.",
             errors={"subject": ["give exactly one of subject_id, external_ref, email, phone, fax"]},
         )
-    (field, value), = given.items()
+    ((field, value),) = given.items()
+    return field, value
+
+
+def live_id(*, ref: dict) -> uuid.UUID:
+    """The id of the person named by exactly one of subject_id, external_ref,
+    email, phone or fax, by one prepared read (mailers mint links per
+    recipient). NotFound for someone we do not hold, or erased."""
+    field, value = _one_ref(ref)
+    if field == "subject_id":
+        value = _as_uuid(value)
+    elif field != "external_ref":
+        value = identifier_hash(IDENTIFIER_FIELDS[field], normalize_fields({field: value})[field])
+    found = read_rows(_live_id_query(field), {"value": value})
+    if not found:
+        raise NotFound("No subject with that identifier." if field != "subject_id" else "No subject with that id.")
+    return found[0][0]
+
+
+@functools.cache
+def _live_id_query(field: str):
+    subjects = Subject.__table__
+    if field in ("subject_id", "external_ref"):
+        column = subjects.c.id if field == "subject_id" else subjects.c.external_ref
+        source = subjects
+    else:
+        column = Identifier.__table__.c.value_hash
+        source = subjects.join(Identifier.__table__)
+    return sa.select(subjects.c.id).select_from(source).where(column == sa.bindparam("value", type_=column.type), subjects.c.erased_at.is_(None))
+
+
+def resolve(*, ref: dict, actor: str, create: bool = True) -> tuple[Subject, bool]:
+    """Find the person named by exactly one of subject_id, external_ref, email, phone
+    or fax; an unknown identifier or external_ref creates them when `create`."""
+    field, value = _one_ref(ref)
     if field == "subject_id":
         return get(value), False
     if field == "external_ref":

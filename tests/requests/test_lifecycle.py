@@ -124,6 +124,8 @@ def test_a_verified_api_erasure_removes_everything_but_keeps_suppression(app, cl
     for query in ({"email": "ann@example.com", "channel": "email", "purpose": "transactional"},
                   {"phone": "+442079460777", "channel": "phone", "purpose": "marketing"}):  # fmt: skip
         assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "suppressed"
+    minting = client.post("/v1/unsubscribe-links", json={"subject_id": person["id"], "purpose": "newsletter"}, headers=headers)
+    assert minting.status_code == 404  # no more links for someone we erased
 
     mails = smtp.wait_for(3)
     confirmation = [m for m in mails if m["To"] == "ann@example.com" and "erased" in m["Subject"]]
