@@ -360,6 +360,22 @@ def post_form(base_url: str, paths: list[str], body: bytes, *, concurrency: int)
     return post_all(base_url, [(path, body, headers) for path in paths], concurrency=concurrency)
 
 
+def median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def medians(runs: list[dict]) -> dict:
+    """Per figure, the median over rounds (booleans: whether any round had it)."""
+    return {k: (any(r[k] for r in runs) if isinstance(runs[0][k], bool) else median([r[k] for r in runs])) for k in runs[0]}
+
+
+def ratios(rounds: dict[str, list[dict]], figure: str) -> list[float]:
+    """service / floor for one figure, round by round (each pair measured back to back)."""
+    return [s[figure] / f[figure] for s, f in zip(rounds["service"], rounds["floor"])]
+
+
 def report(title: str, rows: list[tuple[str, str, str, str]]) -> None:
     print(f"\n{title}")
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

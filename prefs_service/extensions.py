@@ -202,8 +202,16 @@ def execute_prepared(stmt, params: dict) -> list[tuple]:
     connection, inside its transaction, compiled once per backend. For the
     one-row statements of the paths people click (checks, unsubscribes), where
     SQLAlchemy's per-execution work costs more than the statement itself."""
-    conn = db.session.connection()  # begins the session's transaction as usual
-    return _run(conn.connection, _Prepared.of(stmt, conn.dialect), params)
+    session = db.session()
+    transaction = session.get_transaction()
+    cached = session.info.get("prefs.prepared_connection")
+    if transaction is None or cached is None or cached[0] is not transaction:
+        conn = session.connection()  # begins the session's transaction as usual
+        # Asking the session again for each statement cost more than a one-row
+        # statement; the connection stays the same until the transaction ends.
+        cached = session.info["prefs.prepared_connection"] = (session.get_transaction(), conn.connection, conn.dialect)
+    _, dbapi_connection, dialect = cached
+    return _run(dbapi_connection, _Prepared.of(stmt, dialect), params)
 
 
 class _Prepared:
