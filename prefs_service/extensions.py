@@ -159,10 +159,10 @@ def _begin_sqlite(conn):
         if _read_intent.get():
             conn.exec_driver_sql("BEGIN")
         else:
-            _begin_immediate(conn.connection.driver_connection)
+            _begin_immediate(conn.connection.driver_connection, conn.dialect)
 
 
-def _begin_immediate(driver: sqlite3.Connection) -> None:
+def _begin_immediate(driver: sqlite3.Connection, dialect) -> None:
     """Take the write lock, polling every fraction of a millisecond. SQLite's
     own busy handler sleeps 1, 2, 5, 10 ms and more between tries, while our
     write transactions hold the lock for well under a millisecond: under many
@@ -177,7 +177,8 @@ def _begin_immediate(driver: sqlite3.Connection) -> None:
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
+                    # The exception classes SQLAlchemy would have raised.
+                    raise sa.exc.DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error, dialect=dialect) from error
             time.sleep(delay)
             delay = min(delay * 1.5, 0.002)
     finally:
@@ -203,15 +204,23 @@ def execute_prepared(stmt, params: dict) -> list[tuple]:
     one-row statements of the paths people click (checks, unsubscribes), where
     SQLAlchemy's per-execution work costs more than the statement itself."""
     session = db.session()
+    if session.autoflush:
+        session.flush()  # as session.execute() would: pending ORM changes go first
     transaction = session.get_transaction()
     cached = session.info.get("prefs.prepared_connection")
-    if transaction is None or cached is None or cached[0] is not transaction:
-        conn = session.connection()  # begins the session's transaction as usual
+    if transaction is None or cached is None or cached[0] is not transaction or not transaction.is_active:
+        conn = session.connection()  # begins the transaction, or raises for one that must be rolled back
         # Asking the session again for each statement cost more than a one-row
         # statement; the connection stays the same until the transaction ends.
-        cached = session.info["prefs.prepared_connection"] = (session.get_transaction(), conn.connection, conn.dialect)
-    _, dbapi_connection, dialect = cached
-    return _run(dbapi_connection, _Prepared.of(stmt, dialect), params)
+        cached = session.info["prefs.prepared_connection"] = (session.get_transaction(), conn)
+    conn = cached[1]
+    prepared = _Prepared.of(stmt, conn.dialect)
+    try:
+        return _run(conn.connection, prepared, prepared.arguments(params))
+    except sa.exc.DBAPIError as error:
+        if error.connection_invalidated:
+            conn.invalidate(error.orig)  # as SQLAlchemy does: the pool replaces it
+        raise
 
 
 class _Prepared:
@@ -224,7 +233,7 @@ class _Prepared:
     @classmethod
     def of(cls, stmt, dialect) -> _Prepared:
         # Statements are built once and kept by their modules, so this stays small.
-        key = (id(stmt), dialect.name)
+        key = (id(stmt), dialect.name, dialect.driver)
         found = cls._cache.get(key)
         if found is None or found[0] is not stmt:
             found = cls._cache[key] = (stmt, cls(stmt, dialect))
@@ -261,16 +270,21 @@ class _Prepared:
         return [tuple(value if f is None or value is None else f(value) for f, value in zip(results, row)) for row in rows]
 
 
-def _run(dbapi_connection, prepared: _Prepared, params: dict) -> list[tuple]:
-    arguments = prepared.arguments(params)
+def _run(dbapi_connection, prepared: _Prepared, arguments) -> list[tuple]:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(prepared.sql, arguments)
         rows = cursor.fetchall() if prepared.returns_rows else []
     except prepared.dialect.loaded_dbapi.Error as error:
-        # The same exception classes SQLAlchemy raises, parameters hidden.
+        # The exception classes SQLAlchemy raises, parameters hidden.
         raise sa.exc.DBAPIError.instance(
-            prepared.sql, None, error, prepared.dialect.loaded_dbapi.Error, hide_parameters=True, dialect=prepared.dialect
+            prepared.sql,
+            None,
+            error,
+            prepared.dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=prepared.dialect.is_disconnect(error, dbapi_connection, cursor),
+            dialect=prepared.dialect,
         ) from error
     finally:
         cursor.close()
@@ -279,18 +293,24 @@ def _run(dbapi_connection, prepared: _Prepared, params: dict) -> list[tuple]:
 
 def _pooled_rows(stmt, params: dict) -> list[tuple]:
     engine = db.engine
+    prepared = _Prepared.of(stmt, engine.dialect)
+    arguments = prepared.arguments(params)
     conn = engine.raw_connection()
     try:
         autocommit_toggle = engine.dialect.name == "postgresql"  # SQLite connections are in autocommit already
         if autocommit_toggle:  # no BEGIN and ROLLBACK round trips around one SELECT
             conn.driver_connection.autocommit = True
-        rows = _run(conn, _Prepared.of(stmt, engine.dialect), params)
+        rows = _run(conn, prepared, arguments)
         if autocommit_toggle:
             conn.driver_connection.autocommit = False
     except BaseException as error:
         # Whatever went wrong, this connection may be left in autocommit or
         # broken: it is never handed out again.
         conn.invalidate(error if isinstance(error, Exception) else None)
+        if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+            # As SQLAlchemy does when a connection is lost (a database restart,
+            # most likely): every other pooled connection is suspect too.
+            engine.dispose(close=False)
         raise
     finally:
         conn.close()

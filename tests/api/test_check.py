@@ -139,3 +139,34 @@ def test_bulk_takes_ten_thousand_and_refuses_more_naming_the_limit(client, heade
 def test_bulk_needs_a_list_of_recipients(client, headers, recipients):
     response = bulk(client, headers, recipients)
     assert response.status_code == 422 and "recipients" in response.json["errors"]
+
+
+def test_checks_recover_when_the_database_drops_every_connection(make_app, app, headers, database_url):
+    """A database restart: the first check on a dead pooled connection may fail,
+    with a plain 500 problem, and every check after it is answered again."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a SQLite file has no connections to cut")
+    import psycopg
+
+    from prefs_service.extensions import db
+
+    serving = make_app(api_key_cache_seconds=60)  # as in production: checks reach the database only for consent
+    client = serving.test_client()
+    grant(client, headers, email="restart@example.com")
+    assert check(client, headers, email="restart@example.com").status_code == 200
+    with serving.app_context():  # several pooled connections, as a busy server holds, all to be cut
+        held = [db.engine.raw_connection() for _ in range(4)]
+        for conn in held:
+            conn.close()
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    first = check(client, headers, email="restart@example.com")
+    assert first.status_code in (200, 500)
+    if first.status_code == 500:
+        assert first.mimetype == "application/problem+json" and "restart@example.com" not in first.get_data(as_text=True)
+    answers = [check(client, headers, email="restart@example.com") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[-1].json["reason"] == "granted"
+    assert grant(client, headers, email="restart@example.com", status="withdrawn")["status"] == "withdrawn"
+    with app.app_context():  # the fixtures' own app lost its connections too
+        db.engine.dispose()
