@@ -89,11 +89,17 @@ class _Flask(Flask):
 
 
 def _refuse_async_views(app: Flask) -> None:
-    for name, view in app.view_functions.items():
+    hooks = [
+        *app.before_request_funcs.values(), *app.after_request_funcs.values(), *app.teardown_request_funcs.values(),
+        app.teardown_appcontext_funcs, *[h.values() for codes in app.error_handler_spec.values() for h in codes.values()],
+    ]  # fmt: skip
+    functions = [f for group in hooks for f in group]
+    for view in app.view_functions.values():
         view_class = getattr(view, "view_class", None)
-        methods = [getattr(view_class, m.lower(), None) for m in (view_class.methods or ())] if view_class else [view]
-        if any(inspect.iscoroutinefunction(m) for m in methods if m is not None):
-            raise RuntimeError(f"view {name} is async; this app runs synchronous views only")
+        functions += [getattr(view_class, m.lower(), None) for m in (view_class.methods or ())] if view_class else [view]
+    for function in functions:
+        if inspect.iscoroutinefunction(function):
+            raise RuntimeError(f"{function.__qualname__} is async; this app runs synchronous views and hooks only")
 
 
 def migrations_directory() -> str:

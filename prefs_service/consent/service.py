@@ -226,9 +226,21 @@ def _insert_event():
     )
 
 
+def _lock_consent_of(subject_id: uuid.UUID) -> None:
+    """Before reading a person's state to decide what to record: two clicks on
+    one link at once, or a click and "stop all marketing", must not both record
+    the same withdrawal. On PostgreSQL the second waits here for the first to
+    commit, then reads its outcome (each statement sees a new snapshot). SQLite
+    needs no lock: its write transactions already run one at a time."""
+    if db.engine.dialect.name == "postgresql":
+        execute_prepared(_subject_lock(), {"subject_id": subject_id})
+
+
 @functools.cache
 def _subject_lock():
-    return sa.select(Subject.id).where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type)).with_for_update()
+    # NO KEY UPDATE: serialises these writers without blocking the foreign-key
+    # checks of events other callers append for the same person.
+    return sa.select(Subject.id).where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type)).with_for_update(key_share=True)
 
 
 @functools.cache
@@ -261,11 +273,7 @@ def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by
     """Record `event` only if it changes the current state (a repeated unsubscribe
     adds nothing to the ledger). Returns the new event, or None. NotFound if
     there is no such subject; both are answered by one query."""
-    if db.engine.dialect.name == "postgresql":
-        # Two clicks on one link at once: the second waits here for the first to
-        # commit, then reads its outcome (each statement sees a new snapshot).
-        # SQLite needs no lock: its write transactions already run one at a time.
-        execute_prepared(_subject_lock(), {"subject_id": subject_id})
+    _lock_consent_of(subject_id)
     found = execute_prepared(_status_query(), {"subject_id": subject_id, "channel": event.channel, "purpose": event.purpose})
     if not found:
         raise NotFound("No subject with that id.")
@@ -851,6 +859,7 @@ def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidenc
     unknown = {pair for pair in granted if channel_purpose_errors(*pair)}
     if unknown:
         raise Invalid("Unknown channel or purpose.", errors={"purposes": sorted(f"{c}.{p}" for c, p in unknown)})
+    _lock_consent_of(subject.id)
     states = _statuses(subject.id)
     recorded = []
     for channel in applicable_channels(subject):
@@ -896,6 +905,7 @@ def _statuses(subject_id: uuid.UUID) -> dict[tuple[str, str], str]:
 def stop_all_marketing(*, subject: Subject, evidence: Evidence) -> list[ConsentEvent]:
     """Withdraw every marketing purpose not already withdrawn, on every channel,
     so no older grant arriving later can count."""
+    _lock_consent_of(subject.id)
     states = _statuses(subject.id)
     recorded = []
     for channel, purpose in channels.all_purposes():
