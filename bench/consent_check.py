@@ -56,8 +56,9 @@ def run(backend: str, subjects: int, reuse: bool, seconds: int, rounds_wanted: i
     # drifts by tens of percent within minutes, and a ratio of two figures
     # measured far apart would mostly measure the drift.
     rounds: dict[str, list[dict]] = {"floor": [], "service": []}
-    for _ in range(rounds_wanted):
-        for label, (target, path, auth, env_) in targets.items():
+    for number in range(rounds_wanted):
+        order = list(targets.items()) if number % 2 == 0 else list(reversed(targets.items()))  # neither always goes first
+        for label, (target, path, auth, env_) in order:
             headers = {"Authorization": auth} if auth else {}
             with common.gunicorn(target, env_) as base:
                 common.wrk_single(base, path + query, subjects, auth=auth, seconds=3)  # warm caches
