@@ -207,6 +207,15 @@ def _insert_event():
     """INSERT one ledger row, stamping the policy in force at `occurred_at`
     unless the caller named one; built once, bound per call."""
     table = ConsentEvent.__table__
+    return (
+        sa.insert(table)
+        .values({**{name: sa.bindparam(name, type_=table.c[name].type) for name in EVENT_COLUMNS}, "policy_version": _policy_stamp()})
+        .returning(*table.c)
+    )
+
+
+def _policy_stamp():
+    """The policy version the caller named, else the one in force at `policy_moment`."""
     in_force = (
         sa.select(PolicyVersion.version)
         .where(PolicyVersion.effective_at <= sa.bindparam("policy_moment", type_=PolicyVersion.effective_at.type))
@@ -214,24 +223,16 @@ def _insert_event():
         .limit(1)
         .scalar_subquery()
     )
-    return (
-        sa.insert(table)
-        .values(
-            {
-                **{name: sa.bindparam(name, type_=table.c[name].type) for name in EVENT_COLUMNS},
-                "policy_version": sa.func.coalesce(sa.bindparam("named_policy", type_=sa.String), in_force),
-            }
-        )
-        .returning(*table.c)
-    )
+    return sa.func.coalesce(sa.bindparam("named_policy", type_=sa.String), in_force)
 
 
 def _lock_consent_of(subject_id: uuid.UUID) -> None:
-    """Before reading a person's state to decide what to record: two clicks on
-    one link at once, or a click and "stop all marketing", must not both record
-    the same withdrawal. On PostgreSQL the second waits here for the first to
-    commit, then reads its outcome (each statement sees a new snapshot). SQLite
-    needs no lock: its write transactions already run one at a time."""
+    """Before reading a person's state to decide what to record: two saves of
+    the preference center, or a save and a click (whose statement takes the same
+    lock), must not both record the same withdrawal. On PostgreSQL the second
+    waits here for the first to commit, then reads its outcome (each statement
+    sees a new snapshot). SQLite needs no lock: its write transactions already
+    run one at a time."""
     if db.engine.dialect.name == "postgresql":
         execute_prepared(_subject_lock(), {"subject_id": subject_id})
 
@@ -261,26 +262,89 @@ def _status_query():
 def record(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tuple[ConsentEvent, bool]:
     """Append one event and update the current state. Returns (event, applied):
     applied is False when a newer event already decides this purpose."""
+    values, applied = _append(subject_id=subject_id, event=event, recorded_by=recorded_by)
+    return ConsentEvent(**dict(zip(ConsentEvent.__table__.c.keys(), values))), applied  # not in the session: the ledger is append-only
+
+
+def _append(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tuple[tuple, bool]:
+    """record(), without building the ORM object: (the ledger row's columns, applied)."""
     columns = _event_columns(subject_id, event, recorded_by, None)
     del columns["policy_version"]
     (values,) = execute_prepared(_insert_event(), {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at})
-    row = ConsentEvent(**dict(zip(ConsentEvent.__table__.c.keys(), values)))  # not in the session: the ledger is append-only
-    applied = _apply_state([(subject_id, event, row.id)])
-    return row, bool(applied)
+    return values, bool(_apply_state([(subject_id, event, values[0])]))
 
 
-def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> ConsentEvent | None:
+def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> bool:
     """Record `event` only if it changes the current state (a repeated unsubscribe
-    adds nothing to the ledger). Returns the new event, or None. NotFound if
-    there is no such subject; both are answered by one query."""
-    _lock_consent_of(subject_id)
+    adds nothing to the ledger). Returns whether it did; NotFound if there is no
+    such subject."""
+    if db.engine.dialect.name == "postgresql":
+        return _change_in_one_statement(subject_id=subject_id, event=event, recorded_by=recorded_by)
+    # SQLite runs one write transaction at a time (BEGIN IMMEDIATE), so what is
+    # read here still holds when the event is written.
     found = execute_prepared(_status_query(), {"subject_id": subject_id, "channel": event.channel, "purpose": event.purpose})
     if not found:
         raise NotFound("No subject with that id.")
     if found[0][1] == event.status:
-        return None
-    row, applied = record(subject_id=subject_id, event=event, recorded_by=recorded_by)
-    return row if applied else None
+        return False
+    _, applied = _append(subject_id=subject_id, event=event, recorded_by=recorded_by)
+    return applied
+
+
+def _change_in_one_statement(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> bool:
+    """PostgreSQL: lock the person, change the state only where the event wins
+    and differs, and append the event only if it did: one round trip for the
+    paths people click. Concurrent clicks stay single: ON CONFLICT DO UPDATE
+    waits for a state row another transaction is changing, then judges its
+    newest version; the lock orders clicks with the preference center."""
+    columns = _event_columns(subject_id, event, recorded_by, None)
+    del columns["policy_version"]
+    rows = execute_prepared(_change_statement(), {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at})
+    if not rows:
+        raise NotFound("No subject with that id.")
+    changed = rows[0][1] is not None  # else the state already said so
+    if changed:
+        _jobs_for_changes([(subject_id, event.channel, event.purpose, event.status)])
+    return changed
+
+
+@functools.cache
+def _change_statement():
+    from sqlalchemy.dialects.postgresql import insert
+
+    events, state, people = ConsentEvent.__table__, ConsentState.__table__, Subject.__table__
+    person = (
+        sa.select(people.c.id)
+        .where(people.c.id == sa.bindparam("subject_id", type_=people.c.id.type), people.c.erased_at.is_(None))
+        .with_for_update(key_share=True)  # as _lock_consent_of
+        .cte("person")
+    )
+    proposed = sa.select(
+        person.c.id,
+        *(sa.bindparam(name, type_=state.c[name].type) for name in ("channel", "purpose", "status", "occurred_at")),
+        sa.Sequence("consent_events_id_seq").next_value(),  # the event's id, drawn before we know it is needed
+        sa.bindparam("source", type_=state.c.source.type),
+    )
+    upsert = insert(state).from_select(list(STATE_COLUMNS), proposed)
+    changed = (
+        upsert.on_conflict_do_update(
+            index_elements=[state.c.subject_id, state.c.channel, state.c.purpose],
+            set_={c: upsert.excluded[c] for c in ("status", "occurred_at", "event_id", "source")},
+            where=sa.and_(upsert.excluded.status != state.c.status, _new_state_wins(upsert.excluded, state.c)),
+        )
+        .returning(state.c.event_id)
+        .cte("changed")
+    )
+    appended = (
+        sa.insert(events)
+        .from_select(
+            ["id", *EVENT_COLUMNS, "policy_version"],
+            sa.select(changed.c.event_id, *(sa.bindparam(name, type_=events.c[name].type) for name in EVENT_COLUMNS), _policy_stamp()),
+        )
+        .returning(events.c.id)
+        .cte("appended")
+    )
+    return sa.select(person.c.id, appended.c.id).select_from(person.outerjoin(appended, sa.true()))
 
 
 def validate_batch(
@@ -502,11 +566,16 @@ def _state_upsert(dialect: str):
     return stmt.on_conflict_do_update(
         index_elements=[table.c.subject_id, table.c.channel, table.c.purpose],
         set_={c: excluded[c] for c in ("status", "occurred_at", "event_id", "source")},
-        where=sa.or_(
-            excluded.occurred_at > table.c.occurred_at,
-            sa.and_(excluded.occurred_at == table.c.occurred_at, excluded.status == WITHDRAWN, table.c.status == GRANTED),
-        ),
+        where=_new_state_wins(excluded, table.c),
     ).returning(table.c.event_id)
+
+
+def _new_state_wins(new, stored):
+    """_wins, in SQL: the newer event decides; on a tie, a withdrawal beats a grant."""
+    return sa.or_(
+        new.occurred_at > stored.occurred_at,
+        sa.and_(new.occurred_at == stored.occurred_at, new.status == WITHDRAWN, stored.status == GRANTED),
+    )
 
 
 def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
@@ -540,11 +609,16 @@ def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
         changed = set()
         for chunk in _chunks(rows, 1000):
             changed.update(db.session.execute(stmt, chunk).scalars())
-    for row in rows:
-        job = JOBS_ON_WITHDRAWAL.get((row["channel"], row["purpose"]))
-        if job and row["status"] == WITHDRAWN and row["event_id"] in changed:
-            outbox.defer(job, {"subject_id": str(row["subject_id"])})
+    _jobs_for_changes([(r["subject_id"], r["channel"], r["purpose"], r["status"]) for r in rows if r["event_id"] in changed])
     return len(changed)
+
+
+def _jobs_for_changes(changes: list[tuple[uuid.UUID, str, str, str]]) -> None:
+    """Queue what a changed state sets off: (subject, channel, purpose, new status)."""
+    for subject_id, channel, purpose, status in changes:
+        job = JOBS_ON_WITHDRAWAL.get((channel, purpose))
+        if job and status == WITHDRAWN:
+            outbox.defer(job, {"subject_id": str(subject_id)})
 
 
 # --- reading ---------------------------------------------------------------------
@@ -814,9 +888,9 @@ def _own_event(channel: str, purpose: str, status: str, source: str, evidence: E
     return EventInput(channel, purpose, status, source, utcnow(), None, evidence)
 
 
-def unsubscribe(*, subject_id: uuid.UUID, channel: str, purpose: str, source: str, evidence: Evidence) -> ConsentEvent | None:
-    """Withdraw at once. A repeat changes nothing and returns None; NotFound if
-    the person no longer exists."""
+def unsubscribe(*, subject_id: uuid.UUID, channel: str, purpose: str, source: str, evidence: Evidence) -> bool:
+    """Withdraw at once; whether that changed anything (a repeat does not).
+    NotFound if the person no longer exists."""
     require_channel_purpose(channel, purpose)
     return change_if_different(subject_id=subject_id, event=_own_event(channel, purpose, WITHDRAWN, source, evidence), recorded_by=SELF)
 
@@ -918,9 +992,9 @@ def stop_all_marketing(*, subject: Subject, evidence: Evidence) -> list[ConsentE
 GPC_PURPOSE = ("partner", "share_for_marketing")
 
 
-def honour_gpc(*, subject: Subject, evidence: Evidence) -> ConsentEvent | None:
+def honour_gpc(*, subject: Subject, evidence: Evidence) -> bool:
     """A Global Privacy Control signal opts the person out of sharing for
-    marketing. Returns the new event, or None when it was already withdrawn."""
+    marketing. Returns whether that changed anything."""
     return change_if_different(subject_id=subject.id, event=_own_event(*GPC_PURPOSE, WITHDRAWN, "gpc", evidence), recorded_by=SELF)
 
 
