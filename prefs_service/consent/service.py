@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from .. import audit, channels, links, outbox, tokens
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db, dialect_insert, execute_prepared, read_rows, utcnow
+from ..extensions import db, dialect_insert, utcnow
+from ..statements import execute_prepared, read_rows
 from ..notices import service as notices
 from ..redact import truncate_ip
 from ..subjects import service as subjects

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit, channels
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db, read_rows
+from ..extensions import db
+from ..statements import read_rows
 from .models import Identifier, Subject
 
 # API field name -> identifier kind.
