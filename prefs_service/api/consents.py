@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import orjson
-from flask import current_app
+from flask import current_app, request
 from flask.views import MethodView
 
 from ..consent import service as consent
@@ -56,13 +56,31 @@ class ConsentBatch(MethodView):
         return {"recorded": recorded, "skipped_erased": skipped}
 
 
+def check_query() -> dict:
+    """The single check's query, as CheckQuery loads it. The common shape
+    (channel, purpose and one identifier) is read as it is: every field is a
+    plain string, so the schema would return the same dict (first values of
+    repeated keys included), and the schema cost a sixth of the check. Anything else goes
+    through the schema, which names what is wrong. A property test holds the
+    two readings equal."""
+    args = request.args
+    if len(args) == 3 and "channel" in args and "purpose" in args and sum(k in args for k in consent.CHECK_KEYS) == 1:
+        return args.to_dict()
+    return blp.ARGUMENTS_PARSER.parse(CHECK_QUERY, request, location="query")
+
+
+CHECK_QUERY = schemas.CheckQuery()
+
+
 @blp.route("/consent/check")
 class ConsentCheck(MethodView):
     @require("consent:read")
-    @blp.arguments(schemas.CheckQuery(), location="query")
+    @blp.doc(parameters=[{"in": "query", "schema": schemas.CheckQuery}])
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     @blp.response(200, schemas.CheckOut)
-    def get(self, query):
+    def get(self):
         """May we contact this person on this channel for this purpose?"""
+        query = check_query()
         key = next(k for k in consent.CHECK_KEYS if k in query)
         result = consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
         # Serialised directly (same shape as CheckOut): the hot path of every send.

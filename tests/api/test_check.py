@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture
@@ -170,3 +172,31 @@ def test_checks_recover_when_the_database_drops_every_connection(make_app, app, 
     assert grant(client, headers, email="restart@example.com", status="withdrawn")["status"] == "withdrawn"
     with app.app_context():  # the fixtures' own app lost its connections too
         db.engine.dispose()
+
+
+QUERY_KEYS = ["channel", "purpose", "email", "phone", "fax", "postal_address", "subject_id", "external_ref", "typo"]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(QUERY_KEYS), st.text(max_size=8)), max_size=5))
+def test_the_single_checks_quick_query_reading_agrees_with_its_schema(app, pairs):
+    """GET /v1/consent/check reads its common query shape without the schema:
+    for any query, it must get what the schema gives, or the same error."""
+    from urllib.parse import urlencode
+
+    from flask import request
+    from werkzeug.exceptions import HTTPException
+
+    from prefs_service.api import schemas
+    from prefs_service.api.consents import blp, check_query
+
+    def outcome(read):
+        try:
+            return read()
+        except HTTPException as error:
+            return error.code, error.data["messages"]
+
+    with app.test_request_context("/v1/consent/check?" + urlencode(pairs)):
+        quick = outcome(check_query)
+        full = outcome(lambda: blp.ARGUMENTS_PARSER.parse(schemas.CheckQuery(), request, location="query"))
+    assert quick == full
