@@ -82,9 +82,10 @@ class _Prepared:
         # Values written into the statement itself (a literal compared with a column).
         constants = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
         self.constants = {name: (self.binders[name](v) if name in self.binders else v) for name, v in constants.items()}
-        self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in stmt.exported_columns]
-        self.returns_rows = bool(self.results)  # a SELECT, or DML with RETURNING
-        self.converts_rows = any(self.results)
+        results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in stmt.exported_columns]
+        self.returns_rows = bool(results)  # a SELECT, or DML with RETURNING
+        self.processors = results
+        self.converters = [(index, convert) for index, convert in enumerate(results) if convert is not None]
 
     def arguments(self, params: dict):
         if self.binders:
@@ -94,31 +95,42 @@ class _Prepared:
         return [params[name] for name in self.positional] if self.positional is not None else params
 
     def convert(self, rows: list) -> list[tuple]:
-        if not self.converts_rows:
+        if not self.converters:
             return rows
-        results = self.results
-        return [tuple(value if f is None or value is None else f(value) for f, value in zip(results, row)) for row in rows]
+        # Bulk checks read thousands of rows whose one converted column (when
+        # a suppression began) is mostly NULL: touch only the rows that need it.
+        if len(self.converters) == 1:
+            ((i, convert),) = self.converters
+            return [row if row[i] is None else (*row[:i], convert(row[i]), *row[i + 1 :]) for row in rows]
+        return [tuple(value if value is None or f is None else f(value) for f, value in zip(self.processors, row)) for row in rows]
 
 
 def _run(dbapi_connection, prepared: _Prepared, arguments) -> list[tuple]:
-    cursor = dbapi_connection.cursor()
+    cursor = None
     try:
+        cursor = dbapi_connection.cursor()
         cursor.execute(prepared.sql, arguments)
         rows = cursor.fetchall() if prepared.returns_rows else []
     except prepared.dialect.loaded_dbapi.Error as error:
-        # The exception classes SQLAlchemy raises, parameters hidden.
-        raise sa.exc.DBAPIError.instance(
-            prepared.sql,
-            None,
-            error,
-            prepared.dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=prepared.dialect.is_disconnect(error, dbapi_connection, cursor),
-            dialect=prepared.dialect,
-        ) from error
+        raise _wrapped(prepared, error, dbapi_connection, cursor) from error
     finally:
-        cursor.close()
+        if cursor is not None:
+            cursor.close()
     return prepared.convert(rows)
+
+
+def _wrapped(prepared: _Prepared, error: Exception, dbapi_connection, cursor) -> sa.exc.DBAPIError:
+    """The exception class SQLAlchemy would raise, parameters hidden, marked
+    when the connection is lost."""
+    return sa.exc.DBAPIError.instance(
+        prepared.sql,
+        None,
+        error,
+        prepared.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=prepared.dialect.is_disconnect(error, dbapi_connection, cursor),
+        dialect=prepared.dialect,
+    )
 
 
 def _pooled_rows(stmt, params: dict) -> list[tuple]:
@@ -128,11 +140,14 @@ def _pooled_rows(stmt, params: dict) -> list[tuple]:
     conn = engine.raw_connection()
     try:
         autocommit_toggle = engine.dialect.name == "postgresql"  # SQLite connections are in autocommit already
-        if autocommit_toggle:  # no BEGIN and ROLLBACK round trips around one SELECT
-            conn.driver_connection.autocommit = True
-        rows = _run(conn, prepared, arguments)
-        if autocommit_toggle:
-            conn.driver_connection.autocommit = False
+        try:
+            if autocommit_toggle:  # no BEGIN and ROLLBACK round trips around one SELECT
+                conn.driver_connection.autocommit = True
+            rows = _run(conn, prepared, arguments)
+            if autocommit_toggle:
+                conn.driver_connection.autocommit = False
+        except engine.dialect.loaded_dbapi.Error as error:  # from the toggles: a closed connection refuses them
+            raise _wrapped(prepared, error, conn, None) from error
     except BaseException as error:
         # Whatever went wrong, this connection may be left in autocommit or
         # broken: it is never handed out again.
