@@ -215,6 +215,13 @@ def _insert_event():
     )
 
 
+def _stamped_event_params(subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> dict:
+    """Parameters of a statement that appends `event` with _policy_stamp()."""
+    columns = _event_columns(subject_id, event, recorded_by, None)
+    del columns["policy_version"]
+    return {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at}
+
+
 def _policy_stamp():
     """The policy version the caller named, else the one in force at `policy_moment`."""
     in_force = (
@@ -240,9 +247,14 @@ def _lock_consent_of(subject_id: uuid.UUID) -> None:
 
 @functools.cache
 def _subject_lock():
-    # NO KEY UPDATE: serialises these writers without blocking the foreign-key
-    # checks of events other callers append for the same person.
-    return sa.select(Subject.id).where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type)).with_for_update(key_share=True)
+    """The person's row, if we hold them (not erased), locked. NO KEY UPDATE:
+    serialises these writers without blocking the foreign-key checks of events
+    other callers append for the same person."""
+    return (
+        sa.select(Subject.id)
+        .where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type), Subject.erased_at.is_(None))
+        .with_for_update(key_share=True)
+    )
 
 
 @functools.cache
@@ -269,9 +281,7 @@ def record(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tup
 
 def _append(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tuple[tuple, bool]:
     """record(), without building the ORM object: (the ledger row's columns, applied)."""
-    columns = _event_columns(subject_id, event, recorded_by, None)
-    del columns["policy_version"]
-    (values,) = execute_prepared(_insert_event(), {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at})
+    (values,) = execute_prepared(_insert_event(), _stamped_event_params(subject_id, event, recorded_by))
     return values, bool(_apply_state([(subject_id, event, values[0])]))
 
 
@@ -298,9 +308,7 @@ def _change_in_one_statement(*, subject_id: uuid.UUID, event: EventInput, record
     paths people click. Concurrent clicks stay single: ON CONFLICT DO UPDATE
     waits for a state row another transaction is changing, then judges its
     newest version; the lock orders clicks with the preference center."""
-    columns = _event_columns(subject_id, event, recorded_by, None)
-    del columns["policy_version"]
-    rows = execute_prepared(_change_statement(), {**columns, "named_policy": event.policy_version, "policy_moment": event.occurred_at})
+    rows = execute_prepared(_change_statement(), _stamped_event_params(subject_id, event, recorded_by))
     if not rows:
         raise NotFound("No subject with that id.")
     changed = rows[0][1] is not None  # else the state already said so
@@ -313,13 +321,8 @@ def _change_in_one_statement(*, subject_id: uuid.UUID, event: EventInput, record
 def _change_statement():
     from sqlalchemy.dialects.postgresql import insert
 
-    events, state, people = ConsentEvent.__table__, ConsentState.__table__, Subject.__table__
-    person = (
-        sa.select(people.c.id)
-        .where(people.c.id == sa.bindparam("subject_id", type_=people.c.id.type), people.c.erased_at.is_(None))
-        .with_for_update(key_share=True)  # as _lock_consent_of
-        .cte("person")
-    )
+    events, state = ConsentEvent.__table__, ConsentState.__table__
+    person = _subject_lock().cte("person")  # the lock the preference center takes too
     proposed = sa.select(
         person.c.id,
         *(sa.bindparam(name, type_=state.c[name].type) for name in ("channel", "purpose", "status", "occurred_at")),
