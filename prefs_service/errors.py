@@ -4,6 +4,10 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
+    # The last part of the problem type URI (RFC 9457) the API answers with;
+    # None answers "about:blank", the status alone saying what went wrong.
+    problem_type: str | None = None
+
     def __init__(self, message: str, *, errors: dict | None = None):
         super().__init__(message)
         self.message = message
@@ -20,3 +24,11 @@ class Conflict(DomainError):
 
 class Invalid(DomainError):
     """The input breaks a rule; `errors` maps fields (or item indexes) to messages."""
+
+
+class Erased(Conflict):
+    """The person named was erased at their own request: nothing may be
+    recorded about them, and they are not re-created, until they come back by
+    their own verified action."""
+
+    problem_type = "erased"

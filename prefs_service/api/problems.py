@@ -13,8 +13,15 @@ PROBLEM_TYPE = "application/problem+json"
 STATUS_FOR = {NotFound: 404, Conflict: 409, Invalid: 422, BadSignature: 400, NotConfigured: 503}
 
 
-def problem(status: int, detail: str | None = None, *, errors: dict | None = None, headers: dict | None = None) -> Response:
-    body = {"type": "about:blank", "title": HTTP_STATUS_CODES.get(status, "Error"), "status": status}
+def problem_type_uri(name: str) -> str:
+    """Where a problem type is explained: one page per type under /problems/."""
+    return f"{current_app.config['PREFS'].base_url}/problems/{name}"
+
+
+def problem(
+    status: int, detail: str | None = None, *, errors: dict | None = None, headers: dict | None = None, type_: str | None = None
+) -> Response:
+    body = {"type": problem_type_uri(type_) if type_ else "about:blank", "title": HTTP_STATUS_CODES.get(status, "Error"), "status": status}
     if detail:
         body["detail"] = detail
     if errors:
@@ -27,7 +34,7 @@ def problem(status: int, detail: str | None = None, *, errors: dict | None = Non
 
 def from_domain(error: DomainError) -> Response:
     status = next((code for cls, code in STATUS_FOR.items() if isinstance(error, cls)), 400)
-    return problem(status, error.message, errors=error.errors or None)
+    return problem(status, error.message, errors=error.errors or None, type_=error.problem_type)
 
 
 DEFAULT_DETAIL = {
