@@ -6,7 +6,7 @@ import inspect
 import logging
 
 import orjson
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask.json.provider import JSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -16,7 +16,7 @@ from .access.service import KeyCache
 from .api import problems
 from .config import Settings, load_settings
 from .errors import DomainError
-from .extensions import csrf, db, declare_read_only, limiter, migrate
+from .extensions import csrf, db, declare_read_only, end_declaration, limiter, migrate
 from .jobs import dispatch
 from .subjects import service as subjects
 
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     web.init_app(app)
 
     app.before_request(_declare_transaction_intent)
+    app.teardown_request(_end_transaction_intent)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -123,7 +124,13 @@ def _engine_options(url: str) -> dict:
 def _declare_transaction_intent():
     view = request.endpoint and _view_function()
     declared = getattr(view, "prefs_intent", None)
-    declare_read_only(declared == "read" if declared else request.method in READ_METHODS)
+    g.prefs_intent_token = declare_read_only(declared == "read" if declared else request.method in READ_METHODS)
+
+
+def _end_transaction_intent(_error=None):
+    token = g.pop("prefs_intent_token", None)
+    if token is not None:
+        end_declaration(token)
 
 
 def _view_function():

@@ -119,9 +119,17 @@ def read_intent() -> bool:
     return _read_intent.get()
 
 
-def declare_read_only(value: bool) -> None:
-    """Set the intent for the rest of this context (a request)."""
-    _read_intent.set(value)
+def declare_read_only(value: bool):
+    """Set the intent for a request; returns the token that `end_declaration`
+    takes at the request's end. Without that reset the intent outlived the
+    request in its thread: a test's own writes after a GET began deferred
+    transactions, which SQLite refuses at once ("database is locked") when
+    another writer commits between their first read and their first write."""
+    return _read_intent.set(value)
+
+
+def end_declaration(token) -> None:
+    _read_intent.reset(token)
 
 
 def intent(kind: str):

@@ -14,6 +14,7 @@ from . import tokens
 
 UNSUBSCRIBE_ROUTE = "/u/<token>"
 PREFERENCES_ROUTE = "/preferences/<token>"
+RETURN_ROUTE = "/preferences/return/<token>"
 VERIFY_ROUTE = "/privacy-requests/verify/<token>"
 DOWNLOAD_ROUTE = "/privacy-requests/download/<token>"
 COMMISSION_ROUTE = "/purchase/commission/<token>"
@@ -30,6 +31,10 @@ def unsubscribe_url(subject_id: uuid.UUID, channel: str, purpose: str) -> str:
 
 def preferences_url(subject_id: uuid.UUID) -> str:
     return _absolute(PREFERENCES_ROUTE, tokens.sign("preferences", {"s": str(subject_id)}))
+
+
+def return_url(email_hash: bytes) -> str:
+    return _absolute(RETURN_ROUTE, tokens.sign("return", {"h": email_hash.hex()}))
 
 
 def verify_url(request_id: int) -> str:

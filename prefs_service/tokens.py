@@ -29,6 +29,9 @@ PURPOSES = {
     # RFC 8058 links must keep working long after the mail was sent.
     "unsubscribe": LinkPurpose("prefs.unsubscribe.v1", timedelta(days=400)),
     "preferences": LinkPurpose("prefs.preferences.v1", timedelta(days=45)),
+    # For a person we erased who asks to hear from us again: it names the
+    # keyed hash of their address, never the address.
+    "return": LinkPurpose("prefs.return.v1", timedelta(days=3)),
     "verify": LinkPurpose("prefs.verify.v1", timedelta(hours=72)),
     "download": LinkPurpose("prefs.download.v1", timedelta(days=7)),
     "commission": LinkPurpose("prefs.commission.v1", timedelta(days=30)),

@@ -66,3 +66,24 @@ def worker_process(base_settings: dict, var_dir: Path, **extra_env) -> subproces
     }
     prefs = str(Path(sys.executable).parent / "prefs")
     return subprocess.Popen([prefs, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def plaintext_holders(app, needles: list[str]) -> list[tuple[str, str, str]]:
+    """(table, column, needle) for every text, JSON or binary column of every
+    table that holds one of `needles` (case-insensitive), read through SQL so
+    nothing the ORM caches hides a row."""
+    found = []
+    lowered = [n.lower() for n in needles if n]
+    with app.app_context():
+        for table in db.metadata.sorted_tables:
+            columns = [c for c in table.columns if isinstance(c.type, (sa.String, sa.Text, sa.JSON, sa.LargeBinary))]
+            if not columns:
+                continue
+            for row in db.session.execute(sa.select(*columns)):
+                for column, value in zip(columns, row):
+                    if value is None:
+                        continue
+                    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+                    found += [(table.name, column.name, n) for n in lowered if n in text.lower()]
+        db.session.rollback()
+    return found

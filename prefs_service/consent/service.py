@@ -50,7 +50,10 @@ API_SOURCES = (
 # Every other source (one_click, unsubscribe_page, preference_center, gpc) is
 # recorded only by this service, from the person's own signed-link actions.
 
-REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "transactional", "invalid")
+REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "erased", "transactional", "invalid")
+# `erased`: the person asked us to erase their data. Whichever key names them
+# (subject id, external ref, any identifier they had), every purpose answers
+# this, transactional included, until they come back by their own grant.
 # Work a withdrawal sets off, by (channel, purpose): the job kinds live in jobs/.
 JOBS_ON_WITHDRAWAL = {("profile", "profile_enrichment"): "orders.clear_profile"}
 SUPPRESSION_REASONS = ("bounce", "complaint", "objection", "manual", "erasure")
@@ -406,12 +409,12 @@ def record_batch(*, items: list[dict], recorded_by: str, allowed_sources=API_SOU
     """All-or-nothing: every item valid, or Invalid listing the bad ones by index.
 
     Each item is {one subject ref field: value, channel, purpose, status, source,
-    occurred_at?, policy_version?, evidence?}. Unknown identifiers create subjects,
-    except those of people we erased: an import never re-adds them. Returns
-    (recorded, indexes skipped for that reason).
+    occurred_at?, policy_version?, evidence?}. Unknown identifiers create subjects.
+    Nothing is recorded for a person we erased, whichever key names them, and
+    they are never re-created. Returns (recorded, indexes skipped for that reason).
     """
     refs, events = validate_batch(items, allowed_sources=allowed_sources)
-    erased = _erased_refs(refs)
+    erased = subjects.erased_refs(refs)
     skipped = [i for i, ref in enumerate(refs) if ref in erased]
     kept = [(ref, event) for ref, event in zip(refs, events) if ref not in erased]
     subject_ids = _resolve_many([ref for ref, _ in kept], actor=recorded_by)
@@ -428,26 +431,6 @@ def record_batch(*, items: list[dict], recorded_by: str, allowed_sources=API_SOU
         ids = db.session.scalars(sa.insert(ConsentEvent).returning(ConsentEvent.id, sort_by_parameter_order=True), rows).all()
         _apply_state([(subject_ids[ref], event, event_id) for (ref, event), event_id in zip(kept, ids)])
     return len(rows), skipped
-
-
-def _erased_refs(refs: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The identifier refs (not yet held by a subject) that belong to erased people."""
-    by_hash = {}
-    for field, value in refs:
-        if field in ("email", "phone", "fax"):
-            by_hash[subjects.identifier_hash(subjects.IDENTIFIER_FIELDS[field], value)] = (field, value)
-    if not by_hash:
-        return set()
-    erased = set()
-    for chunk in _chunks(list(by_hash)):
-        erased.update(
-            db.session.scalars(
-                sa.select(Suppression.value_hash).where(Suppression.value_hash.in_(chunk), Suppression.reason == "erasure")
-            )
-        )
-        held = set(db.session.scalars(sa.select(Identifier.value_hash).where(Identifier.value_hash.in_(chunk))))
-        erased -= held  # someone who came back by their own signup is a person again
-    return {by_hash[h] for h in erased}
 
 
 def _subject_ref(item: dict) -> tuple[str, str]:
@@ -660,9 +643,14 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
 
     # An identifier we hold no subject for may still be suppressed (an erased
     # person, a bounce reported before they signed up).
-    unknown = [k for k in keys if k not in state] if own_kind else []
-    for size, bound in _key_batches(unknown, dialect):
-        state.update((h, (None, None, since)) for h, since in read_rows(_suppression_query(dialect, size), bound))
+    # An erased person's external ref is kept only as a suppressed hash.
+    unknown = [k for k in keys if k not in state] if key != "subject_id" else []
+    if unknown and not own_kind:
+        hashes = dict(zip(subjects.identifier_hashes(subjects.EXTERNAL_REF_KIND, unknown), unknown))
+    else:
+        hashes = {k: k for k in unknown}
+    for size, bound in _key_batches(list(hashes), dialect):
+        state.update((hashes[h], (None, None, since, erased)) for h, since, erased in read_rows(_suppression_query(dialect, size), bound))
 
     results = []
     invalid, transactional, no_consent = CheckResult(False, "invalid"), CheckResult(True, "transactional"), CheckResult(False, "no_consent")
@@ -670,9 +658,9 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
         if k is None:
             results.append(invalid)
             continue
-        status, since, hit = state.get(k, (None, None, None))
+        status, since, hit, erased = state.get(k, (None, None, None, None))
         if hit is not None:
-            results.append(CheckResult(False, "suppressed", hit if with_since else None))
+            results.append(CheckResult(False, "erased" if erased else "suppressed", hit if with_since else None))
         elif not spec.needs_consent:
             results.append(transactional)
         elif status is None:
@@ -745,7 +733,9 @@ def _matching(column, dialect: str, size: int | None):
 
 @functools.cache
 def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_since: bool, dialect: str, size: int | None):
-    """Rows of (lookup key, status, occurred_at, suppressed since)."""
+    """Rows of (lookup key, status, occurred_at, suppressed since, erased):
+    `erased` is true when the person was erased, or a suppression that silences
+    them came from an erasure."""
     cs = ConsentState.__table__
     ident = Identifier.__table__
     own = Suppression.__table__.alias("own_suppression")
@@ -753,11 +743,13 @@ def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_sin
         base, match, subject_col = ident, ident.c.value_hash, ident.c.subject_id
         joined = base.outerjoin(own, own.c.value_hash == match)
         suppressed = [own.c.created_at]
+        erased = [own.c.reason == subjects.ERASURE]
     else:
         base = Subject.__table__
         match = base.c.id if key == "subject_id" else base.c.external_ref
         subject_col = base.c.id
-        joined, suppressed = base, []
+        # Erasure silences the person on every channel.
+        joined, suppressed, erased = base, [base.c.erased_at], [base.c.erased_at.is_not(None)]
     columns = [match]
     if needs_consent:
         joined = joined.outerjoin(
@@ -774,20 +766,27 @@ def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_sin
             channel_ident, sa.and_(channel_ident.c.subject_id == subject_col, channel_ident.c.kind == other_kind)
         ).outerjoin(theirs, theirs.c.value_hash == channel_ident.c.value_hash)
         suppressed.append(theirs.c.created_at)
-    columns.append(sa.func.coalesce(*suppressed) if len(suppressed) > 1 else (suppressed[0] if suppressed else sa.null()))
+        erased.append(theirs.c.reason == subjects.ERASURE)
+    columns.append(sa.func.coalesce(*suppressed) if len(suppressed) > 1 else suppressed[0])
+    columns.append(sa.or_(*erased) if len(erased) > 1 else erased[0])
     return sa.select(*columns).select_from(joined).where(_matching(match, dialect, size))
 
 
 @functools.cache
 def _suppression_query(dialect: str, size: int | None):
-    return sa.select(Suppression.value_hash, Suppression.created_at).where(_matching(Suppression.__table__.c.value_hash, dialect, size))
+    """(hash, suppressed since, from an erasure) for suppressed keys."""
+    table = Suppression.__table__
+    return sa.select(table.c.value_hash, table.c.created_at, table.c.reason == subjects.ERASURE).where(
+        _matching(table.c.value_hash, dialect, size)
+    )
 
 
-def _suppressions(hashes: set[bytes]) -> dict[bytes, datetime]:
+def _suppressions(hashes: set[bytes]) -> dict[bytes, tuple[datetime, bool]]:
+    """{hash: (suppressed since, from an erasure)} for the suppressed ones."""
     dialect = db.engine.dialect.name
     out = {}
     for size, bound in _key_batches(list(hashes), dialect):
-        out.update(read_rows(_suppression_query(dialect, size), bound))
+        out.update((value_hash, (since, bool(erased))) for value_hash, since, erased in read_rows(_suppression_query(dialect, size), bound))
     return out
 
 
@@ -808,11 +807,12 @@ def current(*, subject: Subject) -> list[dict]:
     for channel, purpose in channels.all_purposes():
         spec = channels.CHANNELS[channel]
         state = states.get((channel, purpose))
-        # A suppression names an identifier: it silences the channel that uses it.
+        # A suppression names an identifier: it silences the channel that uses
+        # it. An erasure silences every channel.
         own_hash = own.get(spec.identifier_kind)
-        hit = suppressed.get(own_hash) if own_hash else None
+        hit = (subject.erased_at, True) if subject.erased_at is not None else (suppressed.get(own_hash) if own_hash else None)
         if hit is not None:
-            verdict = CheckResult(False, "suppressed", hit)
+            verdict = CheckResult(False, "erased" if hit[1] else "suppressed", hit[0])
         elif not spec.purpose(purpose).needs_consent:
             verdict = CheckResult(True, "transactional")
         elif state is None:
@@ -925,7 +925,7 @@ def preference_view(subject: Subject) -> list[dict]:
                 "name": channel.name,
                 "label": channel.label,
                 "purposes": purposes,
-                "suppressed": any(p["reason"] == "suppressed" for p in purposes),
+                "suppressed": any(p["reason"] in ("suppressed", "erased") for p in purposes),
             }
         )
     return view
@@ -1006,17 +1006,19 @@ PREFERENCES_LINK_EVERY = timedelta(minutes=10)
 
 
 def request_preferences_link(*, email: str) -> None:
-    """Mail a fresh preferences link if we know the address; otherwise do
-    nothing. The caller answers the same either way. At most one mail per
-    address per ten minutes, however often it is asked."""
+    """Mail a fresh preferences link if we know the address, or a link to come
+    back if it belonged to someone we erased; otherwise do nothing. The caller
+    answers the same either way. At most one mail per address per ten minutes,
+    however often it is asked."""
     try:
         canonical = channels.normalize("email", email)
     except channels.InvalidIdentifier:
         return
+    bucket = int(utcnow().timestamp() // PREFERENCES_LINK_EVERY.total_seconds())
     subject = subjects.find(kind="email", canonical=canonical)
     if subject is None:
+        _offer_return(canonical, bucket)
         return
-    bucket = int(utcnow().timestamp() // PREFERENCES_LINK_EVERY.total_seconds())
     notices.queue(
         kind="preferences_link",
         recipient=subject.identifier("email").value,
@@ -1025,6 +1027,56 @@ def request_preferences_link(*, email: str) -> None:
         idempotency_key=f"preferences-link:{subject.id}:{bucket}",
         subject_id=subject.id,
     )
+
+
+def _offer_return(canonical: str, bucket: int) -> None:
+    """An erased address asked for its preferences: mail it a link to come
+    back. The mail's address is forgotten once sent, and the link names only
+    the address's keyed hash."""
+    email_hash = subjects.identifier_hash("email", canonical)
+    if not erased_address(email_hash):
+        return
+    notices.queue(
+        kind="return_link",
+        recipient=canonical,
+        template="return_link",
+        context={"return_url": links.return_url(email_hash), "valid_days": tokens.PURPOSES["return"].max_age.days},
+        idempotency_key=f"return-link:{email_hash.hex()[:32]}:{bucket}",
+        forget_after_send=True,
+    )
+
+
+def erased_address(email_hash: bytes) -> bool:
+    """Whether this address belonged to someone we erased and nobody holds it now."""
+    suppression = db.session.get(Suppression, email_hash)
+    if suppression is None or suppression.reason != subjects.ERASURE:
+        return False
+    return db.session.scalar(sa.select(Identifier.id).where(Identifier.value_hash == email_hash)) is None
+
+
+def come_back(*, email_hash: bytes, typed_email: str, granted: set[tuple[str, str]], evidence: Evidence) -> tuple[Subject, int]:
+    """The one way back for a person we erased: through a link mailed to
+    their old address, they type it again and choose what to receive. A new
+    person holds the address, their grants are in the ledger with the
+    evidence, and the address's erasure suppression is lifted. Invalid when
+    the address is not the one the link was sent to, or nothing was chosen.
+    Returns (the person, how many grants were recorded)."""
+    try:
+        canonical = channels.normalize("email", typed_email)
+    except channels.InvalidIdentifier:
+        canonical = None
+    if canonical is None or subjects.identifier_hash("email", canonical) != email_hash:
+        raise Invalid("That is not the address this link was sent to.", errors={"email": ["type the address the link was sent to"]})
+    wanted = {pair for pair in granted if pair[0] == "email" and not channel_purpose_errors(*pair)}
+    if not wanted or any(not channels.CHANNELS["email"].purpose(p).needs_consent for _, p in wanted):
+        raise Invalid("Choose what you would like to receive.", errors={"granted": ["choose at least one topic"]})
+    if not erased_address(email_hash):
+        raise Conflict("This link was used already: your address is with us again. Ask for a link to your preferences instead.")
+    subject = subjects.come_back(email=canonical, actor=SELF)
+    for channel, purpose in sorted(wanted):
+        record(subject_id=subject.id, event=_own_event(channel, purpose, GRANTED, "preference_center", evidence), recorded_by=SELF)
+    _lift_suppressions(subject, {"email"})
+    return subject, len(wanted)
 
 
 # --- suppressions ------------------------------------------------------------------

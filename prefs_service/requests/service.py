@@ -18,7 +18,7 @@ from flask import current_app
 from .. import audit, channels, links, outbox, references, tokens
 from ..access import service as access
 from ..consent.models import ConsentEvent, Suppression
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Erased, Invalid, NotFound
 from ..extensions import db, utcnow
 from ..notices import service as notices
 from ..notices.models import PENDING, Notice
@@ -129,6 +129,8 @@ def submit(
     subject = None
     if subject_id is not None:
         subject = subjects.get(subject_id)
+        if type == "correction" and subject.erased_at is not None:
+            raise Erased("We erased this person's data at their request, so there is nothing to correct.", errors={"subject_id": ["names a person erased at their request"]})
         held = subject.identifier("email")
         if email is None and held is None:
             raise Invalid("We hold no email address for this person.", errors={"email": ["give an address to answer them at"]})
@@ -232,6 +234,10 @@ def approve(*, request_id, actor: str) -> RightsRequest:
         raise Conflict(f"Only a correction awaiting review can be approved; this one is {request.status}.")
     if request.subject_id is None:
         raise Conflict("We hold no data for this requester, so there is nothing to correct; reject it with that reason.")
+    subject = db.session.get(Subject, request.subject_id)
+    if subject.erased_at is not None:
+        raise Erased("We erased this person's data at their request, so there is nothing to correct; reject it with that reason.")
+    subjects.refuse_erased([(field, value) for field, value in (request.changes or {}).items() if field != "name"])
     _start(request, actor=actor)
     return request
 
@@ -416,6 +422,8 @@ def run_erasure(*, request_id: int) -> None:
     subject = db.session.get(Subject, request.subject_id) if request.subject_id else None
     if subject is not None:
         hashes.update({i.value_hash: i.kind for i in subject.identifiers})
+        if subject.external_ref:  # kept as a hash only, so a CRM re-sync is recognised
+            hashes[subjects.key_hash("external_ref", subject.external_ref)] = subjects.EXTERNAL_REF_KIND
         subject_id = subject.id
         db.session.execute(sa.delete(Identifier).where(Identifier.subject_id == subject_id))
         db.session.expire(subject, ["identifiers"])
@@ -438,9 +446,9 @@ def run_erasure(*, request_id: int) -> None:
     for value_hash, kind in hashes.items():
         existing = db.session.get(Suppression, value_hash)
         if existing is None:
-            db.session.add(Suppression(value_hash=value_hash, kind=kind, reason="erasure", created_by="erasure", created_at=now))
+            db.session.add(Suppression(value_hash=value_hash, kind=kind, reason=subjects.ERASURE, created_by="erasure", created_at=now))
         else:
-            existing.reason = "erasure"
+            existing.reason = subjects.ERASURE
     _transition(request, COMPLETED, actor="system", identifiers=len(hashes))
     # The confirmation is the last mail to this address; it forgets it once sent.
     notices.queue(

@@ -15,7 +15,8 @@ from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, channels
-from ..errors import Conflict, Invalid, NotFound
+from ..consent.models import Suppression
+from ..errors import Conflict, Erased, Invalid, NotFound
 from ..extensions import db
 from ..statements import read_rows
 from .models import Identifier, Subject
@@ -23,6 +24,11 @@ from .models import Identifier, Subject
 # API field name -> identifier kind.
 IDENTIFIER_FIELDS = {"email": "email", "phone": "phone", "fax": "fax", "postal_address": "postal"}
 PROFILE_FIELDS = ("name", "external_ref")
+# An erased person's CRM reference is kept only as a keyed hash, a suppression
+# of this kind, so that a later re-sync from the CRM is recognised.
+EXTERNAL_REF_KIND = "external_ref"
+ERASURE = "erasure"  # the suppression reason that marks a key of an erased person
+ERASED_MESSAGE = "This person asked us to erase their data: nothing more is recorded about them, unless they come back themselves."
 
 
 def init_app(app: Flask) -> None:
@@ -81,6 +87,47 @@ def exists(subject_id: uuid.UUID) -> bool:
     return db.session.scalar(sa.select(Subject.id).where(Subject.id == subject_id, Subject.erased_at.is_(None))) is not None
 
 
+def key_hash(field: str, canonical: str) -> bytes:
+    """The keyed hash that names a person by an API field (an identifier or
+    their external_ref), as suppressions and erasures keep it."""
+    return identifier_hash(IDENTIFIER_FIELDS.get(field, EXTERNAL_REF_KIND if field == "external_ref" else field), canonical)
+
+
+def erased_refs(refs) -> set[tuple[str, str]]:
+    """Which of the (field, canonical value) refs name a person erased at their
+    request: an erased subject's id, or a key (identifier or external_ref) whose
+    hash an erasure suppressed. Every write that names a person asks this first."""
+    refs = set(refs)
+    erased = set()
+    ids = {}
+    for field, value in refs:
+        if field == "subject_id":
+            try:
+                ids[uuid.UUID(str(value))] = (field, value)
+            except ValueError:
+                continue
+    for chunk in _chunks(sorted(ids)):
+        found = db.session.scalars(sa.select(Subject.id).where(Subject.id.in_(chunk), Subject.erased_at.is_not(None)))
+        erased.update(ids[subject_id] for subject_id in found)
+    by_hash = {key_hash(field, value): (field, value) for field, value in refs if field != "subject_id" and isinstance(value, str)}
+    for chunk in _chunks(list(by_hash)):
+        found = db.session.scalars(sa.select(Suppression.value_hash).where(Suppression.value_hash.in_(chunk), Suppression.reason == ERASURE))
+        erased.update(by_hash[value_hash] for value_hash in found)
+    return erased
+
+
+def refuse_erased(refs) -> None:
+    """Erased (409) naming each field whose value names a person we erased."""
+    erased = erased_refs(refs)
+    if erased:
+        raise Erased(ERASED_MESSAGE, errors={field: ["names a person erased at their request"] for field, _ in sorted(erased)})
+
+
+def _chunks(items: list, size: int = 5000):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def find(*, subject_id=None, external_ref: str | None = None, kind: str | None = None, canonical: str | None = None) -> Subject | None:
     if subject_id is not None:
         return db.session.get(Subject, _as_uuid(subject_id))
@@ -100,6 +147,7 @@ def find_or_create(*, values: dict, actor: str) -> tuple[Subject, bool]:
     """
     canonical = normalize_fields(values)
     external_ref = values.get("external_ref")
+    refuse_erased(_keys_of(canonical, external_ref))
     by_ref = find(external_ref=external_ref) if external_ref else None
     by_email = find(kind="email", canonical=canonical["email"]) if canonical.get("email") else None
     if by_ref and by_email and by_ref.id != by_email.id:
@@ -133,8 +181,12 @@ def find_or_create(*, values: dict, actor: str) -> tuple[Subject, bool]:
 
 def update(subject: Subject, *, values: dict, actor: str) -> Subject:
     """PATCH: set or (with None) clear fields. Consent stays with the subject, so
-    a changed address carries the person's choices with it."""
+    a changed address carries the person's choices with it. Nothing changes
+    on a person we erased, and no key of an erased person is given to anyone."""
+    if subject.erased_at is not None:
+        raise Erased(ERASED_MESSAGE, errors={"subject_id": ["names a person erased at their request"]})
     canonical = normalize_fields(values)
+    refuse_erased(_keys_of(canonical, values.get("external_ref")))
 
     def apply():
         changed = [f for f in PROFILE_FIELDS if f in values and getattr(subject, f) != values[f]]
@@ -146,6 +198,11 @@ def update(subject: Subject, *, values: dict, actor: str) -> Subject:
     if changed:
         audit.record("subject.updated", actor=actor, target_type="subject", target_id=subject.id, details={"fields": sorted(changed)})
     return subject
+
+
+def _keys_of(canonical: dict[str, str | None], external_ref: str | None) -> list[tuple[str, str]]:
+    keys = [(field, value) for field, value in canonical.items() if value is not None]
+    return keys + ([("external_ref", external_ref)] if external_ref else [])
 
 
 def _one_ref(ref: dict) -> tuple[str, object]:
@@ -188,15 +245,21 @@ def _live_id_query(field: str):
 
 def resolve(*, ref: dict, actor: str, create: bool = True) -> tuple[Subject, bool]:
     """Find the person named by exactly one of subject_id, external_ref, email, phone
-    or fax; an unknown identifier or external_ref creates them when `create`."""
+    or fax; an unknown identifier or external_ref creates them when `create`.
+    Erased (409) when the ref names a person we erased: they are not re-created."""
     field, value = _one_ref(ref)
     if field == "subject_id":
-        return get(value), False
+        subject = get(value)
+        if subject.erased_at is not None:
+            raise Erased(ERASED_MESSAGE, errors={"subject_id": ["names a person erased at their request"]})
+        return subject, False
     if field == "external_ref":
+        refuse_erased([(field, value)])
         subject = find(external_ref=value)
         values = {"external_ref": value}
     else:
         canonical = normalize_fields({field: value})[field]
+        refuse_erased([(field, canonical)])
         subject = find(kind=IDENTIFIER_FIELDS[field], canonical=canonical)
         values = {field: value}
     if subject is not None:
@@ -204,6 +267,19 @@ def resolve(*, ref: dict, actor: str, create: bool = True) -> tuple[Subject, boo
     if not create:
         raise NotFound("No subject with that identifier.")
     return find_or_create(values=values, actor=actor)
+
+
+def come_back(*, email: str, actor: str) -> Subject:
+    """A person we erased, back by their own verified action (they opened a
+    link mailed to `email`, typed the address and chose to hear from us): a new
+    person holding that address. The only door that stores an erased key again;
+    the caller lifts the address's erasure suppression with it."""
+    subject = Subject()
+    db.session.add(subject)
+    _set_identifiers(subject, {"email": email})
+    db.session.flush()
+    audit.record("subject.returned", actor=actor, target_type="subject", target_id=subject.id)
+    return subject
 
 
 def identifiers_of(subject: Subject) -> dict[str, str | None]:

@@ -3,13 +3,16 @@ get a fresh link without an old mail."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, redirect, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms.validators import DataRequired, Length
 
-from .. import links
+from .. import channels, links, tokens
 from ..consent import service as consent
+from ..errors import Conflict, Invalid
 from ..extensions import db, intent
 from . import evidence, no_store, public_form_limits, subject_from_token
 
@@ -66,3 +69,42 @@ def request_link():
         return render_template("preferences_requested.html")
     status = 400 if request.method == "POST" else 200
     return render_template("preferences_request.html", form=form), status
+
+
+RETURN_NOT_VALID = "This link is not valid or has expired. Ask for a new one below."
+RETURN_USED = "This link was used already: your address is with us again. Ask for a link to your preferences below."
+
+
+def _returning_hash(token: str) -> bytes:
+    """The keyed hash of the erased address a come-back link was sent to."""
+    try:
+        return bytes.fromhex(str(tokens.verify("return", token).get("h")))
+    except (tokens.InvalidToken, ValueError):
+        abort(404, description=RETURN_NOT_VALID)
+
+
+@bp.route(links.RETURN_ROUTE, methods=["GET", "POST"])
+@no_store
+def come_back(token: str):
+    """A person we erased, back through a link mailed to their old address."""
+    email_hash = _returning_hash(token)
+    if not consent.erased_address(email_hash):
+        abort(404, description=RETURN_USED)
+    purposes = [p for p in channels.CHANNELS["email"].purposes if p.needs_consent]
+    errors, message, email, chosen = {}, None, "", set()
+    if request.method == "POST":  # the CSRF token was checked before we got here
+        email = request.form.get("email", "")
+        chosen = {tuple(value.split(".", 1)) for value in request.form.getlist("granted") if "." in value}
+        try:
+            subject, recorded = consent.come_back(email_hash=email_hash, typed_email=email, granted=chosen, evidence=evidence())
+        except Invalid as exc:
+            db.session.rollback()
+            errors, message = exc.errors, exc.message
+        except Conflict:
+            db.session.rollback()
+            abort(404, description=RETURN_USED)
+        else:
+            db.session.commit()
+            return redirect(f"{urlsplit(links.preferences_url(subject.id)).path}?saved={recorded}", code=303)
+    page = render_template("preferences_return.html", purposes=purposes, errors=errors, message=message, email=email, chosen=chosen)
+    return page, (400 if errors else 200)

@@ -123,7 +123,7 @@ def test_a_verified_api_erasure_removes_everything_but_keeps_suppression(app, cl
     assert all(e["evidence"] == {"ip": None, "user_agent": None, "note": None} for e in history)
     for query in ({"email": "ann@example.com", "channel": "email", "purpose": "transactional"},
                   {"phone": "+442079460777", "channel": "phone", "purpose": "marketing"}):  # fmt: skip
-        assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "suppressed"
+        assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "erased"
     minting = client.post("/v1/unsubscribe-links", json={"subject_id": person["id"], "purpose": "newsletter"}, headers=headers)
     assert minting.status_code == 404  # no more links for someone we erased
 
@@ -139,7 +139,7 @@ def test_a_verified_api_erasure_removes_everything_but_keeps_suppression(app, cl
         assert db.session.scalars(sa.select(Notice.recipient).where(Notice.kind == "erasure_done")).all() == [None]
 
 
-def test_erased_people_are_never_re_added_by_an_import_only_by_their_own_grant(client, person, headers, worker, smtp):
+def test_erased_people_are_never_re_added_by_an_import_only_by_their_own_grant(app, client, person, headers, worker, smtp):
     client.post("/v1/requests", json={"type": "erasure", "subject_id": person["id"], "verified": True}, headers=headers)
     worker.wait()
     batch = client.post(
@@ -150,18 +150,43 @@ def test_erased_people_are_never_re_added_by_an_import_only_by_their_own_grant(c
     ).json  # fmt: skip
     assert batch == {"recorded": 1, "skipped_erased": [0]}
     check = {"channel": "email", "purpose": "offers", "email": "ann@example.com"}
-    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "suppressed"
+    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "erased"
 
-    # another system's grant (their signup) records the person, but cannot lift it
-    client.post("/v1/consents", json={"email": "ann@example.com", "channel": "email", "purpose": "offers", "status": "granted", "source": "signup"}, headers=headers)
-    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "suppressed"
-    # their own choice, through a link mailed to them, does
-    link = client.post("/v1/unsubscribe-links", json={"email": "ann@example.com", "purpose": "offers"}, headers=headers).json
-    path = link["preferences_url"].split("//", 1)[1].split("/", 1)[1]
-    page = client.get("/" + path)
-    assert b"do not contact you this way" in page.data
-    client.post("/" + path, data={"csrf_token": csrf_of(page), "granted": ["email.offers"]})
+    # another system's grant (their signup) neither records nor re-creates the person
+    signup = client.post(
+        "/v1/consents", json={"email": "ann@example.com", "channel": "email", "purpose": "offers", "status": "granted", "source": "signup"}, headers=headers
+    )
+    assert signup.status_code == 409 and signup.json["type"].endswith("/problems/erased")
+    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "erased"
+
+    # their own choice, through a link mailed to their old address, does
+    smtp.clear()
+    page = client.get("/preferences")
+    assert client.post("/preferences", data={"csrf_token": csrf_of(page), "email": "Ann@Example.com"}).status_code == 200
+    worker.wait()
+    [mail] = mails_to(smtp, "ann@example.com")
+    come_back = link_in(mail, "/preferences/return/")
+    offer = client.get(come_back)
+    assert offer.status_code == 200 and b"Hear from us again" in offer.data
+    wrong = client.post(come_back, data={"csrf_token": csrf_of(offer), "email": "someone.else@example.com", "granted": ["email.offers"]})
+    assert wrong.status_code == 400 and b"not the address this link was sent to" in wrong.data
+    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "erased"
+    back = client.post(come_back, data={"csrf_token": csrf_of(offer), "email": "ann@example.com", "granted": ["email.offers"]})
+    assert back.status_code == 303 and "/preferences/" in back.headers["Location"] and "saved=1" in back.headers["Location"]
     assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "granted"
+    returned = client.post("/v1/unsubscribe-links", json={"email": "ann@example.com", "purpose": "offers"}, headers=headers).json
+    assert returned["subject_id"] != person["id"]  # a new person; the erased one stays erased
+    history = client.get(f"/v1/subjects/{returned['subject_id']}/consents?history=1", headers=headers).json["history"]
+    assert [(e["source"], e["status"], e["recorded_at"] is not None) for e in history] == [("preference_center", "granted", True)]
+    assert history[0]["evidence"]["user_agent"] is not None
+    old = {"channel": "email", "purpose": "offers", "subject_id": person["id"]}
+    assert client.get("/v1/consent/check", query_string=old, headers=headers).json["reason"] == "erased"
+    # the link works once; the mail that carried it forgot the address
+    assert client.get(come_back).status_code == 404
+    with app.app_context():
+        from prefs_service.notices.models import Notice
+
+        assert db.session.scalars(sa.select(Notice.recipient).where(Notice.kind == "return_link")).all() == [None]
 
 
 def test_a_correction_is_reviewed_then_applied_and_consent_follows(client, person, headers, smtp, worker):
@@ -292,7 +317,7 @@ def test_erasing_someone_we_never_held_forgets_the_mail_we_sent_them(app, client
 
         assert db.session.scalars(sa.select(Notice.recipient)).all() == [None, None]  # received, then erasure_done once sent
     check = {"channel": "email", "purpose": "transactional", "email": "stranger@example.com"}
-    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "suppressed"
+    assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "erased"
 
 
 def test_links_of_an_erased_person_lead_nowhere(client, person, headers, worker):
