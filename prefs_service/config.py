@@ -14,6 +14,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .private_files import create_private_file, private_folder
+
 ENVIRONMENTS = ("development", "test", "production")
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 MAIL_SCHEMES = ("file", "smtp", "smtp+starttls", "smtps")
@@ -85,12 +87,11 @@ def _number(environ, name, default, cast, minimum):
 
 def _kept_secret(path: Path) -> str:
     """Read a development secret from var/, creating it (mode 0600) on first use."""
+    private_folder(path.parent)  # var/ also holds the database and the mail: 0700, even if made before
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
+    with os.fdopen(create_private_file(path), "w") as handle:
         handle.write(value + "\n")
     return value
 

@@ -17,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from ..private_files import FILE_MODE, private_folder
+
 NAME = "email"
 LABEL = "Email"
 IDENTIFIER_KIND = "email"
@@ -83,10 +85,38 @@ def send(message: EmailMessage, *, mail_url: str) -> None:
         client.send_message(message)
 
 
+def _file_name(message_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.@-]", "_", message_id.strip("<>")) + ".eml"
+
+
 def _write_file(message: EmailMessage, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9.@-]", "_", message["Message-ID"].strip("<>")) + ".eml"
+    private_folder(folder)
     fd, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(message.as_bytes())
-    os.replace(temporary, folder / name)
+    os.fchmod(fd, FILE_MODE)  # a mail carries the address and the body's links
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(message.as_bytes())
+        os.replace(temporary, folder / _file_name(message["Message-ID"]))
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def forget(message_ids: list[str], *, mail_url: str) -> int:
+    """Delete the .eml files a file:// outbox holds for these Message-IDs (each
+    holds a person's address and mail); returns how many. SMTP mail has left
+    us, so there is nothing to delete there."""
+    url = urlsplit(mail_url)
+    if url.scheme != "file":
+        return 0
+    folder = Path(unquote(url.path))
+    removed = 0
+    for message_id in message_ids:
+        if not message_id:
+            continue  # a notice never sent has no Message-ID
+        try:
+            (folder / _file_name(message_id)).unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed

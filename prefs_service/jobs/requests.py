@@ -5,7 +5,7 @@ from .dispatch import every, handler
 
 every(timedelta(hours=1), name="request-deadlines", kind="requests.deadlines")
 every(timedelta(hours=1), name="request-expiry", kind="requests.expire")
-every(timedelta(hours=1), name="request-exports-purge", kind="requests.purge_exports")
+every(timedelta(minutes=1), name="request-exports-purge", kind="requests.purge_exports")  # a dead export's partial file goes within minutes
 
 
 def _failed(payload: dict) -> None:

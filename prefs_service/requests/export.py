@@ -8,13 +8,14 @@ long the person's history is.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import os
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -26,12 +27,17 @@ from ..consent.models import ConsentEvent
 from ..extensions import db, utcnow
 from ..notices.models import Notice
 from ..orders.models import Order
+from ..outbox import Job
 from ..partners.models import Disclosure, Partner
+from ..private_files import create_private_file
 from ..subjects.models import Identifier, Subject
 from .models import RightsRequest
 
 FORMAT = "prefs_service access export, version 1"
 STREAM_CHUNK = 2000
+PARTIAL = ".part"  # REF.zip.part<random>: an export being written
+# A partial file nobody wrote to for this long, and whose job holds no lease, is a dead attempt's.
+LEFTOVER_AFTER = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -212,10 +218,72 @@ def _csv_value(value) -> str:
     return str(value)
 
 
+def _partial_files(folder: Path, reference: str) -> list[Path]:
+    return list(folder.glob(glob.escape(f"{reference}.zip{PARTIAL}") + "*"))
+
+
+def remove_request_files(folder: Path, reference: str) -> int:
+    """Delete the export of request `reference` and every partial one (of a dead
+    attempt, or one being written); returns how many files were removed."""
+    removed = 0
+    for path in (folder / f"{reference}.zip", *_partial_files(folder, reference)):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
+
+
+def references_being_written(*, job_kind: str, now: datetime) -> set[str]:
+    """Requests whose export job attempt still holds its lease: a live worker
+    may be writing their partial file (it renews the lease as it goes)."""
+    payloads = db.session.scalars(
+        sa.select(Job.payload).where(Job.kind == job_kind, Job.status == outbox.RUNNING, Job.lease_expires_at >= now)
+    )
+    request_ids = {payload.get("request_id") for payload in payloads}
+    if not request_ids:
+        return set()
+    return set(db.session.scalars(sa.select(RightsRequest.reference).where(RightsRequest.id.in_(request_ids))))
+
+
+def remove_leftover_partials(folder: Path, *, live: set[str], now: datetime) -> int:
+    """Delete partial files no live attempt is writing and nobody wrote to for
+    LEFTOVER_AFTER: a killed worker's, holding a person's data. Returns how many."""
+    removed = 0
+    for path in folder.glob(f"*.zip{PARTIAL}*"):
+        if path.name.partition(f".zip{PARTIAL}")[0] in live:
+            continue
+        try:
+            if path.stat().st_mtime >= (now - LEFTOVER_AFTER).timestamp():
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue  # its attempt just finished or removed it
+        removed += 1
+    return removed
+
+
 def write_export(request: RightsRequest, path: Path) -> None:
-    """Write the archive beside `path` and move it into place when complete."""
-    partial = path.with_name(f"{path.name}.part{uuid.uuid4().hex}")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    """Write the archive beside `path` (0600 from the start) and move it into
+    place when complete. Partial files of earlier, dead attempts of the same
+    export are removed first; this attempt's own is removed if it fails."""
+    for leftover in _partial_files(path.parent, request.reference):
+        leftover.unlink(missing_ok=True)
+    partial = path.with_name(f"{path.name}{PARTIAL}{uuid.uuid4().hex}")
+    try:
+        _write_archive(request, partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _write_archive(request: RightsRequest, partial: Path) -> None:
+    with (
+        os.fdopen(create_private_file(partial), "wb") as handle,
+        zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+    ):
         with archive.open("data.json", "w", force_zip64=True) as out:
             out.write(orjson.dumps({"format": FORMAT, "reference": request.reference, "generated_at": utcnow()})[:-1])
             for section in SECTIONS:
@@ -235,4 +303,3 @@ def write_export(request: RightsRequest, path: Path) -> None:
                 text.flush()
                 text.detach()
         archive.writestr("README.txt", _readme(request))
-    os.replace(partial, path)
