@@ -634,11 +634,15 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
     # channel when the person was named some other way.
     keys = list({k for k in lookup if k is not None})
     other_kind = channel_kind if channel_kind != own_kind else None
+    # The answer must not depend on the key that names the person: only the
+    # channel's own identifier can be suppressed for it (an email bounce says
+    # nothing about calling), while an erasure silences the person everywhere.
+    own_counts = own_kind is not None and own_kind == channel_kind
     dialect = db.engine.dialect.name
     state: dict = {}
     params = {"channel": channel, "purpose": purpose}
     for size, bound in _key_batches(keys, dialect):
-        stmt = _state_query(key, other_kind, spec.needs_consent, with_since, dialect, size)
+        stmt = _state_query(key, other_kind, own_counts, spec.needs_consent, with_since, dialect, size)
         state.update((row[0], row[1:]) for row in read_rows(stmt, {**params, **bound}))
 
     # An identifier we hold no subject for may still be suppressed (an erased
@@ -650,7 +654,8 @@ def check_many(*, channel: str, purpose: str, key: str, values: list, with_since
     else:
         hashes = {k: k for k in unknown}
     for size, bound in _key_batches(list(hashes), dialect):
-        state.update((hashes[h], (None, None, since, erased)) for h, since, erased in read_rows(_suppression_query(dialect, size), bound))
+        rows = read_rows(_suppression_query(dialect, size), bound)
+        state.update((hashes[h], (None, None, since, erased)) for h, since, erased in rows if erased or own_counts)
 
     results = []
     invalid, transactional, no_consent = CheckResult(False, "invalid"), CheckResult(True, "transactional"), CheckResult(False, "no_consent")
@@ -732,18 +737,20 @@ def _matching(column, dialect: str, size: int | None):
 
 
 @functools.cache
-def _state_query(key: str, other_kind: str | None, needs_consent: bool, with_since: bool, dialect: str, size: int | None):
+def _state_query(key: str, other_kind: str | None, own_counts: bool, needs_consent: bool, with_since: bool, dialect: str, size: int | None):
     """Rows of (lookup key, status, occurred_at, suppressed since, erased):
     `erased` is true when the person was erased, or a suppression that silences
-    them came from an erasure."""
+    them came from an erasure. The given identifier's own suppression counts
+    when it is the channel's identifier (`own_counts`), or came from an erasure."""
     cs = ConsentState.__table__
     ident = Identifier.__table__
     own = Suppression.__table__.alias("own_suppression")
     if key in subjects.IDENTIFIER_FIELDS:
         base, match, subject_col = ident, ident.c.value_hash, ident.c.subject_id
         joined = base.outerjoin(own, own.c.value_hash == match)
-        suppressed = [own.c.created_at]
-        erased = [own.c.reason == subjects.ERASURE]
+        own_erasure = own.c.reason == subjects.ERASURE
+        suppressed = [own.c.created_at if own_counts else sa.case((own_erasure, own.c.created_at))]
+        erased = [own_erasure]
     else:
         base = Subject.__table__
         match = base.c.id if key == "subject_id" else base.c.external_ref

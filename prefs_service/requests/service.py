@@ -418,8 +418,11 @@ def run_erasure(*, request_id: int) -> None:
     if request is None or request.status != PROCESSING:
         return
     now = utcnow()
-    hashes = {request.email_hash: "email"}
     subject = db.session.get(Subject, request.subject_id) if request.subject_id else None
+    # The address the requester wrote from is theirs to erase, unless it is
+    # someone else's (staff may answer a named person at another address).
+    holder = db.session.scalar(sa.select(Identifier.subject_id).where(Identifier.value_hash == request.email_hash))
+    hashes = {request.email_hash: "email"} if holder is None or holder == request.subject_id else {}
     if subject is not None:
         hashes.update({i.value_hash: i.kind for i in subject.identifiers})
         if subject.external_ref:  # kept as a hash only, so a CRM re-sync is recognised

@@ -64,6 +64,22 @@ def test_suppression_follows_the_channel_identifier_when_checked_by_subject_id(c
     assert check(client, headers, subject_id=event["subject_id"], channel="phone", purpose="marketing").json["reason"] == "granted"
 
 
+def test_the_answer_does_not_depend_on_the_key_that_names_the_person(client, headers, api_key):
+    event = grant(client, headers, email="keys@example.com", channel="phone", purpose="marketing")
+    patched = client.patch(f"/v1/subjects/{event['subject_id']}", json={"phone": "+442079460555"}, headers={**headers, **api_key("subjects:write")})
+    assert patched.status_code == 200
+    client.post("/v1/suppressions", json={"email": "keys@example.com", "reason": "bounce"}, headers=headers)
+    phone = {"channel": "phone", "purpose": "marketing"}
+    answers = {
+        key: check(client, headers, **phone, **{key: value}).json["reason"]
+        for key, value in (("email", "keys@example.com"), ("phone", "+442079460555"), ("subject_id", event["subject_id"]))
+    }
+    assert answers == {"email": "granted", "phone": "granted", "subject_id": "granted"}
+    partner = {"channel": "partner", "purpose": "share_for_fulfilment"}
+    assert check(client, headers, **partner, email="keys@example.com").json["reason"] == "transactional"
+    assert check(client, headers, **partner, subject_id=event["subject_id"]).json["reason"] == "transactional"
+
+
 def test_invalid_identifiers_answer_invalid(client, headers):
     assert check(client, headers, email="not-an-address").json == {"allowed": False, "reason": "invalid", "since": None}
     assert check(client, headers, phone="123", channel="phone", purpose="marketing").json["reason"] == "invalid"
