@@ -17,6 +17,7 @@ from flask import current_app
 
 from .. import audit, channels, links, outbox, references, tokens
 from ..access import service as access
+from ..channels import email as email_channel
 from ..consent.models import ConsentEvent, Suppression
 from ..errors import Conflict, Erased, Invalid, NotFound
 from ..extensions import db, utcnow
@@ -24,8 +25,10 @@ from ..notices import service as notices
 from ..notices.models import PENDING, Notice
 from ..orders import service as orders
 from ..partners import service as partners
+from ..private_files import private_folder
 from ..subjects import service as subjects
 from ..subjects.models import Identifier, Subject
+from .export import remove_request_files
 from .models import (
     AWAITING_REVIEW,
     AWAITING_VERIFICATION,
@@ -356,9 +359,7 @@ def _tell_staff(staff: list[str], request: RightsRequest, kind: str) -> None:
 
 
 def export_dir() -> Path:
-    folder = current_app.config["PREFS"].export_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return private_folder(current_app.config["PREFS"].export_dir)
 
 
 def write_export_file(*, request_id: int) -> str | None:
@@ -404,10 +405,11 @@ def purge_expired_exports(now: datetime | None = None) -> int:
         (export_dir() / request.export_file).unlink(missing_ok=True)
         request.export_file = None
         audit.record("request.export_deleted", actor="system", target_type="rights_request", target_id=request.id)
-    # Leftovers of exports a killed worker never finished.
-    for leftover in export_dir().glob("*.zip.part*"):
-        if leftover.stat().st_mtime < (now - timedelta(days=1)).timestamp():
-            leftover.unlink(missing_ok=True)
+    # Partial files of exports a killed worker never finished hold the person's data.
+    from .export import references_being_written, remove_leftover_partials
+
+    live = references_being_written(job_kind=JOB_FOR["access"], now=now)
+    remove_leftover_partials(export_dir(), live=live, now=now)
     return len(expired)
 
 
@@ -445,6 +447,8 @@ def run_erasure(*, request_id: int) -> None:
     if subject is not None:
         their_mail = sa.or_(their_mail, Notice.subject_id == subject.id)
     db.session.execute(sa.update(Notice).where(their_mail, Notice.status == PENDING).values(status="failed"))
+    # A file:// outbox keeps a copy of every mail it "sent" them.
+    email_channel.forget(list(db.session.scalars(sa.select(Notice.message_id).where(their_mail))), mail_url=current_app.config["PREFS"].mail_url)
     db.session.execute(sa.update(Notice).where(their_mail).values(recipient=None, context={}))
     for value_hash, kind in hashes.items():
         existing = db.session.get(Suppression, value_hash)
@@ -465,8 +469,9 @@ def run_erasure(*, request_id: int) -> None:
     their_requests = RightsRequest.email_hash == request.email_hash
     if subject is not None:
         their_requests = sa.or_(their_requests, RightsRequest.subject_id == subject.id)
-    for earlier in db.session.scalars(sa.select(RightsRequest).where(their_requests, RightsRequest.export_file.is_not(None))):
-        (export_dir() / earlier.export_file).unlink(missing_ok=True)  # a copy of what we just erased
+    for earlier in db.session.scalars(sa.select(RightsRequest).where(their_requests)):
+        # Copies of what we just erased, finished or left half-written by a dead worker.
+        remove_request_files(export_dir(), earlier.reference)
         earlier.export_file = earlier.export_expires_at = None
     db.session.execute(sa.update(RightsRequest).where(their_requests).values(email=None, changes=None, explanation=None))
 

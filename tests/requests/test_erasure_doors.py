@@ -126,3 +126,27 @@ def test_batches_and_imports_by_any_key_skip_the_person(app, client, headers, er
     assert plaintext_holders(app, [EMAIL, PHONE, FAX, POSTAL, REF]) == []
     check = {"channel": "email", "purpose": "offers", "external_ref": REF}
     assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "erased"
+
+
+def test_erasure_removes_every_file_of_the_person(make_app, api_key, tmp_path):
+    from tests.conftest import InProcessWorker
+
+    outbox = tmp_path / "outbox"
+    app = make_app(mail_url=f"file://{outbox}")
+    client, headers = app.test_client(), api_key("admin")
+    app.extensions["prefs.jobs"].start(threads=2)
+    frank = client.post("/v1/subjects", json={"email": "frank@example.com", "name": "Frank"}, headers=headers).json
+    access = client.post("/v1/requests", json={"type": "access", "subject_id": frank["id"], "verified": True}, headers=headers).json
+    InProcessWorker(app).wait()
+    exports = app.config["PREFS"].export_dir
+    assert (exports / f"{access['reference']}.zip").exists()
+    leftover = exports / f"{access['reference']}.zip.part{'0' * 32}"  # what a worker killed mid-export leaves
+    leftover.write_bytes(b"frank@example.com")
+    assert any("frank@example.com" in p.read_text() for p in outbox.glob("*.eml"))
+
+    client.post("/v1/requests", json={"type": "erasure", "subject_id": frank["id"], "verified": True}, headers=headers)
+    InProcessWorker(app).wait()
+    assert list(exports.glob(f"{access['reference']}*")) == []
+    # Only the confirmation of the erasure, sent after it, is left in the mail folder.
+    left = [p.read_text() for p in outbox.glob("*.eml") if "frank@example.com" in p.read_text()]
+    assert len(left) == 1 and "erased" in left[0]
