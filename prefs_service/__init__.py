@@ -11,7 +11,7 @@ from flask.json.provider import JSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import api, logs, web
+from . import api, logs, security_headers, web
 from .access.service import KeyCache
 from .api import problems
 from .config import Settings, load_settings
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     for blueprint in api.API_BLUEPRINTS:
         csrf.exempt(blueprint)  # bearer keys, not cookies: nothing to forge
     web.init_app(app)
+    security_headers.init_app(app)
 
     app.before_request(_declare_transaction_intent)
     app.teardown_request(_end_transaction_intent)

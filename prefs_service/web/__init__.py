@@ -37,8 +37,9 @@ def error_page(error: HTTPException):
     return render_template("error.html", status=status, title=HTTP_STATUS_CODES.get(status, "Error"), message=message), status
 
 
-# Shared templates (base layout, error page) for every page blueprint.
-pages = Blueprint("pages", __name__, template_folder="templates")
+# Shared templates (base layout, error page) and the stylesheet for every page
+# blueprint. Not under /static: the app's own (empty) static route holds that.
+pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
 
 def subject_from_token(purpose: str, token: str, not_valid: str) -> Subject:
@@ -71,15 +72,13 @@ def public_form_limits(view):
 
 
 def no_store(view):
-    """Pages behind signed links are personal: never cached, and their URLs never
-    sent to other sites as a referrer (same-origin requests keep it, which
-    Flask-WTF's HTTPS referrer check needs)."""
+    """Pages behind signed links are personal: never cached. (Like every page, they
+    send their URL as a referrer to their own origin only: see security_headers.)"""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
         response = make_response(view(*args, **kwargs))
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     return wrapped

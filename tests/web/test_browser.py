@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import ssl
+import subprocess
 import threading
 from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import free_port
+from prefs_service.cli import main
+from tests.conftest import InProcessWorker, free_port
 
 CHROMIUM = os.environ.get("PREFS_TEST_CHROMIUM", "/usr/bin/chromium")
 
@@ -26,13 +30,42 @@ def chromium() -> str:
     return CHROMIUM
 
 
+def _serve(app, port: int, ssl_context=None):
+    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=ssl_context)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def live_server(make_app):
     port = free_port()
     app = make_app(base_url=f"http://127.0.0.1:{port}")
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = _serve(app, port)
+    yield app
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory) -> tuple[str, str]:
+    """A throwaway self-signed certificate for 127.0.0.1 (the browser is told to accept it)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def production_https_server(make_app, tls_certificate):
+    """The app as production runs it (Secure cookies, Flask-WTF's strict referrer check, HSTS), over HTTPS."""
+    port = free_port()
+    app = make_app(env="production", base_url=f"https://127.0.0.1:{port}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls_certificate)
+    server = _serve(app, port, context)
     yield app
     server.shutdown()
 
@@ -51,6 +84,41 @@ def browser(chromium):
         browser.close()
 
 
+class CspWatch:
+    """Opens pages in fresh browser contexts and collects every Content-Security-Policy
+    violation Chromium reports on them, across all their navigations. (Chromium logs
+    each one to the console as it blocks it, naming the directive and what it blocked.)"""
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.pages = []
+        self.violations = []
+
+    def new_page(self, **context_options):
+        page = self.browser.new_context(**context_options).new_page()
+        page.on("console", lambda message: self._record(page, message))
+        self.pages.append(page)
+        return page
+
+    def _record(self, page, message) -> None:
+        if message.type == "error" and ("Content Security Policy" in message.text or "Content-Security-Policy" in message.text):
+            self.violations.append(f"{page.url}: {message.text}")
+
+    def reported(self) -> list[str]:
+        for page in self.pages:
+            if not page.is_closed():
+                page.evaluate("0")  # one round trip: every console message sent before it has arrived
+        return self.violations
+
+
+@pytest.fixture
+def pages(browser):
+    """`pages.new_page()`: a page whose CSP violations fail the test."""
+    watch = CspWatch(browser)
+    yield watch
+    assert watch.reported() == [], "the pages broke their Content-Security-Policy"
+
+
 @pytest.fixture
 def api(live_server, api_key):
     client = live_server.test_client()
@@ -58,13 +126,19 @@ def api(live_server, api_key):
     return client, headers
 
 
-def test_a_person_changes_two_purposes_and_the_api_agrees(api, browser):
+def layout_width(page) -> str:
+    """The page column's max-width, which only the stylesheet sets (40rem; 64rem for staff)."""
+    page.wait_for_load_state("load")  # the stylesheet has arrived, or was refused
+    return page.evaluate("getComputedStyle(document.querySelector('main')).maxWidth")
+
+
+def test_a_person_changes_two_purposes_and_the_api_agrees(api, pages):
     client, headers = api
     subject = client.post("/v1/subjects", json={"email": "browser@example.com"}, headers=headers).json
     client.post("/v1/consents", json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=headers)
     link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
 
-    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page = pages.new_page(viewport={"width": 390, "height": 844})  # a phone
     page.goto(link["preferences_url"])
     page.get_by_label("Newsletter").uncheck()
     page.get_by_label("Special offers").check()
@@ -72,6 +146,7 @@ def test_a_person_changes_two_purposes_and_the_api_agrees(api, browser):
     assert page.get_by_role("status").inner_text().startswith("Your choices are saved (2 changes)")
     # the layout fits the phone: nothing wider than the screen
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert layout_width(page) == "640px"  # the stylesheet applies
 
     def check(purpose):
         query = {"channel": "email", "purpose": purpose, "email": "browser@example.com"}
@@ -80,11 +155,11 @@ def test_a_person_changes_two_purposes_and_the_api_agrees(api, browser):
     assert check("newsletter") == "withdrawn" and check("offers") == "granted"
 
 
-def test_the_page_works_by_keyboard_alone(api, browser):
+def test_the_page_works_by_keyboard_alone(api, pages):
     client, headers = api
     subject = client.post("/v1/subjects", json={"email": "keys@example.com"}, headers=headers).json
     link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
-    page = browser.new_page()
+    page = pages.new_page()
     page.goto(link["preferences_url"])
     page.keyboard.press("Tab")  # first control: the Newsletter checkbox
     assert page.evaluate("document.activeElement.id") == "p-email-newsletter"
@@ -96,11 +171,11 @@ def test_the_page_works_by_keyboard_alone(api, browser):
     assert client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"] == "granted"
 
 
-def test_opening_an_unsubscribe_link_with_get_changes_nothing(api, browser):
+def test_opening_an_unsubscribe_link_with_get_changes_nothing(api, pages):
     client, headers = api
     client.post("/v1/consents", json={"email": "scanner@example.com", "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers)
     link = client.post("/v1/unsubscribe-links", json={"email": "scanner@example.com", "purpose": "offers"}, headers=headers).json
-    page = browser.new_page()
+    page = pages.new_page()
     response = page.goto(link["url"])
     assert response.status == 200
     assert page.get_by_role("button", name="Unsubscribe").is_visible()
@@ -112,7 +187,7 @@ def test_opening_an_unsubscribe_link_with_get_changes_nothing(api, browser):
     assert urlsplit(page.url).path == urlsplit(link["url"]).path  # no redirect
 
 
-def test_staff_sign_in_find_a_correction_and_approve_it(api, live_server, browser):
+def test_staff_sign_in_find_a_correction_and_approve_it(api, live_server, pages):
     client, headers = api
     runner = live_server.test_cli_runner()
     from prefs_service.cli import main
@@ -124,17 +199,16 @@ def test_staff_sign_in_find_a_correction_and_approve_it(api, live_server, browse
     ).json
     live_server.extensions["prefs.jobs"].start(threads=1)
 
-    page = browser.new_page()
+    page = pages.new_page()
     page.goto(live_server.config["PREFS"].base_url + "/staff")
     page.get_by_label("Email").fill("officer@example.com")
     page.get_by_label("Password").fill("a long staff password")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("link", name=made["reference"]).click()
     assert page.get_by_role("row", name="name Old Name New Name").is_visible()
+    assert layout_width(page) == "1024px"  # the console's wider column
     page.get_by_role("button", name="Approve the correction").click()
     assert "Approved" in page.get_by_role("status").inner_text()
-
-    from tests.conftest import InProcessWorker
 
     InProcessWorker(live_server).wait()
     assert client.get(f"/v1/subjects/{subject['id']}", headers=headers).json["name"] == "New Name"
@@ -142,13 +216,13 @@ def test_staff_sign_in_find_a_correction_and_approve_it(api, live_server, browse
     assert page.get_by_text("completed by system").is_visible()
 
 
-def test_commission_a_system_and_choose_its_password(api, live_server, browser, smtp):
+def test_commission_a_system_and_choose_its_password(api, live_server, pages, smtp):
     from tests.orders.stripe_events import checkout_session, event, post
 
     client, _ = api
     live_server.extensions["prefs.jobs"].start(threads=2)
     base = live_server.config["PREFS"].base_url
-    page = browser.new_page()
+    page = pages.new_page()
     page.goto(base + "/purchase/complete?session_id=cs_browser")  # Stripe sent them back before the webhook
     assert "being confirmed" in page.get_by_role("status").inner_text()
     post(client, event("checkout.session.completed", checkout_session("cs_browser", email="browser.buyer@example.com")))
@@ -158,7 +232,6 @@ def test_commission_a_system_and_choose_its_password(api, live_server, browser, 
     page.get_by_role("button", name="Create my system").click()
     assert "browser-crm" in page.get_by_role("status").inner_text()
 
-    import re
     import time
 
     deadline = time.monotonic() + 15
@@ -172,3 +245,111 @@ def test_commission_a_system_and_choose_its_password(api, live_server, browser, 
     page.get_by_role("button", name="Set my password").click()
     assert page.get_by_role("heading").inner_text() == "Your password is set"
     assert "https://browser-crm.crm.example" in page.get_by_role("status").inner_text()
+
+
+def sign_in_as_staff(app, page, email: str = "officer@example.com") -> None:
+    assert app.test_cli_runner().invoke(main, ["staff", "create", email], input="a long staff password\n").exit_code == 0
+    page.goto(app.config["PREFS"].base_url + "/staff")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("a long staff password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Rights requests").wait_for()
+
+
+def test_the_watch_sees_what_the_policy_blocks(live_server, browser):
+    watch = CspWatch(browser)
+    page = watch.new_page()
+    page.goto(live_server.config["PREFS"].base_url + "/preferences")
+    page.evaluate("""() => {
+      const style = document.createElement("style");
+      style.textContent = "h1 { color: rgb(255, 0, 0) }";
+      document.head.append(style);
+    }""")
+    assert any("style-src" in violation for violation in watch.reported())
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") != "rgb(255, 0, 0)"
+
+
+def test_the_other_pages_work_under_the_policy(live_server, pages, smtp):
+    base = live_server.config["PREFS"].base_url
+    live_server.extensions["prefs.jobs"].start(threads=1)
+    page = pages.new_page(viewport={"width": 390, "height": 844})
+
+    page.goto(base + "/preferences")
+    page.get_by_label("Email").fill("someone@example.com")
+    page.get_by_role("button", name="Send me a link").click()
+    assert page.get_by_role("heading").inner_text() == "Check your inbox"
+    assert layout_width(page) == "640px"
+
+    page.goto(base + "/privacy-requests/new")
+    page.get_by_label("Send me a copy of the data you hold about me").check()
+    page.get_by_label("Email").first.fill("someone@example.com")
+    page.get_by_label("Postal address").fill("1 High Street")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # full-width fields fit the phone
+    page.get_by_role("button", name="Send my request").click()
+    assert page.get_by_role("heading").inner_text() == "Request received"
+    InProcessWorker(live_server).wait()
+    mail = next(m for m in smtp.wait_for(1) if m["To"] == "someone@example.com")
+    page.goto(re.search(r"https?://\S+/privacy-requests/verify/\S+", mail.get_body(("plain",)).get_content()).group(0))
+    page.get_by_role("button", name="Confirm my request").click()
+    assert page.get_by_role("heading").inner_text() == "Request confirmed"
+
+    response = page.goto(base + "/u/not-a-valid-link")
+    assert response.status == 404 and page.get_by_role("alert").inner_text().startswith("This unsubscribe link is not valid")
+    assert layout_width(page) == "640px"
+
+    sign_in_as_staff(live_server, page)
+    page.get_by_label("awaiting verification").check()
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("link", name="Delivery escalations").click()
+    assert page.get_by_role("heading").inner_text() == "Open delivery escalations"
+    assert page.get_by_text("Nothing is waiting.").is_visible() and layout_width(page) == "1024px"
+
+
+# The CDN is out of reach here: stand-ins for its three files exercise what the
+# docs policy must allow (the CDN's script and stylesheet, the page's own inline
+# script, its fetch of /openapi.json), and nothing else may run.
+SWAGGER_UI_STAND_INS = {
+    "swagger-ui-bundle.js": ("text/javascript", "window.SwaggerUIBundle = config => fetch(config.url).then(r => r.json())"
+                             ".then(spec => { document.querySelector(config.dom_id).textContent = spec.info.title; });"),
+    "swagger-ui-standalone-preset.js": ("text/javascript", "window.SwaggerUIStandalonePreset = {};"),
+    "swagger-ui.css": ("text/css", "#swagger-ui-container { color: rgb(1, 2, 3); }"),
+}  # fmt: skip
+
+
+def test_the_docs_page_starts_swagger_ui_under_its_policy(live_server, pages):
+    cdn = live_server.config["OPENAPI_SWAGGER_UI_URL"]
+    page = pages.new_page()
+    fetched = []
+
+    def from_cdn(route):
+        name = route.request.url.removeprefix(cdn)
+        fetched.append(name)
+        content_type, body = SWAGGER_UI_STAND_INS[name]
+        route.fulfill(content_type=content_type, body=body)
+
+    page.route(cdn + "*", from_cdn)
+    page.goto(live_server.config["PREFS"].base_url + "/docs")
+    container = page.locator("#swagger-ui-container")
+    container.get_by_text("prefs_service").wait_for()  # the inline script ran and the spec was fetched
+    assert container.evaluate("element => getComputedStyle(element).color") == "rgb(1, 2, 3)"
+    assert sorted(fetched) == sorted(SWAGGER_UI_STAND_INS)
+
+
+def test_staff_decisions_pass_the_https_referrer_check_in_production(production_https_server, pages, api_key):
+    app = production_https_server
+    base = app.config["PREFS"].base_url
+    client, headers = app.test_client(), api_key("admin")
+    subject = client.post("/v1/subjects", json={"email": "tls@example.com", "name": "Old Name"}, headers=headers, base_url=base).json
+    made = client.post("/v1/requests", json={"type": "correction", "subject_id": subject["id"], "changes": {"name": "New Name"}, "verified": True},
+                       headers=headers, base_url=base).json  # fmt: skip
+    page = pages.new_page(ignore_https_errors=True)
+    sign_in_as_staff(app, page)
+    page.get_by_role("link", name=made["reference"]).click()
+    detail = page.url
+    with page.expect_response(lambda response: response.request.method == "POST") as approving:
+        page.get_by_role("button", name="Approve the correction").click()
+    approved = approving.value
+    # Flask-WTF over HTTPS accepts only a same-origin Referer; the pages' policy still sends it
+    assert approved.status == 303 and approved.request.header_value("referer") == detail
+    assert approved.header_value("strict-transport-security") == "max-age=63072000; includeSubDomains"
+    assert "Approved" in page.get_by_role("status").inner_text()

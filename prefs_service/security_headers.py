@@ -1,0 +1,88 @@
+"""Browser security headers on every response: a Content-Security-Policy that
+forbids framing and inline script, nosniff, a referrer policy, and HSTS in
+production over HTTPS.
+
+Every header value is built once at start-up; a request only picks one of a few
+ready tuples, so the API's hot path pays a handful of list appends."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from flask import Flask, Response, request
+
+from . import api
+
+# Pages have no script at all and one same-origin stylesheet (web/static/prefs.css).
+PAGE_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+# JSON is never meant to be rendered as a document: nothing may load from it.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+COMMON = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"))
+# Every page form is CSRF-protected, and over HTTPS Flask-WTF refuses a POST whose
+# Referer is missing or from another origin (staff Approve and Retry included), so
+# pages send the referrer to their own origin only, never to another site.
+PAGE_REFERRER = ("Referrer-Policy", "same-origin")
+API_REFERRER = ("Referrer-Policy", "no-referrer")
+HSTS = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+
+SWAGGER_UI_ENDPOINT = "openapi_swagger_ui"  # flask-smorest's name for the /docs view
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def init_app(app: Flask) -> None:
+    """Add the headers to every response of `app` (call after all blueprints are registered)."""
+    hsts = app.config["PREFS"].production
+    page_headers = _by_scheme((("Content-Security-Policy", PAGE_POLICY), *COMMON, PAGE_REFERRER), hsts)
+    api_headers = _by_scheme((("Content-Security-Policy", API_POLICY), *COMMON, API_REFERRER), hsts)
+    swagger_endpoint = next((rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.endswith("." + SWAGGER_UI_ENDPOINT)), None)
+    api_blueprints = frozenset(blueprint.name for blueprint in api.API_BLUEPRINTS)
+    if swagger_endpoint is not None:
+        api_blueprints |= {swagger_endpoint.rpartition(".")[0]}  # its /openapi.json is API too
+    docs = _SwaggerUiHeaders(app.config.get("OPENAPI_SWAGGER_UI_URL", ""), hsts)
+
+    def add_security_headers(response: Response) -> Response:
+        endpoint = request.endpoint
+        if endpoint == swagger_endpoint:
+            headers = docs.for_page(response)
+        elif request.blueprint in api_blueprints or (endpoint is None and api.is_api_request(request)):
+            headers = api_headers  # JSON, and problem+json for unknown API addresses
+        else:
+            headers = page_headers  # pages, their stylesheet, and error pages
+        add = response.headers.add
+        for name, value in headers[request.is_secure]:
+            add(name, value)
+        return response
+
+    app.after_request(add_security_headers)
+
+
+def _by_scheme(headers: tuple, hsts: bool) -> tuple[tuple, tuple]:
+    """(headers over HTTP, headers over HTTPS): HSTS is only meaningful, and only sent, over HTTPS."""
+    return headers, (*headers, HSTS) if hsts else headers
+
+
+class _SwaggerUiHeaders:
+    """/docs is flask-smorest's Swagger UI: its script and stylesheet come from the
+    configured CDN and one inline script starts it. That script is allowed by its
+    hash, taken from the first page served (the page is built from configuration
+    alone, never from request data); any other inline script stays blocked."""
+
+    def __init__(self, cdn: str, hsts: bool):
+        self.cdn = cdn
+        self.hsts = hsts
+        self.headers = None
+
+    def for_page(self, response: Response) -> tuple[tuple, tuple]:
+        if self.headers is None and response.status_code == 200:
+            self.headers = _by_scheme((("Content-Security-Policy", self.policy(response.get_data(as_text=True))), *COMMON, API_REFERRER), self.hsts)
+        return self.headers or _by_scheme((("Content-Security-Policy", API_POLICY), *COMMON, API_REFERRER), self.hsts)
+
+    def policy(self, page: str) -> str:
+        hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for script in _INLINE_SCRIPT.findall(page))
+        return (
+            f"default-src 'none'; script-src {self.cdn} {hashes}; style-src {self.cdn}; img-src 'self' data:; "
+            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
