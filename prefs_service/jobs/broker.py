@@ -37,3 +37,18 @@ def ping(broker: dramatiq.Broker) -> None:
     else:
         # RabbitMQ: opening (or reusing) this thread's connection proves it is up.
         broker.connection.process_data_events(time_limit=0)
+
+
+def waiting(broker: dramatiq.Broker, queue_name: str) -> int | None:
+    """How many messages wait in `queue_name` (not yet handed to a worker), or
+    None if this broker cannot say."""
+    if isinstance(broker, StubBroker):
+        queue = broker.queues.get(queue_name)
+        return queue.qsize() if queue is not None else 0
+    client = getattr(broker, "client", None)
+    if client is not None:  # Redis: dramatiq keeps a queue's message ids in one list
+        return int(client.llen(f"{broker.namespace}:{queue_name}"))
+    counts = getattr(broker, "get_queue_message_counts", None)
+    if counts is not None:  # RabbitMQ: (re-)declaring the queue reports its ready messages
+        return int(counts(queue_name)[0])
+    return None

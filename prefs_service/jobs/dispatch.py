@@ -200,11 +200,17 @@ class JobSystem:
 
     def _claim(self, job_id: int) -> Job | None:
         now = utcnow()
-        kind = db.session.scalar(sa.select(Job.kind).where(Job.id == job_id))
-        if kind is None:
+        # Most messages for a job that is not ours to run are duplicates (the
+        # sweeper re-sent it); find that out in a read, which on SQLite takes
+        # no write lock, before trying the claim.
+        with reading_only():
+            row = db.session.execute(
+                sa.select(Job.kind, Job.status, Job.run_after, Job.lease_expires_at).where(Job.id == job_id)
+            ).first()
             db.session.rollback()
+        if row is None or not _claimable(row, now):
             return None
-        spec = HANDLERS.get(kind)
+        spec = HANDLERS.get(row.kind)
         lease = (spec.lease if spec else None) or self.default_lease
         token = secrets.token_hex(16)
         claimed = db.session.execute(
@@ -278,19 +284,23 @@ class JobSystem:
     def sweep(self) -> list[int]:
         """Re-send jobs whose message was lost or whose worker died, and queue
         due periodic jobs. Safe to run in every process at once."""
+        waiting = self._waiting()  # before any statement: SQLite's write lock is not held over network calls
         now = utcnow()
         for periodic in PERIODIC:
             slot = int(now.timestamp() // periodic.every.total_seconds())
             outbox.defer_once(periodic.kind, {"slot": slot}, dedupe_key=f"{periodic.name}:{slot}")
-        stale = sa.or_(
-            sa.and_(
+        abandoned = sa.and_(Job.status == RUNNING, Job.lease_expires_at < now)
+        ids = list(db.session.scalars(sa.select(Job.id).where(abandoned).order_by(Job.id).limit(SWEEP_BATCH)))
+        room = min(SWEEP_BATCH - len(ids), self._messages_missing(waiting, now))
+        if room > 0:
+            stale = sa.and_(
                 Job.status == QUEUED,
                 Job.run_after <= now,
                 sa.or_(Job.dispatched_at.is_(None), Job.dispatched_at <= now - self.resend_after),
-            ),
-            sa.and_(Job.status == RUNNING, Job.lease_expires_at < now),
-        )
-        ids = list(db.session.scalars(sa.select(Job.id).where(stale).order_by(Job.id).limit(SWEEP_BATCH)))
+            )
+            # Longest without a message first: repeated shortfalls go through every candidate.
+            order = (Job.dispatched_at.asc().nulls_first(), Job.id)
+            ids += db.session.scalars(sa.select(Job.id).where(stale).order_by(*order).limit(room))
         if ids:
             db.session.execute(
                 sa.update(Job).where(Job.id.in_(ids)).values(dispatched_at=now),
@@ -301,6 +311,26 @@ class JobSystem:
             log.info("sweeper re-sending %d job(s)", len(ids))
             self.send(ids)
         return ids
+
+    def _waiting(self) -> int | None:
+        try:
+            return brokers.waiting(self.broker, QUEUE_NAME)
+        except Exception as exc:  # broker down: what it held is unknown
+            log.warning("cannot count the broker's messages: %s", describe_error(exc))
+            return None
+
+    def _messages_missing(self, waiting: int | None, now) -> int:
+        """How many due jobs the broker holds no message for, at most.
+
+        A backlog longer than PREFS_JOB_RESEND_AFTER_SECONDS is not lost: re-sending
+        it would only pile duplicates (each a claim to refuse) in front of the
+        work. So queued jobs are re-sent only while fewer messages wait than
+        jobs are due, e.g. all of them after the broker lost its messages.
+        Messages are counted before jobs, so a race errs towards re-sending."""
+        if waiting is None:
+            return SWEEP_BATCH
+        due = db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.status == QUEUED, Job.run_after <= now))
+        return max(due - waiting, 0)
 
     # --- in-process workers ------------------------------------------------
     def start(self, *, threads: int, sweep: bool = True) -> None:
@@ -332,6 +362,13 @@ class JobSystem:
 
     def ping(self) -> None:
         brokers.ping(self.broker)
+
+
+def _claimable(row, now) -> bool:
+    """The claim's own condition (see _claim), for a row read beforehand."""
+    if row.status == QUEUED:
+        return row.run_after <= now
+    return row.status == RUNNING and row.lease_expires_at is not None and row.lease_expires_at < now
 
 
 def jobs() -> JobSystem:
