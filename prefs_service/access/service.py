@@ -179,14 +179,17 @@ def staff_login(*, email: str, password: str) -> StaffUser | None:
         email = ""
     user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email, StaffUser.active.is_(True))) if email else None
     now = utcnow()
-    if user is None:
+    locked = user is not None and user.locked_until is not None and user.locked_until > now
+    if user is None or locked:
+        # The same work as checking a real password, so that neither an unknown
+        # address nor a locked account answers faster.
         try:
             _hasher.verify(_dummy_hash(), password or "")
         except VerifyMismatchError:
             pass
+        if locked:
+            raise LockedOut(user.locked_until)
         return None
-    if user.locked_until and user.locked_until > now:
-        raise LockedOut(user.locked_until)
     try:
         _hasher.verify(user.password_hash, password or "")
     except (VerifyMismatchError, InvalidHashError):

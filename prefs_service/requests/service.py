@@ -147,6 +147,8 @@ def submit(
     if subject is None:
         subject = subjects.find(kind="email", canonical=canonical)
     clean_changes = validate_changes(changes) if type == "correction" else None
+    # Nobody is given the address of a person we erased, nor is it kept here.
+    subjects.refuse_erased([(field, value) for field, value in (clean_changes or {}).items() if field != "name"])
     if type != "correction" and changes:
         raise Invalid("Only a correction carries changes.", errors={"changes": ["only for type correction"]})
 

@@ -32,6 +32,10 @@ from . import no_store
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 IDLE_LIMIT = timedelta(hours=8)
+SIGN_IN_FAILED = (
+    "That email address and password do not match an active staff account. "
+    "After five wrong passwords in a row an account is locked for 15 minutes."
+)
 DUE_SOON = timedelta(days=7)
 
 
@@ -77,14 +81,16 @@ def login():
         try:
             user = access.staff_login(email=form.email.data, password=form.password.data)
         except access.LockedOut:
-            user, message = None, "Too many failed attempts: this account is locked for 15 minutes."
+            user = None
         db.session.commit()  # failed-attempt counters count too
         if user is not None:
             session.clear()
             session.update(staff_id=user.id, staff_v=user.session_version, staff_seen=int(time.time()))
             target = request.args.get("next", "")
             return redirect(target if target.startswith("/staff") else url_for("staff.queue"), code=303)
-        message = message or "That email address and password do not match an active staff account."
+        # One answer for a wrong password, an unknown address and a locked
+        # account alike: the page must not tell who has an account.
+        message = SIGN_IN_FAILED
     status = 401 if request.method == "POST" else 200
     return render_template("staff/login.html", form=form, message=message), status
 

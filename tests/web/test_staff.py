@@ -30,6 +30,10 @@ def sign_in(client, email, password=PASSWORD):
     return client.post("/staff/login", data={"csrf_token": csrf_of(page), "email": email, "password": password})
 
 
+def message_of(page) -> bytes:
+    return re.search(rb'role="alert">(.*?)</', page.data, re.S).group(1)
+
+
 def test_the_cli_refuses_a_short_password(app):
     result = app.test_cli_runner().invoke(main, ["staff", "create", "x@example.com"], input="short\n")
     assert result.exit_code == 1 and "at least 12 characters" in result.output
@@ -51,6 +55,10 @@ def test_wrong_passwords_lock_the_account_for_a_while(app, client, officer):
         assert failed.status_code == 401 and b"do not match" in failed.data
     locked = sign_in(client, officer)  # even the right password, now
     assert locked.status_code == 401 and b"locked for 15 minutes" in locked.data
+    # The lockout answers as an unknown address does: nothing tells who has an account.
+    for _ in range(6):
+        unknown = sign_in(client, "stranger@example.com", "wrong password!")
+    assert unknown.status_code == locked.status_code and message_of(unknown) == message_of(locked)
     with app.app_context():
         from prefs_service.access.models import StaffUser
 
