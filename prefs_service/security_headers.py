@@ -2,8 +2,9 @@
 forbids framing and inline script, nosniff, a referrer policy, and HSTS in
 production over HTTPS.
 
-Every header value is built once at start-up; a request only picks one of a few
-ready tuples, so the API's hot path pays a handful of list appends."""
+Every header list is built and validated once; a request picks one by its
+endpoint and appends it, so the API's hot path pays a dictionary look-up and
+one list extend."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 import re
 
 from flask import Flask, Response, request
+from werkzeug.datastructures import Headers
 
 from . import api
 
@@ -38,30 +40,35 @@ def init_app(app: Flask) -> None:
     page_headers = _by_scheme((("Content-Security-Policy", PAGE_POLICY), *COMMON, PAGE_REFERRER), hsts)
     api_headers = _by_scheme((("Content-Security-Policy", API_POLICY), *COMMON, API_REFERRER), hsts)
     swagger_endpoint = next((rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.endswith("." + SWAGGER_UI_ENDPOINT)), None)
-    api_blueprints = frozenset(blueprint.name for blueprint in api.API_BLUEPRINTS)
+    api_blueprints = {blueprint.name for blueprint in api.API_BLUEPRINTS}
     if swagger_endpoint is not None:
-        api_blueprints |= {swagger_endpoint.rpartition(".")[0]}  # its /openapi.json is API too
+        api_blueprints.add(swagger_endpoint.rpartition(".")[0])  # its /openapi.json is API too
     docs = _SwaggerUiHeaders(app.config.get("OPENAPI_SWAGGER_UI_URL", ""), hsts)
+    by_endpoint = {}  # endpoint -> its headers, learnt on first sight (endpoints are few)
+
+    def headers_for(current, endpoint: str | None, response: Response) -> tuple[list, list]:
+        if endpoint == swagger_endpoint:
+            return docs.for_page(response)
+        if endpoint is None:  # no route: an error answer, problem+json under the API's addresses
+            return api_headers if api.is_api_request(current) else page_headers
+        by_endpoint[endpoint] = api_headers if endpoint.rpartition(".")[0] in api_blueprints else page_headers
+        return by_endpoint[endpoint]
 
     def add_security_headers(response: Response) -> Response:
-        endpoint = request.endpoint
-        if endpoint == swagger_endpoint:
-            headers = docs.for_page(response)
-        elif request.blueprint in api_blueprints or (endpoint is None and api.is_api_request(request)):
-            headers = api_headers  # JSON, and problem+json for unknown API addresses
-        else:
-            headers = page_headers  # pages, their stylesheet, and error pages
-        add = response.headers.add
-        for name, value in headers[request.is_secure]:
-            add(name, value)
+        current = request._get_current_object()  # one proxy look-up instead of three
+        endpoint = current.endpoint
+        over_http, over_https = by_endpoint.get(endpoint) or headers_for(current, endpoint, response)
+        # Headers.add would validate each constant value again on every response.
+        response.headers._list.extend(over_https if hsts and current.is_secure else over_http)
         return response
 
     app.after_request(add_security_headers)
 
 
-def _by_scheme(headers: tuple, hsts: bool) -> tuple[tuple, tuple]:
-    """(headers over HTTP, headers over HTTPS): HSTS is only meaningful, and only sent, over HTTPS."""
-    return headers, (*headers, HSTS) if hsts else headers
+def _by_scheme(headers: tuple, hsts: bool) -> tuple[list, list]:
+    """(headers over HTTP, headers over HTTPS), validated once by werkzeug. HSTS is
+    only meaningful over HTTPS (browsers ignore it over HTTP), so only sent there."""
+    return list(Headers(headers).items()), list(Headers((*headers, HSTS) if hsts else headers).items())
 
 
 class _SwaggerUiHeaders:
@@ -75,9 +82,10 @@ class _SwaggerUiHeaders:
         self.hsts = hsts
         self.headers = None
 
-    def for_page(self, response: Response) -> tuple[tuple, tuple]:
+    def for_page(self, response: Response) -> tuple[list, list]:
         if self.headers is None and response.status_code == 200:
-            self.headers = _by_scheme((("Content-Security-Policy", self.policy(response.get_data(as_text=True))), *COMMON, API_REFERRER), self.hsts)
+            policy = ("Content-Security-Policy", self.policy(response.get_data(as_text=True)))
+            self.headers = _by_scheme((policy, *COMMON, API_REFERRER), self.hsts)
         return self.headers or _by_scheme((("Content-Security-Policy", API_POLICY), *COMMON, API_REFERRER), self.hsts)
 
     def policy(self, page: str) -> str:
