@@ -46,6 +46,14 @@ class SmtpCapture:
         self.envelopes = []
         self.hold = None  # a threading.Event: while set to block, DATA waits
         self.holding = threading.Event()
+        self.refuse_recipients = {}  # address -> the reply RCPT TO gets instead of 250 (e.g. a 550)
+        self.refuse_data = None  # a reply DATA gets instead of 250 (e.g. a 554)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse_recipients:
+            return self.refuse_recipients[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.hold is not None and not self.hold.is_set():
@@ -53,6 +61,8 @@ class SmtpCapture:
             while not self.hold.is_set():
                 await asyncio.sleep(0.02)
             return "451 4.3.0 Try again later"
+        if self.refuse_data is not None:
+            return self.refuse_data
         self.envelopes.append(envelope)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
@@ -62,6 +72,8 @@ class SmtpCapture:
         self.envelopes.clear()
         self.hold = None
         self.holding.clear()
+        self.refuse_recipients.clear()
+        self.refuse_data = None
 
     def wait_for(self, count: int, timeout: float = 10):
         deadline = time.monotonic() + timeout

@@ -13,12 +13,14 @@ import smtplib
 import ssl
 import tempfile
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from ..private_files import FILE_MODE, private_folder
+from ..redact import scrub
 
 NAME = "email"
 LABEL = "Email"
@@ -60,6 +62,18 @@ def normalize(value: str) -> str:
 
 
 SMTP_TIMEOUT_SECONDS = 30
+REASON_LENGTH = 500
+MESSAGE_STAGES = {smtplib.SMTPSenderRefused: "sender refused", smtplib.SMTPDataError: "message refused"}
+
+
+class Refused(Exception):
+    """The mail server refused this message for good (an SMTP 5xx reply): sending
+    it again would get the same answer. `reason` is the reply, without the
+    recipient's address."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def send(message: EmailMessage, *, mail_url: str) -> None:
@@ -68,6 +82,9 @@ def send(message: EmailMessage, *, mail_url: str) -> None:
     file://DIR writes DIR/<message id>.eml (replacing the same message on a
     retry); smtp://, smtp+starttls:// and smtps:// speak SMTP, with
     user:password in the URL when the server wants a login.
+
+    Raises Refused when the server refuses the message for good (5xx); any
+    other failure (a 4xx, a lost connection) raises as it is, to be retried.
     """
     url = urlsplit(mail_url)
     if url.scheme == "file":
@@ -77,12 +94,61 @@ def send(message: EmailMessage, *, mail_url: str) -> None:
         client = smtplib.SMTP_SSL(url.hostname, url.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=_tls_context())
     else:
         client = smtplib.SMTP(url.hostname, url.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
-    with client:
+    accepted = False
+    try:
         if url.scheme == "smtp+starttls":
             client.starttls(context=_tls_context())
         if url.username:
             client.login(unquote(url.username), unquote(url.password or ""))
         client.send_message(message)
+        accepted = True
+    except smtplib.SMTPException as error:
+        reason = _permanent_refusal(error)
+        if reason is None:
+            raise
+        raise Refused(_without_addresses(reason, message)) from None
+    finally:
+        _say_goodbye(client) if accepted else client.close()
+
+
+def _permanent_refusal(error: smtplib.SMTPException) -> str | None:
+    """What the server said, if it refused this message for good (a 5xx to its
+    sender, every recipient or its content); None for a failure worth retrying.
+
+    A 5xx to the session itself (HELO, STARTTLS, AUTH) says nothing about the
+    message but that our set-up is wrong: failing every queued mail for it
+    would lose them all, while retries go through once it is fixed."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        replies = list(error.recipients.values())
+        if replies and all(code >= 500 for code, _ in replies):
+            return "recipient refused: " + "; ".join(_reply(code, text) for code, text in replies)
+        return None
+    stage = MESSAGE_STAGES.get(type(error))
+    if stage and 500 <= error.smtp_code < 600:
+        return f"{stage}: {_reply(error.smtp_code, error.smtp_error)}"
+    return None
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {' '.join(text.split())}"
+
+
+def _without_addresses(reason: str, message: EmailMessage) -> str:
+    """Servers quote the address they refuse; the reason is kept and logged."""
+    for _name, address in getaddresses(message.get_all("To", []) + message.get_all("Cc", [])):
+        if address:
+            reason = re.sub(re.escape(address), "recipient", reason, flags=re.IGNORECASE)
+    return scrub(reason)[:REASON_LENGTH]
+
+
+def _say_goodbye(client: smtplib.SMTP) -> None:
+    # The message was accepted: a QUIT that fails changes nothing about it (and
+    # must not make the job send it again).
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
 
 
 @functools.cache

@@ -36,5 +36,7 @@ class Notice(db.Model):
     # Erasure confirmations: once sent, the address and body are forgotten too.
     forget_after_send: Mapped[bool] = mapped_column(default=False)
     message_id: Mapped[str | None] = mapped_column(sa.String(255))
+    # Why a failed notice was not sent (the mail server's refusal), without the address.
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

@@ -7,6 +7,7 @@ delivery renders the template and hands the message to the email channel.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -24,7 +25,9 @@ from jinja2 import (
 from .. import outbox
 from ..channels import email as email_channel
 from ..extensions import db, dialect_insert, utcnow
-from .models import MARKETING, PENDING, SENT, TRANSACTIONAL, Notice
+from .models import FAILED, MARKETING, PENDING, SENT, TRANSACTIONAL, Notice
+
+log = logging.getLogger(__name__)
 
 DELIVER_JOB = "notices.deliver"
 # What other domains do, in the same transaction, once a notice of a kind has
@@ -107,22 +110,36 @@ def render(notice: Notice) -> EmailMessage:
 
 
 def deliver(*, notice_id: int) -> bool:
-    """Send a pending notice and mark it sent. Returns False if there was nothing to do."""
+    """Send a pending notice and mark it sent; True if it went out.
+
+    A permanent refusal by the mail server marks the notice failed, with the
+    server's reason, and ends there: sending again would be refused again."""
     notice = db.session.get(Notice, notice_id, populate_existing=True, with_for_update=True)
     if notice is None or notice.status != PENDING:
         return False
     if not notice.recipient:
         raise ValueError(f"notice {notice_id} has no recipient")
     message = render(notice)
-    email_channel.send(message, mail_url=current_app.config["PREFS"].mail_url)
+    try:
+        email_channel.send(message, mail_url=current_app.config["PREFS"].mail_url)
+    except email_channel.Refused as refusal:
+        log.warning("notice %s (%s) refused for good: %s", notice.id, notice.kind, refusal.reason)
+        notice.status = FAILED
+        notice.failure_reason = refusal.reason
+        _forget_what_was_for_sending(notice)
+        return False
     notice.status = SENT
     notice.sent_at = utcnow()
     notice.message_id = message["Message-ID"]
-    # The context held the body's links (download, set-password, verify…); once
-    # sent, nobody with database access should be able to use them.
-    notice.context = {}
-    if notice.forget_after_send:
-        notice.recipient = None
+    _forget_what_was_for_sending(notice)
     if notice.kind in AFTER_SENT:
         AFTER_SENT[notice.kind](notice)
     return True
+
+
+def _forget_what_was_for_sending(notice: Notice) -> None:
+    # The context held the body's links (download, set-password, verify…); once
+    # the notice is settled, nobody with database access should be able to use them.
+    notice.context = {}
+    if notice.forget_after_send:
+        notice.recipient = None
