@@ -305,7 +305,8 @@ def test_the_other_pages_work_under_the_policy(live_server, pages, smtp):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the table scrolls, not the page
     page.get_by_role("link", name="Delivery escalations").click()
     assert page.get_by_role("heading").inner_text() == "Open delivery escalations"
-    assert page.get_by_text("Nothing is waiting.").is_visible() and layout_width(page) == "1024px"
+    page.get_by_text("Nothing is waiting.").wait_for()
+    assert layout_width(page) == "1024px"
 
 
 # The CDN is out of reach here: stand-ins for its three files exercise what the
@@ -348,6 +349,7 @@ def test_staff_decisions_pass_the_https_referrer_check_in_production(production_
     page = pages.new_page(ignore_https_errors=True)
     sign_in_as_staff(app, page)
     page.get_by_role("link", name=made["reference"]).click()
+    page.get_by_role("heading", name=f"Correction request {made['reference']}").wait_for()
     detail = page.url
     with page.expect_response(lambda response: response.request.method == "POST") as approving:
         page.get_by_role("button", name="Approve the correction").click()
