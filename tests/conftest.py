@@ -48,12 +48,16 @@ class SmtpCapture:
         self.holding = threading.Event()
         self.refuse_recipients = {}  # address -> the reply RCPT TO gets instead of 250 (e.g. a 550)
         self.refuse_data = None  # a reply DATA gets instead of 250 (e.g. a 554)
+        self.quit_reply = None  # a reply QUIT gets instead of 221
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse_recipients:
             return self.refuse_recipients[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):
+        return self.quit_reply or "221 Bye"
 
     async def handle_DATA(self, server, session, envelope):
         if self.hold is not None and not self.hold.is_set():
@@ -74,6 +78,7 @@ class SmtpCapture:
         self.holding.clear()
         self.refuse_recipients.clear()
         self.refuse_data = None
+        self.quit_reply = None
 
     def wait_for(self, count: int, timeout: float = 10):
         deadline = time.monotonic() + timeout

@@ -57,3 +57,13 @@ def test_a_4xx_refusal_is_retried_and_goes_through_once_accepted(app, smtp):
         assert jobs().execute(job.id) == "done"
     assert notice(app, notice_id).status == "sent"
     assert [m["To"] for m in smtp.wait_for(1)] == [GONE]
+
+
+def test_a_mail_accepted_before_a_failed_goodbye_is_sent_once(app, smtp, worker):
+    smtp.quit_reply = "421 4.3.2 Service shutting down"
+    notice_id = queue_preferences_mail(app, key="goodbye")
+    worker.wait()  # fails if the job failed an attempt and waits to retry
+    assert notice(app, notice_id).status == "sent"
+    [job] = jobs_of(app, "notices.deliver")
+    assert (job.status, job.attempts) == ("done", 1)
+    assert len(smtp.messages) == 1
