@@ -85,7 +85,7 @@ def no_store(view):
 
 
 def init_app(app: Flask) -> None:
-    from . import preferences, privacy_requests, purchase, staff, unsubscribe
+    from . import preferences, privacy_requests, problems, purchase, staff, unsubscribe
 
     app.register_blueprint(pages)
     app.register_blueprint(unsubscribe.bp)
@@ -93,3 +93,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(privacy_requests.bp)
     app.register_blueprint(purchase.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(problems.bp)

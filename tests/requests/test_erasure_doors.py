@@ -5,6 +5,7 @@ plain text of their identifiers is left in the database."""
 from __future__ import annotations
 
 import csv
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -150,3 +151,10 @@ def test_erasure_removes_every_file_of_the_person(make_app, api_key, tmp_path):
     # Only the confirmation of the erasure, sent after it, is left in the mail folder.
     left = [p.read_text() for p in outbox.glob("*.eml") if "frank@example.com" in p.read_text()]
     assert len(left) == 1 and "erased" in left[0]
+
+
+def test_the_erased_problem_type_explains_itself(client, headers, erased):
+    refused = client.post("/v1/consents", json={"subject_id": erased["id"], "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers)
+    page = client.get(urlsplit(refused.json["type"]).path)
+    assert page.status_code == 200 and page.mimetype == "text/html" and b"erased at their request" in page.data
+    assert client.get("/problems/no-such-type").status_code == 404
