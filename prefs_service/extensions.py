@@ -193,6 +193,12 @@ def _begin_immediate(driver: sqlite3.Connection, dialect) -> None:
         driver.execute("PRAGMA busy_timeout=30000")
 
 
+def chunks(items: list, size: int = 5000):
+    """`items` in slices of `size`: IN lists stay within what both backends bind."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def dialect_insert(table, dialect: str | None = None):
     """INSERT … ON CONFLICT for the session's backend (both dialects spell it alike)."""
     if (dialect or db.session.get_bind().dialect.name) == "postgresql":

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .. import audit, channels, links, outbox, tokens
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db, dialect_insert, utcnow
+from ..extensions import chunks, db, dialect_insert, utcnow
 from ..statements import execute_prepared, read_rows
 from ..notices import service as notices
 from ..redact import truncate_ip
@@ -395,7 +395,7 @@ def validate_batch(
     if known_subjects:
         named = {uuid.UUID(value) for field, value in refs if field == "subject_id"}
         held = set()
-        for chunk in _chunks(sorted(named)):
+        for chunk in chunks(sorted(named)):
             held.update(db.session.scalars(sa.select(Subject.id).where(Subject.id.in_(chunk))))
         for index, (field, value) in enumerate(refs):
             if field == "subject_id" and uuid.UUID(value) not in held:
@@ -461,17 +461,17 @@ def _resolve_many(refs: list[tuple[str, str]], *, actor: str) -> dict[tuple[str,
     for field, value in refs:
         by_field.setdefault(field, set()).add(value)
 
-    for chunk in _chunks(sorted(by_field.get("subject_id", ()))):
+    for chunk in chunks(sorted(by_field.get("subject_id", ()))):
         existing = set(db.session.scalars(sa.select(Subject.id).where(Subject.id.in_([uuid.UUID(v) for v in chunk]))))
         found.update({("subject_id", v): (uuid.UUID(v) if uuid.UUID(v) in existing else None) for v in chunk})
-    for chunk in _chunks(sorted(by_field.get("external_ref", ()))):
+    for chunk in chunks(sorted(by_field.get("external_ref", ()))):
         rows = db.session.execute(sa.select(Subject.external_ref, Subject.id).where(Subject.external_ref.in_(chunk)))
         found.update({("external_ref", ref): sid for ref, sid in rows})
     for field in ("email", "phone", "fax"):
         values = sorted(by_field.get(field, ()))
         kind = subjects.IDENTIFIER_FIELDS[field]
         hashes = dict(zip(subjects.identifier_hashes(kind, values), values))
-        for chunk in _chunks(list(hashes)):
+        for chunk in chunks(list(hashes)):
             rows = db.session.execute(sa.select(Identifier.value_hash, Identifier.subject_id).where(Identifier.value_hash.in_(chunk)))
             found.update({(field, hashes[h]): sid for h, sid in rows})
 
@@ -594,7 +594,7 @@ def _apply_state(entries: list[tuple[uuid.UUID, EventInput, int]]) -> int:
         changed = {event_id for (event_id,) in execute_prepared(stmt, rows[0])}
     else:
         changed = set()
-        for chunk in _chunks(rows, 1000):
+        for chunk in chunks(rows, 1000):
             changed.update(db.session.execute(stmt, chunk).scalars())
     _jobs_for_changes([(r["subject_id"], r["channel"], r["purpose"], r["status"]) for r in rows if r["event_id"] in changed])
     return len(changed)
@@ -795,11 +795,6 @@ def _suppressions(hashes: set[bytes]) -> dict[bytes, tuple[datetime, bool]]:
     for size, bound in _key_batches(list(hashes), dialect):
         out.update((value_hash, (since, bool(erased))) for value_hash, since, erased in read_rows(_suppression_query(dialect, size), bound))
     return out
-
-
-def _chunks(items: list, size: int = 5000):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def current(*, subject: Subject) -> list[dict]:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from .. import audit, channels
 from ..consent import service as consent
-from ..errors import Conflict, Erased, Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db, utcnow
 from ..notices import service as notices
 from ..subjects import service as subjects
@@ -72,8 +72,7 @@ def record_disclosure(
     if errors:
         raise Invalid("The disclosure is not valid.", errors=errors)
     partner = get_partner(partner_code)
-    if subjects.get(subject_id).erased_at is not None:  # NotFound for nobody we hold
-        raise Erased(subjects.ERASED_MESSAGE, errors={"subject_id": ["names a person erased at their request"]})
+    subjects.refuse_if_erased(subjects.get(subject_id))  # NotFound for nobody we hold
     verdict = consent.check(channel="partner", purpose=purpose, key="subject_id", value=str(subject_id))
     if not verdict.allowed:
         raise Conflict(

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit, channels
 from ..consent.models import Suppression
 from ..errors import Conflict, Erased, Invalid, NotFound
-from ..extensions import db
+from ..extensions import chunks, db
 from ..statements import read_rows
 from .models import Identifier, Subject
 
@@ -90,7 +90,7 @@ def exists(subject_id: uuid.UUID) -> bool:
 def key_hash(field: str, canonical: str) -> bytes:
     """The keyed hash that names a person by an API field (an identifier or
     their external_ref), as suppressions and erasures keep it."""
-    return identifier_hash(IDENTIFIER_FIELDS.get(field, EXTERNAL_REF_KIND if field == "external_ref" else field), canonical)
+    return identifier_hash(EXTERNAL_REF_KIND if field == "external_ref" else IDENTIFIER_FIELDS[field], canonical)
 
 
 def erased_refs(refs) -> set[tuple[str, str]]:
@@ -106,14 +106,21 @@ def erased_refs(refs) -> set[tuple[str, str]]:
                 ids[uuid.UUID(str(value))] = (field, value)
             except ValueError:
                 continue
-    for chunk in _chunks(sorted(ids)):
+    for chunk in chunks(sorted(ids)):
         found = db.session.scalars(sa.select(Subject.id).where(Subject.id.in_(chunk), Subject.erased_at.is_not(None)))
         erased.update(ids[subject_id] for subject_id in found)
     by_hash = {key_hash(field, value): (field, value) for field, value in refs if field != "subject_id" and isinstance(value, str)}
-    for chunk in _chunks(list(by_hash)):
+    for chunk in chunks(list(by_hash)):
         found = db.session.scalars(sa.select(Suppression.value_hash).where(Suppression.value_hash.in_(chunk), Suppression.reason == ERASURE))
         erased.update(by_hash[value_hash] for value_hash in found)
     return erased
+
+
+def refuse_if_erased(subject: Subject) -> Subject:
+    """The person, unless we erased them (Erased, 409)."""
+    if subject.erased_at is not None:
+        raise Erased(ERASED_MESSAGE, errors={"subject_id": ["names a person erased at their request"]})
+    return subject
 
 
 def refuse_erased(refs) -> None:
@@ -121,11 +128,6 @@ def refuse_erased(refs) -> None:
     erased = erased_refs(refs)
     if erased:
         raise Erased(ERASED_MESSAGE, errors={field: ["names a person erased at their request"] for field, _ in sorted(erased)})
-
-
-def _chunks(items: list, size: int = 5000):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def find(*, subject_id=None, external_ref: str | None = None, kind: str | None = None, canonical: str | None = None) -> Subject | None:
@@ -183,8 +185,7 @@ def update(subject: Subject, *, values: dict, actor: str) -> Subject:
     """PATCH: set or (with None) clear fields. Consent stays with the subject, so
     a changed address carries the person's choices with it. Nothing changes
     on a person we erased, and no key of an erased person is given to anyone."""
-    if subject.erased_at is not None:
-        raise Erased(ERASED_MESSAGE, errors={"subject_id": ["names a person erased at their request"]})
+    refuse_if_erased(subject)
     canonical = normalize_fields(values)
     refuse_erased(_keys_of(canonical, values.get("external_ref")))
 
@@ -249,10 +250,7 @@ def resolve(*, ref: dict, actor: str, create: bool = True) -> tuple[Subject, boo
     Erased (409) when the ref names a person we erased: they are not re-created."""
     field, value = _one_ref(ref)
     if field == "subject_id":
-        subject = get(value)
-        if subject.erased_at is not None:
-            raise Erased(ERASED_MESSAGE, errors={"subject_id": ["names a person erased at their request"]})
-        return subject, False
+        return refuse_if_erased(get(value)), False
     if field == "external_ref":
         refuse_erased([(field, value)])
         subject = find(external_ref=value)
