@@ -6,7 +6,8 @@ import inspect
 import logging
 
 import orjson
-from flask import Flask, current_app, g, request
+import sqlalchemy as sa
+from flask import Flask, current_app, g, make_response, request
 from flask.json.provider import JSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -15,6 +16,8 @@ from . import api, logs, security_headers, web
 from .access.service import KeyCache
 from .api import problems
 from .config import Settings, load_settings
+from . import db_outage
+from .db_outage import OUTCOME_UNKNOWN_DETAIL, RETRY_AFTER_SECONDS, UNAVAILABLE_DETAIL, commit_outcome_unknown, database_unavailable
 from .errors import DomainError
 from .extensions import csrf, db, declare_read_only, end_declaration, limiter, migrate
 from .jobs import dispatch
@@ -77,6 +80,8 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.teardown_request(_end_transaction_intent)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(sa.exc.DBAPIError, _database_error)
+    app.teardown_appcontext(db_outage.end_session)  # runs before Flask-SQLAlchemy's own
     app.register_error_handler(Exception, _unexpected_error)
     _refuse_async_views(app)
     return app
@@ -159,9 +164,42 @@ def _domain_error(error: DomainError):
 
 
 def _unexpected_error(error: Exception):
+    if database_unavailable(error):  # a driver's own error, or a pool with no connection to give
+        return _database_unavailable(error)
     db.session.rollback()
     log.exception("unhandled error on %s %s", request.method, request.url_rule.rule if request.url_rule else "?")
     return _http_error(InternalServerError())
+
+
+def _database_error(error: sa.exc.DBAPIError):
+    if database_unavailable(error):
+        return _database_unavailable(error)
+    return _unexpected_error(error)  # a bad statement or a broken constraint is a bug
+
+
+def _database_unavailable(error: Exception):
+    """503 with Retry-After: the connection is gone (a restart, a failover, our
+    sessions ended) or the database cannot take us now. Whatever this request
+    wrote was rolled back with its connection, unless its COMMIT was under way."""
+    unknown = commit_outcome_unknown()
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 (the connection is gone already; the pool replaces it)
+        pass
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url_rule.rule if request.url_rule else "?",
+        dispatch.describe_error(error),
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if api.is_api_request(request):
+        return problems.problem(503, OUTCOME_UNKNOWN_DETAIL if unknown else UNAVAILABLE_DETAIL, headers=headers)
+    http_error = HTTPException()
+    http_error.code = 503
+    response = make_response(web.error_page(http_error))
+    response.headers.update(headers)
+    return response
 
 
 class _CookieSessions(SecureCookieSessionInterface):

@@ -23,6 +23,7 @@ FRIENDLY = {
     413: "That was more than we can accept in one go.",
     429: "Too many attempts. Please wait a few minutes and try again.",
     500: "Something went wrong on our side and nothing was changed. Please try again later.",
+    503: "We cannot reach our records for a moment. Please try again in a few seconds.",
 }
 
 
