@@ -101,6 +101,8 @@ def serve(host, port, threads, workers):
                 "post_worker_init": post_worker_init,
                 "worker_exit": worker_exit,
                 "accesslog": None,  # URLs carry signed tokens; never log them
+                "logger_class": "prefs_service.gunicorn_logger.JsonLogger",  # its lines scrubbed, as JSON
+                "loglevel": settings.log_level.lower(),
                 "graceful_timeout": 30,
                 "control_socket_disable": True,  # gunicorn ≥ 27 would open one under $HOME
             }.items():

@@ -1,4 +1,4 @@
-"""Structured (JSON lines) logging that never carries a plain email or whole IP."""
+"""Structured (JSON lines) logging that never carries a plain email, a whole IP, an API key or a signed token."""
 
 from __future__ import annotations
 

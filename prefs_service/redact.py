@@ -21,11 +21,53 @@ def truncate_ip(value: str) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Local part: anything an address may hold, internationalised ones (RFC 6531)
+# included; domain: labels of letters, digits and hyphens in any script, ending
+# in a top-level label of letters (or its xn-- form).
+# (Matches start where a local part can: a long run without "@" costs one pass.)
+_EMAIL = re.compile(
+    r"(?<![\w.!#$%&'*+/=?^`{|}~-])([\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]*@((?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:[^\W\d_]{2,}|xn--[\w-]+))"
+)
 _IPV4 = re.compile(r"\b(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}\b")
+# Anything shaped like an IPv6 address (an IPv4 tail and a zone included);
+# ipaddress decides whether it is one, so clock times and MACs stay.
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)(?=:*[0-9A-Fa-f])"
+    r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4})(?:%[\w.]+)?(?![\w:])"
+)
+# API keys read pk_<prefix>_<secret> (see access/service.py): the prefix names the key, the rest is the secret.
+_API_KEY = re.compile(r"\b(pk_[0-9A-Za-z]+_)[\w-]+")
+# itsdangerous signed tokens: payload (a leading "." when compressed), timestamp, signature.
+_SIGNED_TOKEN = re.compile(r"(?<![\w.-])\.?[\w-]+\.[\w-]{4,12}\.[\w-]{27,}(?![\w-])")
+# The paths of signed links (see links.py): whatever follows is a token, even cut short.
+_LINK_PATH = re.compile(
+    r"(/(?:u|preferences/return|preferences|privacy-requests/(?:verify|download)|purchase/(?:commission|set-password))/)[^/?#\s\"'<>]+"
+)
 
 
 def scrub(text: str) -> str:
-    """Mask email addresses and the host part of IPv4 addresses in free text (logs)."""
-    text = _EMAIL.sub(r"\1***@\2", text)
+    """Mask in free text (logs, stored errors): email addresses (but for their
+    first letter and domain), IP addresses (but for their network), API key
+    secrets and signed link tokens."""
+    if "@" in text:
+        text = _EMAIL.sub(r"\1***@\2", text)
+    if "pk_" in text:
+        text = _API_KEY.sub(r"\1***", text)
+    if "/" in text:
+        text = _LINK_PATH.sub(r"\1***", text)
+    if "." in text:
+        text = _SIGNED_TOKEN.sub("***", text)
+    if ":" in text:
+        text = _IPV6.sub(_mask_ipv6, text)
     return _IPV4.sub(r"\1.x", text)
+
+
+def _mask_ipv6(match: re.Match) -> str:
+    candidate = match.group(0)
+    try:
+        address = ipaddress.IPv6Address(candidate.split("%", 1)[0])
+    except ValueError:
+        return candidate
+    if address.ipv4_mapped:
+        return str(address.ipv4_mapped)  # left for the IPv4 rule to mask
+    return truncate_ip(str(address))
