@@ -25,6 +25,7 @@ class Policies(MethodView):
     @require("admin")
     @blp.arguments(schemas.PolicyIn())
     @blp.response(201, schemas.PolicyOut)
+    @blp.problems(409)
     def post(self, data):
         """Publish a privacy-policy version with its "last updated" date."""
         policy = consent.publish_policy(actor=actor(), **data)

@@ -24,6 +24,7 @@ class ConsentCollection(MethodView):
     @require("consent:write")
     @blp.arguments(schemas.ConsentIn())
     @blp.response(201, schemas.ConsentEventOut)
+    @blp.problems(404, 409)
     def post(self, data):
         """Record one consent event. An unknown email, phone, fax or external_ref creates the subject."""
         event = consent.build_event(
@@ -47,6 +48,7 @@ class ConsentBatch(MethodView):
     @require("consent:write")
     @blp.arguments(schemas.ConsentBatchIn())
     @blp.response(201, schemas.BatchOut)
+    @blp.problems(409)
     def post(self, data):
         """Record up to 10,000 events at once: all valid, or nothing written and the bad ones listed by index.
 
@@ -64,7 +66,13 @@ def check_query() -> dict:
     through the schema, which names what is wrong. A property test holds the
     two readings equal."""
     args = request.args
-    if len(args) == 3 and "channel" in args and "purpose" in args and sum(k in args for k in consent.CHECK_KEYS) == 1:
+    if (
+        len(args) == 3
+        and "channel" in args
+        and "purpose" in args
+        and sum(k in args for k in consent.CHECK_KEYS) == 1
+        and "\x00" not in "".join(args.values())  # the schema refuses NUL, naming the field
+    ):
         return args.to_dict()
     return blp.ARGUMENTS_PARSER.parse(CHECK_QUERY, request, location="query")
 
@@ -75,7 +83,9 @@ CHECK_QUERY = schemas.CheckQuery()
 @blp.route("/consent/check")
 class ConsentCheck(MethodView):
     @require("consent:read")
-    @blp.doc(parameters=[{"in": "query", "schema": schemas.CheckQuery}])
+    # One object parameter, so that the document can say which purposes each
+    # channel has and that exactly one identifier is given.
+    @blp.doc(parameters=[{"in": "query", "name": "check", "required": True, "style": "form", "explode": True, "schema": {"$ref": "#/components/schemas/CheckQuery"}}])
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     @blp.response(200, schemas.CheckOut)
     def get(self):

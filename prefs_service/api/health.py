@@ -5,6 +5,7 @@ from flask.views import MethodView
 
 from ..extensions import db
 from ..jobs.dispatch import describe_error, jobs
+from . import schemas
 from .blueprint import Blueprint
 
 blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and readiness for load balancers and orchestrators.")
@@ -13,6 +14,7 @@ blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and re
 @blp.route("healthz")
 class Health(MethodView):
     @blp.doc(security=[])
+    @blp.response(200, schemas.HealthOut)
     def get(self):
         """The process is up."""
         return {"status": "ok"}
@@ -21,6 +23,8 @@ class Health(MethodView):
 @blp.route("readyz")
 class Ready(MethodView):
     @blp.doc(security=[])
+    @blp.response(200, schemas.ReadyOut, description="The database and the broker answer.")
+    @blp.alt_response(503, schema=schemas.ReadyOut, description="Not ready: `database` or `broker` says what went wrong.")
     def get(self):
         """The database and the broker answer; 503 names what does not."""
         checks = {}

@@ -21,6 +21,7 @@ class UnsubscribeLinks(MethodView):
     @require("consent:write")
     @blp.arguments(schemas.UnsubscribeLinkIn())
     @blp.response(201, schemas.UnsubscribeLinkOut)
+    @blp.problems(404)
     def post(self, data):
         """Mint the unsubscribe and preferences links for one recipient of a mail.
 

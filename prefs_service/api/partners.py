@@ -23,6 +23,7 @@ class Partners(MethodView):
     @require("admin")
     @blp.arguments(schemas.PartnerIn())
     @blp.response(201, schemas.PartnerOut)
+    @blp.problems(409)
     def post(self, data):
         """Register a partner or reseller."""
         partner = partners.create_partner(actor=actor(), **data)
@@ -41,6 +42,7 @@ class Disclosures(MethodView):
     @require("consent:write")
     @blp.arguments(schemas.DisclosureIn())
     @blp.response(201, schemas.DisclosureOut)
+    @blp.problems(404, 409)
     def post(self, data):
         """Record that a partner received some of a person's data. Sharing for
         marketing needs the person's share_for_marketing consent (409 without)."""
@@ -61,7 +63,15 @@ class PartnerSales(MethodView):
     @require("admin")
     @blp.arguments(schemas.SalesQuery(), location="query")
     @blp.response(200, schemas.SalesOut)
-    @blp.alt_response(200, content_type="text/csv", description="With format=csv or Accept: text/csv.")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "JSON, or CSV with format=csv or Accept: text/csv.",
+                "content": {"application/json": {"schema": schemas.SalesOut}, "text/csv": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    @blp.problems(404)
     def get(self, query, code):
         """Payments on orders the partner referred, from `from` (inclusive) to `to` (exclusive): what they are owed on."""
         sales, totals = orders.partner_sales(code=code, start=query["from"], end=query["to"])

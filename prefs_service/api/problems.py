@@ -25,11 +25,23 @@ def problem(
     if detail:
         body["detail"] = detail
     if errors:
-        body["errors"] = errors
+        body["errors"] = _encodable(errors)
     response = current_app.response_class(current_app.json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _encodable(value):
+    """Error keys echo field names the client sent, which may hold lone
+    surrogates that no JSON encoder writes: they are shown escaped."""
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def from_domain(error: DomainError) -> Response:

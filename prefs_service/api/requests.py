@@ -28,6 +28,7 @@ class Requests(MethodView):
     @require("requests:write")
     @blp.arguments(schemas.RequestIn())
     @blp.response(201, schemas.RequestOut)
+    @blp.problems(404, 409)
     def post(self, data):
         """Take a request. Without `verified: true` the requester gets a mail to confirm it first."""
         item = requests.submit(
@@ -43,19 +44,21 @@ class Requests(MethodView):
         return with_timeline(item)
 
 
-@blp.route("/<int:request_id>")
+@blp.route("/<id:request_id>")
 class RequestItem(MethodView):
     @require("requests:read")
     @blp.response(200, schemas.RequestOut)
+    @blp.problems(404, 422)
     def get(self, request_id):
         """One request with its timeline."""
         return with_timeline(requests.get(request_id))
 
 
-@blp.route("/<int:request_id>/approve")
+@blp.route("/<id:request_id>/approve")
 class Approve(MethodView):
     @require("requests:write")
     @blp.response(200, schemas.RequestOut)
+    @blp.problems(404, 409, 422)
     def post(self, request_id):
         """Approve a correction awaiting review: a job applies it."""
         item = requests.approve(request_id=request_id, actor=actor())
@@ -63,11 +66,12 @@ class Approve(MethodView):
         return with_timeline(item)
 
 
-@blp.route("/<int:request_id>/reject")
+@blp.route("/<id:request_id>/reject")
 class Reject(MethodView):
     @require("requests:write")
     @blp.arguments(schemas.RejectIn())
     @blp.response(200, schemas.RequestOut)
+    @blp.problems(404, 409)
     def post(self, data, request_id):
         """Reject with the reason the requester is told."""
         item = requests.reject(request_id=request_id, reason=data["reason"], actor=actor())
@@ -75,11 +79,12 @@ class Reject(MethodView):
         return with_timeline(item)
 
 
-@blp.route("/<int:request_id>/extend")
+@blp.route("/<id:request_id>/extend")
 class Extend(MethodView):
     @require("requests:write")
     @blp.arguments(schemas.ExtendIn())
     @blp.response(200, schemas.RequestOut)
+    @blp.problems(404, 409)
     def post(self, data, request_id):
         """Extend the deadline once, by one or two months; the requester is told."""
         item = requests.extend(request_id=request_id, months=data["months"], reason=data["reason"], actor=actor())
@@ -87,10 +92,11 @@ class Extend(MethodView):
         return with_timeline(item)
 
 
-@blp.route("/<int:request_id>/retry")
+@blp.route("/<id:request_id>/retry")
 class Retry(MethodView):
     @require("requests:write")
     @blp.response(200, schemas.RequestOut)
+    @blp.problems(404, 409, 422)
     def post(self, request_id):
         """Run a failed request's job again."""
         item = requests.retry(request_id=request_id, actor=actor())

@@ -1,36 +1,80 @@
 """Request and response shapes of the JSON API (marshmallow; the OpenAPI document
-is generated from them)."""
+is generated from them). Input schemas refuse exactly what they document, and
+document at least everything the service refuses that JSON Schema can say."""
 
 from __future__ import annotations
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from .. import channels
 from ..consent import service as consent
 from ..consent.models import STATUSES
 from ..requests.models import STATUSES as REQUEST_STATUSES
+from . import combinations as combos
+from .fields import (
+    NO_NUL_PATTERN,
+    UUID_TEXT,
+    CanonicalUUID,
+    PeriodBound,
+    QueryInteger,
+    StrictBoolean,
+    StrictInteger,
+    Text,
+    UtcDateTime,
+    unstorable,
+)
 
-CHANNEL_NAMES = list(channels.CHANNELS)
-ALL_PURPOSES = sorted({p.name for c in channels.CHANNELS.values() for p in c.purposes})
+INT64_MAX = 2**63 - 1
+HTTP_URL = "^https?://[^\\s/?#\u0000-\u001f]+(?:[/?#][^\\s\u0000-\u001f]*)?$"
 
 
 class Strict(ma.Schema):
+    """An input shape: unknown fields are refused (additionalProperties: false).
+    OPENAPI_EXTRA holds the JSON Schema rules across fields; validators enforce them."""
+
+    OPENAPI_EXTRA: dict | None = None
+
     class Meta:
         unknown = ma.RAISE
 
 
 def text(max_length: int, **kwargs):
-    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+    return Text(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def _with_format(fmt: str, max_length: int, kwargs: dict):
+    metadata = {"format": fmt, **kwargs.pop("metadata", {})}
+    return text(max_length, metadata=metadata, **kwargs)
+
+
+def email_address(**kwargs):
+    """An address the email channel accepts (it is trimmed and its domain checked)."""
+    return _with_format("email", 320, kwargs)
+
+
+def phone_number(**kwargs):
+    """A number valid in its numbering plan: E.164, or national to the GB plan."""
+    return _with_format("phone", 64, kwargs)
+
+
+def postal(**kwargs):
+    """At least a street and a town or postcode (five characters once tidied)."""
+    return _with_format("postal-address", 500, kwargs)
+
+
+def one_of(*values, **kwargs):
+    return Text(validate=validate.OneOf(list(values)), **kwargs)
 
 
 class RecipientList(fields.List):
     """A list of strings, checked in one pass: bulk checks take 10,000 of them
     and per-item field objects would cost more than the lookup itself. Wrong
-    items are answered `invalid` by the check, not refused here."""
+    items are answered `invalid` by the check, not refused here; text that no
+    lookup can hold (NUL, lone surrogates) is refused naming its index."""
 
     def __init__(self, max_items: int, **kwargs):
-        super().__init__(fields.String(), validate=validate.Length(min=1, max=max_items), **kwargs)
+        items = {"anyOf": [{"type": "string", "pattern": NO_NUL_PATTERN}, {"not": {"type": "string"}}]}
+        super().__init__(fields.Raw(metadata=items), validate=validate.Length(min=1, max=max_items), **kwargs)
         self.max_items = max_items
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -38,7 +82,62 @@ class RecipientList(fields.List):
             raise ma.ValidationError("Not a valid list.")
         if len(value) > self.max_items:
             raise ma.ValidationError(f"At most {self.max_items} recipients per call; split the list.")
+        try:
+            joined = "\n".join(value)  # one C-level pass over an all-string list
+        except TypeError:
+            joined = "\n".join(item for item in value if isinstance(item, str))
+        if unstorable(joined):
+            raise ma.ValidationError(
+                {i: [unstorable(item)] for i, item in enumerate(value) if isinstance(item, str) and unstorable(item)}
+            )
         return value
+
+
+# --- problems and health -----------------------------------------------------------------
+
+
+class Problem(ma.Schema):
+    """An error, as RFC 9457 problem details (application/problem+json)."""
+
+    type = fields.String(
+        required=True, metadata={"description": "`about:blank`, or the page explaining this problem type (e.g. …/problems/erased)."}
+    )
+    title = fields.String(required=True)
+    status = fields.Integer(required=True, validate=validate.Range(min=400, max=599))
+    detail = fields.String(metadata={"description": "What went wrong and what to do about it."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "Each bad field (or item index) with its messages; nested for nested input.",
+            "additionalProperties": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]},
+        },
+    )
+
+
+class HealthOut(ma.Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
+
+
+class ReadyOut(ma.Schema):
+    status = fields.String(required=True, metadata={"enum": ["ready", "unavailable"]})
+    database = fields.String(required=True, metadata={"description": "`ok`, or what went wrong reaching it."})
+    broker = fields.String(required=True, metadata={"description": "`ok`, or what went wrong reaching it."})
+
+
+class StripeEventIn(ma.Schema):
+    """The parts of a Stripe event this service reads (it keeps an allow-list of the rest)."""
+
+    id = fields.String(required=True, metadata={"pattern": "^[^\\u0000]*$"})
+    type = fields.String(required=True, metadata={"pattern": "^[^\\u0000]*$"})
+    data = fields.Raw(metadata={"type": "object", "description": "`data.object` is required for the event types this service acts on."})
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class StripeAck(ma.Schema):
+    received = fields.Boolean(required=True)
+    outcome = fields.String(required=True, metadata={"enum": ["accepted", "duplicate", "ignored"]})
 
 
 # --- subjects -------------------------------------------------------------------------
@@ -47,10 +146,10 @@ class RecipientList(fields.List):
 class SubjectFields(Strict):
     external_ref = text(255, allow_none=True, metadata={"description": "Your CRM's id for this person."})
     name = text(255, allow_none=True)
-    email = text(320, allow_none=True)
-    phone = text(64, allow_none=True)
-    fax = text(64, allow_none=True)
-    postal_address = text(500, allow_none=True)
+    email = email_address(allow_none=True)
+    phone = phone_number(allow_none=True)
+    fax = phone_number(allow_none=True)
+    postal_address = postal(allow_none=True)
 
 
 class SubjectOut(ma.Schema):
@@ -69,27 +168,45 @@ class SubjectOut(ma.Schema):
 
 
 class EvidenceIn(Strict):
-    ip = text(64, allow_none=True, metadata={"description": "Stored truncated: /24 for IPv4, /48 for IPv6."})
-    user_agent = fields.String(allow_none=True, metadata={"description": "Kept up to 512 characters."})
+    ip = text(
+        64,
+        allow_none=True,
+        metadata={"description": "Stored truncated: /24 for IPv4, /48 for IPv6.", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    )
+    user_agent = Text(allow_none=True, metadata={"description": "Kept up to 512 characters."})
     note = text(consent.NOTE_LIMIT, allow_none=True)
 
 
+PERSON_KEYS = ("subject_id", "external_ref", "email", "phone", "fax")
+
+
+def uuid_text(**kwargs):
+    """A subject id as the service takes it: the canonical string form."""
+    metadata = {"format": "uuid", **kwargs.pop("metadata", {})}
+    return Text(validate=validate.Regexp("^" + UUID_TEXT.pattern + "$", error="Not a valid UUID."), metadata=metadata, **kwargs)
+
+
 class SubjectRef(Strict):
-    subject_id = fields.String(metadata={"description": "Name the person by exactly one of these five."})
+    subject_id = uuid_text(metadata={"description": "Name the person by exactly one of these five."})
     external_ref = text(255)
-    email = text(320)
-    phone = text(64)
-    fax = text(64)
+    email = email_address()
+    phone = phone_number()
+    fax = phone_number()
 
 
 class ConsentIn(SubjectRef):
-    channel = fields.String(required=True, metadata={"enum": CHANNEL_NAMES})
-    purpose = fields.String(required=True, metadata={"enum": ALL_PURPOSES})
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-    source = fields.String(load_default="api", metadata={"enum": list(consent.API_SOURCES)})
-    occurred_at = fields.AwareDateTime(metadata={"description": "When the person acted; defaults to now."})
-    policy_version = text(40)
+    """One event. Which values and combinations are valid is documented here
+    and checked by the ledger, so that a batch lists every bad event at once."""
+
+    channel = Text(required=True, metadata={"enum": combos.CHANNEL_NAMES})
+    purpose = Text(required=True, metadata={"enum": combos.ALL_PURPOSES})
+    status = one_of(*STATUSES, required=True)
+    source = Text(load_default="api", metadata={"enum": list(consent.API_SOURCES)})
+    occurred_at = UtcDateTime(metadata={"description": "When the person acted, not in the future; defaults to now."})
+    policy_version = text(40, metadata={"description": "A published policy version; defaults to the one in force."})
     evidence = fields.Nested(EvidenceIn)
+
+    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.exactly_one(PERSON_KEYS)]}
 
 
 class EvidenceOut(ma.Schema):
@@ -153,19 +270,24 @@ class SubjectConsentsOut(ma.Schema):
 
 class SubjectConsentsQuery(Strict):
     history = fields.Boolean(load_default=False)
-    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
-    before = fields.Integer(validate=validate.Range(min=1))
+    limit = QueryInteger(load_default=500, validate=validate.Range(min=1, max=5000))
+    before = QueryInteger(validate=validate.Range(min=1, max=INT64_MAX))
 
 
 class CheckQuery(Strict):
-    channel = fields.String(required=True, metadata={"enum": CHANNEL_NAMES})
-    purpose = fields.String(required=True, metadata={"enum": ALL_PURPOSES})
-    email = fields.String()
-    phone = fields.String()
-    fax = fields.String()
-    postal_address = fields.String()
-    subject_id = fields.String()
-    external_ref = fields.String()
+    """The single check's query. Channel and purpose are checked by the check
+    itself (the same 422), so that its fast path and this schema read alike."""
+
+    channel = Text(required=True, metadata={"enum": combos.CHANNEL_NAMES})
+    purpose = Text(required=True, metadata={"enum": combos.ALL_PURPOSES})
+    email = Text()
+    phone = Text()
+    fax = Text()
+    postal_address = Text()
+    subject_id = Text()
+    external_ref = Text()
+
+    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.exactly_one(consent.CHECK_KEYS)]}
 
     @ma.validates_schema
     def _one_person(self, data, **kwargs):
@@ -181,17 +303,23 @@ class CheckOut(ma.Schema):
 
 
 class BulkCheckIn(Strict):
-    channel = fields.String(required=True, metadata={"enum": CHANNEL_NAMES})
-    purpose = fields.String(required=True, metadata={"enum": ALL_PURPOSES})
-    identifier_type = fields.String(
-        validate=validate.OneOf(consent.CHECK_KEYS),
-        metadata={"description": "Defaults to the channel's own identifier (email, phone, fax, postal_address)."},
+    channel = one_of(*combos.CHANNEL_NAMES, required=True)
+    purpose = one_of(*combos.ALL_PURPOSES, required=True)
+    identifier_type = one_of(
+        *consent.CHECK_KEYS,
+        metadata={"description": "Defaults to the channel's own identifier (email, phone, fax, postal_address); required for partner and profile."},
     )
     recipients = RecipientList(consent.BATCH_LIMIT, required=True)
 
+    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
+
+    @ma.validates_schema
+    def _channel_purpose(self, data, **kwargs):
+        combos.check_channel_purpose(data)
+
 
 class BulkCheckResult(ma.Schema):
-    recipient = fields.String()
+    recipient = fields.Raw(metadata={"description": "The item as given (any JSON value)."})
     allowed = fields.Boolean()
     reason = fields.String(metadata={"enum": list(consent.REASONS)})
 
@@ -200,9 +328,27 @@ class BulkCheckOut(ma.Schema):
     results = fields.List(fields.Nested(BulkCheckResult))
 
 
+class FeedCursor(Text):
+    """`<transaction>.<event id>`, both 64-bit counts, as `next` gives it."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        txid, dot, event_id = value.partition(".")
+        if not (dot and txid.isascii() and txid.isdigit() and event_id.isascii() and event_id.isdigit()):
+            raise ma.ValidationError("use the `next` value of a previous page")
+        if int(txid) > INT64_MAX or int(event_id) > INT64_MAX:
+            raise ma.ValidationError("use the `next` value of a previous page (this one is out of range)")
+        return value
+
+
 class ChangesQuery(Strict):
-    after = fields.String(metadata={"description": "The `next` cursor of the previous page; omit to start at the beginning."})
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    after = FeedCursor(
+        metadata={
+            "description": "The `next` cursor of the previous page; omit to start at the beginning.",
+            "pattern": "^[0-9]{1,19}\\.[0-9]{1,19}$",
+        }
+    )
+    limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class ChangesOut(ma.Schema):
@@ -213,20 +359,22 @@ class ChangesOut(ma.Schema):
 
 # --- suppressions and policies ----------------------------------------------------------
 
+IDENTIFIER_KEYS = ("email", "phone", "fax", "postal_address")
+
 
 class SuppressionIn(Strict):
-    email = text(320)
-    phone = text(64)
-    fax = text(64)
-    postal_address = text(500)
-    reason = fields.String(required=True, validate=validate.OneOf([r for r in consent.SUPPRESSION_REASONS if r != "erasure"]))
+    email = email_address()
+    phone = phone_number()
+    fax = phone_number()
+    postal_address = postal()
+    reason = one_of(*[r for r in consent.SUPPRESSION_REASONS if r != "erasure"], required=True)
     note = text(500)
+
+    OPENAPI_EXTRA = combos.exactly_one(IDENTIFIER_KEYS)
 
     @ma.validates_schema
     def _one_identifier(self, data, **kwargs):
-        given = [k for k in ("email", "phone", "fax", "postal_address") if k in data]
-        if len(given) != 1:
-            raise ma.ValidationError("Give exactly one of: email, phone, fax, postal_address.", "identifier")
+        combos.check_exactly_one(data, IDENTIFIER_KEYS, "identifier")
 
 
 class SuppressionOut(ma.Schema):
@@ -236,10 +384,10 @@ class SuppressionOut(ma.Schema):
 
 
 class PolicyIn(Strict):
-    version = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,40}$", error="use 1-40 letters, digits, dots, dashes or underscores"))
+    version = Text(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,40}$", error="use 1-40 letters, digits, dots, dashes or underscores"))
     last_updated = fields.Date(required=True, metadata={"description": "The 'last updated' date shown to people."})
-    url = fields.Url(allow_none=True)
-    effective_at = fields.AwareDateTime(metadata={"description": "Defaults to now."})
+    url = Text(allow_none=True, validate=validate.Regexp(HTTP_URL, error="Not an http(s) URL."), metadata={"description": "An http or https URL."})
+    effective_at = UtcDateTime(metadata={"description": "Defaults to now."})
 
 
 class PolicyOut(ma.Schema):
@@ -250,15 +398,21 @@ class PolicyOut(ma.Schema):
 
 
 class UnsubscribeLinkIn(Strict):
-    subject_id = fields.String()
-    email = text(320)
-    channel = fields.String(load_default="email", metadata={"enum": CHANNEL_NAMES})
-    purpose = fields.String(required=True, metadata={"enum": ALL_PURPOSES})
+    subject_id = uuid_text()
+    email = email_address()
+    channel = one_of(*combos.CHANNEL_NAMES, load_default="email")
+    # Refused by _one_person, which says why (a purpose that needs no consent has nothing to unsubscribe from).
+    purpose = Text(
+        required=True,
+        metadata={"enum": combos.CONSENT_PURPOSES, "description": "A purpose that needs consent: nobody unsubscribes from receipts."},
+    )
+
+    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(consent_only=True, channel_default="email"), combos.exactly_one(("subject_id", "email"))]}
 
     @ma.validates_schema
     def _one_person(self, data, **kwargs):
-        if ("subject_id" in data) == ("email" in data):
-            raise ma.ValidationError("Give exactly one of subject_id or email.", "subject")
+        combos.check_exactly_one(data, ("subject_id", "email"), "subject", "Give exactly one of subject_id or email.")
+        combos.check_channel_purpose(data, consent_only=True, channel_default="email")
 
 
 class UnsubscribeLinkOut(ma.Schema):
@@ -273,20 +427,37 @@ class UnsubscribeLinkOut(ma.Schema):
 # --- rights requests, partners, disclosures ----------------------------------------------
 
 
+class ChangesIn(Strict):
+    name = Text(validate=[validate.Length(max=255), validate.Regexp(r"\S", error="give 1 to 255 characters")])
+    email = email_address()
+    phone = phone_number()
+    fax = phone_number()
+    postal_address = postal()
+
+    OPENAPI_EXTRA = {"minProperties": 1}
+
+    @ma.validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise ma.ValidationError("give new values for some of: name, email, phone, fax, postal_address")
+
+
 class RequestIn(Strict):
-    type = fields.String(required=True, validate=validate.OneOf(["access", "erasure", "correction"]))
-    email = text(320, metadata={"description": "Where we answer; for subject_id, defaults to the email we hold."})
-    subject_id = fields.String()
-    changes = fields.Dict(
-        keys=fields.String(), values=fields.String(), metadata={"description": "Correction only: new values for name, email, phone, fax, postal_address."}
-    )
+    type = one_of("access", "erasure", "correction", required=True)
+    email = email_address(metadata={"description": "Where we answer; for subject_id, defaults to the email we hold."})
+    subject_id = uuid_text()
+    changes = fields.Nested(ChangesIn, metadata={"description": "Correction only, and required for it."})
     explanation = text(2000)
-    verified = fields.Boolean(load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."})
+    verified = StrictBoolean(load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."})
+
+    OPENAPI_EXTRA = combos.request_shape()
 
     @ma.validates_schema
     def _who(self, data, **kwargs):
         if "email" not in data and "subject_id" not in data:
             raise ma.ValidationError("Give email or subject_id.", "email")
+        if (data.get("type") == "correction") != ("changes" in data):
+            raise ma.ValidationError("required for a correction, and only for one", "changes")
 
 
 class TimelineEntry(ma.Schema):
@@ -317,23 +488,27 @@ class RequestOut(ma.Schema):
 
 
 class RequestListQuery(Strict):
-    status = fields.List(fields.String(validate=validate.OneOf(REQUEST_STATUSES)))
-    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=1000))
+    status = fields.List(one_of(*REQUEST_STATUSES))
+    limit = QueryInteger(load_default=200, validate=validate.Range(min=1, max=1000))
 
 
 class RejectIn(Strict):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = text(2000, required=True)
 
 
 class ExtendIn(Strict):
-    months = fields.Integer(required=True, validate=validate.OneOf([1, 2]))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    months = StrictInteger(required=True, validate=validate.OneOf([1, 2]))
+    reason = text(2000, required=True)
 
 
 class PartnerIn(Strict):
-    code = fields.String(required=True, metadata={"description": "2-40 lower-case letters, digits, '-' or '_'."})
+    code = Text(
+        required=True,
+        validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{1,39}$", error="use 2-40 lower-case letters, digits, '-' or '_'"),
+        metadata={"description": "2-40 lower-case letters, digits, '-' or '_'."},
+    )
     name = text(200, required=True)
-    contact_email = text(320, required=True)
+    contact_email = email_address(required=True)
 
 
 class PartnerOut(ma.Schema):
@@ -344,11 +519,11 @@ class PartnerOut(ma.Schema):
 
 
 class DisclosureIn(Strict):
-    subject_id = fields.UUID(required=True)
-    partner = fields.String(required=True, metadata={"description": "The partner's code."})
-    data_categories = fields.List(fields.String(), required=True)
-    purpose = fields.String(required=True, metadata={"enum": ["share_for_fulfilment", "share_for_marketing"]})
-    occurred_at = fields.AwareDateTime()
+    subject_id = CanonicalUUID(required=True)
+    partner = Text(required=True, metadata={"description": "The partner's code."})
+    data_categories = fields.List(one_of(*combos.DATA_CATEGORIES), required=True, validate=validate.Length(min=1))
+    purpose = one_of("share_for_fulfilment", "share_for_marketing", required=True)
+    occurred_at = UtcDateTime(metadata={"description": "Not in the future; defaults to now."})
 
 
 class DisclosureOut(ma.Schema):
@@ -361,27 +536,10 @@ class DisclosureOut(ma.Schema):
     recorded_at = fields.DateTime()
 
 
-class PeriodBound(fields.DateTime):
-    """A date (its midnight, UTC) or a date and time with a zone."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        from datetime import UTC, date, datetime
-
-        if isinstance(value, str) and len(value) == 10:
-            try:
-                return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
-            except ValueError:
-                raise ma.ValidationError("Not a date (YYYY-MM-DD) or date and time.") from None
-        moment = super()._deserialize(value, attr, data, **kwargs)
-        if moment.tzinfo is None:
-            raise ma.ValidationError("Give a time zone, e.g. 2026-01-01T00:00:00Z.")
-        return moment
-
-
 class SalesQuery(Strict):
     from_ = PeriodBound(required=True, data_key="from")
     to = PeriodBound(required=True)
-    format = fields.String(validate=validate.OneOf(["json", "csv"]))
+    format = one_of("json", "csv")
 
     @ma.post_load
     def _rename(self, data, **kwargs):

@@ -30,6 +30,7 @@ class SubjectCollection(MethodView):
     @blp.arguments(schemas.SubjectFields())
     @blp.response(201, schemas.SubjectOut, description="Created.")
     @blp.alt_response(200, schema=schemas.SubjectOut, description="An existing subject matched by external_ref or email.")
+    @blp.problems(409)
     def post(self, values):
         """Create a subject, or return the one whose external_ref or email matches."""
         subject, created = subjects.find_or_create(values=values, actor=actor())
@@ -42,6 +43,7 @@ class SubjectCollection(MethodView):
 class SubjectItem(MethodView):
     @require("subjects:read")
     @blp.response(200, schemas.SubjectOut)
+    @blp.problems(404)
     def get(self, subject_id):
         """A subject and their identifiers."""
         return subject_body(subjects.get(subject_id))
@@ -49,6 +51,7 @@ class SubjectItem(MethodView):
     @require("subjects:write")
     @blp.arguments(schemas.SubjectFields())
     @blp.response(200, schemas.SubjectOut)
+    @blp.problems(404, 409)
     def patch(self, values, subject_id):
         """Change fields; null clears one. Consent stays with the person."""
         subject = subjects.update(subjects.get(subject_id), values=values, actor=actor())
@@ -61,6 +64,7 @@ class SubjectConsents(MethodView):
     @require("consent:read")
     @blp.arguments(schemas.SubjectConsentsQuery(), location="query")
     @blp.response(200, schemas.SubjectConsentsOut)
+    @blp.problems(404)
     def get(self, query, subject_id):
         """Current state for every channel and purpose; `?history=1` adds the ledger, newest first."""
         subject = subjects.get(subject_id)

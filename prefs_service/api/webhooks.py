@@ -5,6 +5,7 @@ from flask.views import MethodView
 
 from ..extensions import db
 from ..orders import service as orders
+from . import schemas
 from .blueprint import Blueprint
 
 blp = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Events from the payment provider.")
@@ -12,7 +13,15 @@ blp = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Event
 
 @blp.route("/stripe")
 class StripeWebhook(MethodView):
-    @blp.doc(security=[], description="Signed by Stripe (Stripe-Signature, 5-minute tolerance); no API key.")
+    @blp.doc(
+        security=[],
+        description="Signed by Stripe (Stripe-Signature, 5-minute tolerance); no API key. "
+        "400 for a wrong or stale signature, or a signed body that is not a Stripe event.",
+        parameters=[{"in": "header", "name": "Stripe-Signature", "required": True, "schema": {"type": "string"}}],
+        requestBody={"required": True, "content": {"application/json": {"schema": schemas.StripeEventIn}}},
+    )
+    @blp.response(200, schemas.StripeAck)
+    @blp.problems(400, 413, 422, 503)
     def post(self):
         """Receive a Stripe event: verified, stored once by its id, applied by a job."""
         event = orders.verify_webhook(request.get_data(), request.headers.get("Stripe-Signature"))

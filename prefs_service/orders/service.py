@@ -67,11 +67,21 @@ def verify_webhook(payload: bytes, header: str | None) -> dict:
         raise NotConfigured("Stripe webhooks are not configured: set STRIPE_WEBHOOK_SECRET.")
     try:
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
-        event = json.loads(payload)
-    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+    except (stripe.SignatureVerificationError, UnicodeDecodeError):
         raise BadSignature("The Stripe-Signature header does not match this body, or is older than five minutes.") from None
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise BadSignature("The body is not a Stripe event: it is not JSON.") from None
+    except RecursionError:  # signed, but nested past what the parser reads
+        raise BadSignature("The body is not a Stripe event: it is nested too deeply.") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise BadSignature("The body is not a Stripe event.")
+    if not isinstance(event.get("data", {}), dict):
+        raise BadSignature("The body is not a Stripe event: `data` must be an object.")
+    # Both are stored as text: PostgreSQL refuses NUL, and UTF-8 cannot hold a lone surrogate.
+    if any("\x00" in event[key] or event[key].encode("utf-8", "replace").decode() != event[key] for key in ("id", "type")):
+        raise BadSignature("The body is not a Stripe event: its id and type must be plain text.")
     return event
 
 
