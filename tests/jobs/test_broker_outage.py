@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import redis
@@ -82,26 +82,30 @@ class RedisServer:
             return False
 
 
+class SerialHTTPServer(HTTPServer):
+    request_queue_size = 64  # room for every worker thread's connection while one is served
+
+
 class WebhookReceiver:
     """A real HTTP server counting the escalation POSTs it receives, by id."""
 
     def __init__(self):
         self.received = Counter()
-        lock = threading.Lock()
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    received[body["escalation_id"]] += 1
+                received[body["escalation_id"]] += 1
                 self.send_response(204)
                 self.end_headers()
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # One request at a time (a thread per request cost twice as much); the
+        # worker's threads wait in the listen queue.
+        self.server = SerialHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/escalations"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
