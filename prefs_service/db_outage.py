@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from contextvars import ContextVar
 
 import sqlalchemy as sa
+from flask import g, has_app_context
 from flask_sqlalchemy.session import Session
 from sqlalchemy.engine import Engine
 
@@ -83,27 +83,32 @@ def end_session(_exc: BaseException | None = None) -> None:
         db.session.remove()
 
 
-# --- Was a COMMIT under way? --------------------------------------------------------
+# --- Was a COMMIT under way? ---------------------------------------------------------
 # A connection lost while COMMIT was sent leaves the outcome unknown: the server
 # may have committed before it went. Only then may the answer not promise that
-# nothing changed.
-_committing: ContextVar[bool] = ContextVar("prefs_committing", default=False)
+# nothing changed. Kept on flask.g: each request (and job) starts without it.
+_COMMIT_SENT = "prefs_commit_sent"
 
 
 def commit_outcome_unknown() -> bool:
-    return _committing.get()
+    return has_app_context() and g.get(_COMMIT_SENT, False)
+
+
+def _mark(sent: bool) -> None:
+    if has_app_context():
+        setattr(g, _COMMIT_SENT, sent)
 
 
 @sa.event.listens_for(Engine, "commit")
 def _commit_sent(conn):
-    _committing.set(True)
+    _mark(True)
 
 
 @sa.event.listens_for(Session, "after_begin")
 def _transaction_began(session, transaction, connection):
-    _committing.set(False)
+    _mark(False)
 
 
 @sa.event.listens_for(Session, "after_commit")
 def _commit_done(session):
-    _committing.set(False)
+    _mark(False)

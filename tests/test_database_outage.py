@@ -6,6 +6,7 @@ change nothing, and the service answers normally once the killing stops."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -15,8 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from prefs_service.db_outage import OUTCOME_UNKNOWN_DETAIL, UNAVAILABLE_DETAIL
+from prefs_service import tokens
 from prefs_service.consent.models import ConsentEvent
 from prefs_service.extensions import db
+from tests.conftest import free_port
 from tests.jobs.polling import wait_until
 
 WRITERS = 8
@@ -240,3 +243,16 @@ def test_a_database_error_that_is_a_bug_stays_a_500(app, admin, monkeypatch):
     response = app.test_client().get("/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "x@example.com"}, headers=admin)
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "Retry-After" not in response.headers
+
+
+def test_a_database_that_refuses_connections_answers_503(app, make_app):
+    """The server is down (nothing listens): the driver cannot even connect."""
+    down = make_app(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/prefs")
+    client = down.test_client()
+    response = client.get("/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "x@example.com"}, headers={"Authorization": "Bearer pk_0123456789ab_secret"})
+    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "5" and response.json["detail"] == UNAVAILABLE_DETAIL
+    with down.app_context():
+        token = tokens.sign("preferences", {"s": str(uuid.uuid4())})
+    page = client.get(f"/preferences/{token}")
+    assert page.status_code == 503 and page.headers["Retry-After"] == "5"
