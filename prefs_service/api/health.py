@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
+from marshmallow import fields
 
 from ..extensions import db
 from ..jobs.dispatch import describe_error, jobs
-from . import schemas
 from .blueprint import Blueprint
+
+
+class HealthOut(ma.Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
+
+
+class ReadyOut(ma.Schema):
+    status = fields.String(required=True, metadata={"enum": ["ready", "unavailable"]})
+    database = fields.String(required=True, metadata={"description": "`ok`, or what went wrong reaching it."})
+    broker = fields.String(required=True, metadata={"description": "`ok`, or what went wrong reaching it."})
+
 
 blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and readiness for load balancers and orchestrators.")
 
@@ -14,7 +26,7 @@ blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and re
 @blp.route("healthz")
 class Health(MethodView):
     @blp.doc(security=[])
-    @blp.response(200, schemas.HealthOut)
+    @blp.response(200, HealthOut)
     def get(self):
         """The process is up."""
         return {"status": "ok"}
@@ -23,8 +35,8 @@ class Health(MethodView):
 @blp.route("readyz")
 class Ready(MethodView):
     @blp.doc(security=[])
-    @blp.response(200, schemas.ReadyOut, description="The database and the broker answer.")
-    @blp.alt_response(503, schema=schemas.ReadyOut, description="Not ready: `database` or `broker` says what went wrong.")
+    @blp.response(200, ReadyOut, description="The database and the broker answer.")
+    @blp.alt_response(503, schema=ReadyOut, description="Not ready: `database` or `broker` says what went wrong.")
     def get(self):
         """The database and the broker answer; 503 names what does not."""
         checks = {}

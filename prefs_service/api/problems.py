@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import Response, current_app
+from marshmallow import fields, validate
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -11,6 +13,24 @@ from ..orders.service import BadSignature, NotConfigured
 
 PROBLEM_TYPE = "application/problem+json"
 STATUS_FOR = {NotFound: 404, Conflict: 409, Invalid: 422, BadSignature: 400, NotConfigured: 503}
+
+
+class Problem(ma.Schema):
+    """An error, as RFC 9457 problem details (application/problem+json)."""
+
+    type = fields.String(
+        required=True, metadata={"description": "`about:blank`, or the page explaining this problem type (e.g. …/problems/erased)."}
+    )
+    title = fields.String(required=True)
+    status = fields.Integer(required=True, validate=validate.Range(min=400, max=599))
+    detail = fields.String(metadata={"description": "What went wrong and what to do about it."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "Each bad field (or item index) with its messages; nested for nested input.",
+            "additionalProperties": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]},
+        },
+    )
 
 
 def problem_type_uri(name: str) -> str:

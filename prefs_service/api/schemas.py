@@ -12,16 +12,20 @@ from ..consent.models import STATUSES
 from ..requests.models import STATUSES as REQUEST_STATUSES
 from . import combinations as combos
 from .fields import (
-    NO_NUL_PATTERN,
     UUID_TEXT,
     CanonicalUUID,
     PeriodBound,
     QueryInteger,
+    RecipientList,
     StrictBoolean,
     StrictInteger,
     Text,
     UtcDateTime,
-    unstorable,
+    email_address,
+    one_of,
+    phone_number,
+    postal,
+    text,
 )
 
 INT64_MAX = 2**63 - 1
@@ -36,108 +40,6 @@ class Strict(ma.Schema):
 
     class Meta:
         unknown = ma.RAISE
-
-
-def text(max_length: int, **kwargs):
-    return Text(validate=validate.Length(min=1, max=max_length), **kwargs)
-
-
-def _with_format(fmt: str, max_length: int, kwargs: dict):
-    metadata = {"format": fmt, **kwargs.pop("metadata", {})}
-    return text(max_length, metadata=metadata, **kwargs)
-
-
-def email_address(**kwargs):
-    """An address the email channel accepts (it is trimmed and its domain checked)."""
-    return _with_format("email", 320, kwargs)
-
-
-def phone_number(**kwargs):
-    """A number valid in its numbering plan: E.164, or national to the GB plan."""
-    return _with_format("phone", 64, kwargs)
-
-
-def postal(**kwargs):
-    """At least a street and a town or postcode (five characters once tidied)."""
-    return _with_format("postal-address", 500, kwargs)
-
-
-def one_of(*values, **kwargs):
-    return Text(validate=validate.OneOf(list(values)), **kwargs)
-
-
-class RecipientList(fields.List):
-    """A list of strings, checked in one pass: bulk checks take 10,000 of them
-    and per-item field objects would cost more than the lookup itself. Wrong
-    items are answered `invalid` by the check, not refused here; text that no
-    lookup can hold (NUL, lone surrogates) is refused naming its index."""
-
-    def __init__(self, max_items: int, **kwargs):
-        items = {"anyOf": [{"type": "string", "pattern": NO_NUL_PATTERN}, {"not": {"type": "string"}}]}
-        super().__init__(fields.Raw(metadata=items), validate=validate.Length(min=1, max=max_items), **kwargs)
-        self.max_items = max_items
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, list):
-            raise ma.ValidationError("Not a valid list.")
-        if len(value) > self.max_items:
-            raise ma.ValidationError(f"At most {self.max_items} recipients per call; split the list.")
-        try:
-            joined = "\n".join(value)  # one C-level pass over an all-string list
-        except TypeError:
-            joined = "\n".join(item for item in value if isinstance(item, str))
-        if unstorable(joined):
-            raise ma.ValidationError(
-                {i: [unstorable(item)] for i, item in enumerate(value) if isinstance(item, str) and unstorable(item)}
-            )
-        return value
-
-
-# --- problems and health -----------------------------------------------------------------
-
-
-class Problem(ma.Schema):
-    """An error, as RFC 9457 problem details (application/problem+json)."""
-
-    type = fields.String(
-        required=True, metadata={"description": "`about:blank`, or the page explaining this problem type (e.g. …/problems/erased)."}
-    )
-    title = fields.String(required=True)
-    status = fields.Integer(required=True, validate=validate.Range(min=400, max=599))
-    detail = fields.String(metadata={"description": "What went wrong and what to do about it."})
-    errors = fields.Dict(
-        keys=fields.String(),
-        metadata={
-            "description": "Each bad field (or item index) with its messages; nested for nested input.",
-            "additionalProperties": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]},
-        },
-    )
-
-
-class HealthOut(ma.Schema):
-    status = fields.String(required=True, metadata={"enum": ["ok"]})
-
-
-class ReadyOut(ma.Schema):
-    status = fields.String(required=True, metadata={"enum": ["ready", "unavailable"]})
-    database = fields.String(required=True, metadata={"description": "`ok`, or what went wrong reaching it."})
-    broker = fields.String(required=True, metadata={"description": "`ok`, or what went wrong reaching it."})
-
-
-class StripeEventIn(ma.Schema):
-    """The parts of a Stripe event this service reads (it keeps an allow-list of the rest)."""
-
-    id = fields.String(required=True, metadata={"pattern": "^[^\\u0000]*$"})
-    type = fields.String(required=True, metadata={"pattern": "^[^\\u0000]*$"})
-    data = fields.Raw(metadata={"type": "object", "description": "`data.object` is required for the event types this service acts on."})
-
-    class Meta:
-        unknown = ma.INCLUDE
-
-
-class StripeAck(ma.Schema):
-    received = fields.Boolean(required=True)
-    outcome = fields.String(required=True, metadata={"enum": ["accepted", "duplicate", "ignored"]})
 
 
 # --- subjects -------------------------------------------------------------------------

@@ -93,14 +93,11 @@ def fuzz(app, headers: dict) -> tuple[Statistic, list, schemathesis.BaseSchema]:
     )
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app, config=config)
     statistic, errors = Statistic(), []
-    slow = {}
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
-            slow[event.recorder.label] = slow.get(event.recorder.label, 0) + event.elapsed_time
             statistic.on_scenario_finished(event.recorder)
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(event)
-    print(sorted(slow.items(), key=lambda kv: -kv[1])[:8])
     return statistic, errors, schema
 
 
