@@ -35,11 +35,19 @@ def _read_integer(literal: str):
 
 
 def _nested_deeper_than(value, limit: int) -> bool:
-    level = [value]
+    """Whether containers nest more than `limit` deep; a list of 10,000
+    strings costs one C-level pass (its item types), not a Python loop."""
+    level = [value] if type(value) in (dict, list) else []
     for _ in range(limit):
-        level = [child for item in level if type(item) in (dict, list) for child in (item.values() if type(item) is dict else item)]
-        if not level:
+        deeper = []
+        for container in level:
+            items = container.values() if type(container) is dict else container
+            kinds = set(map(type, items))
+            if dict in kinds or list in kinds:
+                deeper.extend(item for item in items if type(item) in (dict, list))
+        if not deeper:
             return False
+        level = deeper
     return True
 
 
