@@ -12,11 +12,10 @@ from flask.json.provider import JSONProvider
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import api, logs, security_headers, web
+from . import api, db_outage, logs, security_headers, web
 from .access.service import KeyCache
 from .api import problems
 from .config import Settings, load_settings
-from . import db_outage
 from .db_outage import OUTCOME_UNKNOWN_DETAIL, RETRY_AFTER_SECONDS, UNAVAILABLE_DETAIL, commit_outcome_unknown, database_unavailable
 from .errors import DomainError
 from .extensions import csrf, db, declare_read_only, end_declaration, limiter, migrate
