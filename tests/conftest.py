@@ -262,3 +262,12 @@ def worker_processes():
         if process.poll() is None:
             process.kill()
         process.wait(10)
+
+
+@pytest.fixture
+def usual_umask():
+    """The umask most systems start services with (022): without the modes the
+    service sets itself, its files would come out 0644 and its folders 0755."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -87,3 +89,16 @@ def plaintext_holders(app, needles: list[str]) -> list[tuple[str, str, str]]:
                     found += [(table.name, column.name, n) for n in lowered if n in text.lower()]
         db.session.rollback()
     return found
+
+
+def eventually(predicate: Callable[[], object], *, timeout: float, interval: float = 0.05, what: str = "the condition"):
+    """Call `predicate` until it returns something truthy, and return that;
+    fail the test if `timeout` seconds pass first. The one way tests wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -19,7 +19,7 @@ from itsdangerous import URLSafeTimedSerializer
 from prefs_service.extensions import db
 from prefs_service.logs import JsonFormatter
 from tests.conftest import free_port
-from tests.jobs.polling import wait_until
+from tests.helpers import eventually
 
 
 def test_log_lines_are_json_with_emails_and_ips_masked():
@@ -142,12 +142,12 @@ def test_gunicorn_error_lines_are_scrubbed_json(tmp_path):
     reader = threading.Thread(target=lambda: lines.extend(server.stderr), daemon=True)
     reader.start()
     try:
-        wait_until(lambda: _accepts(port), timeout=60, what="prefs serve to listen")
+        eventually(lambda: _accepts(port), timeout=60, what="prefs serve to listen")
         token = URLSafeTimedSerializer("k" * 32, salt="prefs.unsubscribe.v1", signer_kwargs={"digest_method": hashlib.sha256}).dumps({"s": "1"})
         with socket.create_connection(("127.0.0.1", port)) as bad:
             bad.sendall(f"GET /u/{token}\r\nHost: x\r\n\r\n".encode())  # no HTTP version: the line is quoted back
             assert bad.recv(100).startswith(b"HTTP/1.1 400")
-        wait_until(lambda: any("Invalid request from ip=" in line for line in list(lines)), timeout=30, what="gunicorn's line")
+        eventually(lambda: any("Invalid request from ip=" in line for line in list(lines)), timeout=30, what="gunicorn's line")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)

@@ -14,12 +14,7 @@ from tests.conftest import InProcessWorker
 from tests.helpers import notice, queue_preferences_mail
 
 
-@pytest.fixture(autouse=True)
-def usual_umask():
-    """The umask most systems start services with: without our modes, folders would be 0755."""
-    previous = os.umask(0o022)
-    yield
-    os.umask(previous)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 @pytest.fixture

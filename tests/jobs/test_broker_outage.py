@@ -29,7 +29,7 @@ from prefs_service.notices.models import Notice
 from prefs_service.orders.service import ESCALATION_WEBHOOK_JOB
 from prefs_service.outbox import DONE, QUEUED, Job
 from tests.conftest import free_port
-from tests.jobs.polling import wait_until
+from tests.helpers import eventually
 
 REDIS_SERVER = "/usr/bin/redis-server"
 JOBS = 10_100
@@ -56,7 +56,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        wait_until(lambda: self._answers(client), timeout=10, what="redis-server to answer PING")
+        eventually(lambda: self._answers(client), timeout=10, what="redis-server to answer PING")
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -162,14 +162,14 @@ def test_ten_thousand_jobs_queued_in_a_killed_broker_all_run_once(redis_server, 
     queued_after = time.monotonic() - started
 
     app.extensions["prefs.jobs"].start(threads=4)
-    wait_until(lambda: job_counts(app, ESCALATION_WEBHOOK_JOB)[DONE] >= 5, timeout=30, what="the first jobs to run")
+    eventually(lambda: job_counts(app, ESCALATION_WEBHOOK_JOB)[DONE] >= 5, timeout=30, what="the first jobs to run")
     redis_server.kill()
     at_kill = job_counts(app, ESCALATION_WEBHOOK_JOB)
     assert at_kill[QUEUED] >= AT_LEAST_QUEUED_AT_KILL, at_kill
     redis_server.start()  # the same port, empty: every message it held is gone
     assert redis_server.keys_loaded_at_start() == 0
 
-    wait_until(lambda: job_counts(app, ESCALATION_WEBHOOK_JOB)[DONE] == JOBS, timeout=150, interval=0.5, what="every job to be done")
+    eventually(lambda: job_counts(app, ESCALATION_WEBHOOK_JOB)[DONE] == JOBS, timeout=600, interval=0.5, what="every job to be done")
     app.extensions["prefs.jobs"].stop()
     done_after = time.monotonic() - started
 
@@ -200,12 +200,12 @@ def test_notices_queued_in_a_killed_broker_are_each_mailed_once(redis_server, ma
     app = make_app(broker_url=redis_server.url)
     notice_ids = queue_mails(app, MAILS)
     app.extensions["prefs.jobs"].start(threads=4)
-    wait_until(lambda: len(smtp.messages) >= 5, timeout=30, what="the first mails")
+    eventually(lambda: len(smtp.messages) >= 5, timeout=30, what="the first mails")
     redis_server.kill()
     assert job_counts(app, notices.DELIVER_JOB)[QUEUED] >= MAILS - 20
     redis_server.start()
 
-    wait_until(lambda: job_counts(app, notices.DELIVER_JOB)[DONE] == MAILS, timeout=90, interval=0.2, what="every mail job to be done")
+    eventually(lambda: job_counts(app, notices.DELIVER_JOB)[DONE] == MAILS, timeout=300, interval=0.2, what="every mail job to be done")
     app.extensions["prefs.jobs"].stop()
     assert attempts_of(app, notices.DELIVER_JOB) == {1: MAILS}
     with app.app_context():
@@ -227,7 +227,7 @@ def test_a_backlog_is_not_sent_again_while_the_broker_holds_it(redis_server, mak
         queued_at = db.session.scalar(sa.select(sa.func.max(Job.dispatched_at)))
         db.session.rollback()
     resend_after = app.config["PREFS"].job_resend_after_seconds
-    wait_until(lambda: (utcnow() - queued_at).total_seconds() > resend_after, timeout=10, what="the jobs to wait past the resend interval")
+    eventually(lambda: (utcnow() - queued_at).total_seconds() > resend_after, timeout=10, what="the jobs to wait past the resend interval")
 
     with app.app_context():
         assert jobs().sweep() == []

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import stat
-import time
 import uuid
 from datetime import timedelta
 
@@ -24,18 +23,13 @@ from prefs_service.jobs.dispatch import PERIODIC, jobs
 from prefs_service.outbox import RUNNING, Job
 from prefs_service.requests import service as requests_service
 from prefs_service.requests.export import remove_request_files
-from tests.helpers import worker_process
+from tests.helpers import eventually, worker_process
 from tests.requests.conftest import unzip
 
 HISTORY_ROWS = 60_000  # long enough for the export to be caught half-written
 
 
-@pytest.fixture(autouse=True)
-def usual_umask():
-    """The umask most systems start services with: without our modes, files would be 0644."""
-    previous = os.umask(0o022)
-    yield
-    os.umask(previous)
+pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
 @pytest.fixture
@@ -47,14 +41,6 @@ def app(make_app, tmp_path):
         broker.flush_all()
     return app
 
-
-def _wait(predicate, timeout=60, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(interval)
-    return None
 
 
 def _mode(path) -> int:
@@ -95,7 +81,7 @@ def _kill_mid_export(app, base_settings, tmp_path, worker_processes, *, lease_se
     env = {"PREFS_EXPORT_DIR": str(_export_folder(app)), "PREFS_JOB_LEASE_SECONDS": str(lease_seconds)}
     process = worker_process(base_settings, tmp_path, **env)
     worker_processes.append(process)
-    writing = _wait(lambda: _partials(app) and _export_job(app).status == RUNNING)
+    writing = eventually(lambda: _partials(app) and _export_job(app).status == RUNNING, timeout=60, interval=0.02, what="the export to be half-written")
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     assert writing, f"never saw the export being written\n{process.stderr.read()[-3000:]}"
@@ -116,7 +102,7 @@ def test_the_next_attempt_removes_a_killed_attempts_partial_file(app, client, he
 
     second = worker_process(base_settings, tmp_path, PREFS_EXPORT_DIR=str(_export_folder(app)))
     worker_processes.append(second)
-    completed = _wait(lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90)
+    completed = eventually(lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90, what="the export")
     assert completed, second.stderr.read()[-3000:] if second.poll() is not None else "export never completed"
 
     assert _export_job(app).attempts == 2
@@ -130,7 +116,7 @@ def test_the_next_attempt_removes_a_killed_attempts_partial_file(app, client, he
 def test_the_purge_removes_a_dead_attempts_partial_file_after_a_few_minutes(app, client, headers, base_settings, tmp_path, worker_processes):
     _access_request_with_long_history(app, client, headers, "long.history@example.com")
     dead = _kill_mid_export(app, base_settings, tmp_path, worker_processes, lease_seconds=2)
-    assert _wait(lambda: _export_job(app).lease_expires_at < utcnow(), timeout=10)
+    assert eventually(lambda: _export_job(app).lease_expires_at < utcnow(), timeout=10, what="the lease to run out")
 
     _purge(app, now=utcnow() + timedelta(minutes=1))
     assert dead.exists()  # written a minute ago: a live worker could still be on it
@@ -160,7 +146,7 @@ def test_remove_request_files_removes_a_requests_export_and_partial_files_only(
     app.extensions["prefs.jobs"].start(threads=1)
     other = client.post("/v1/subjects", json={"email": "other@example.com"}, headers=headers).json
     finished = client.post("/v1/requests", json={"type": "access", "subject_id": other["id"], "verified": True}, headers=headers).json
-    assert _wait(lambda: client.get(f"/v1/requests/{finished['id']}", headers=headers).json["status"] == "completed", timeout=30)
+    assert eventually(lambda: client.get(f"/v1/requests/{finished['id']}", headers=headers).json["status"] == "completed", timeout=30, what="the export")
     export = _export_folder(app) / f"{finished['reference']}.zip"
     assert _mode(export) == 0o600 and _mode(_export_folder(app)) == 0o700
 
