@@ -29,15 +29,15 @@ SERVICE = textwrap.dedent(
     from pathlib import Path
     from prefs_service import create_app
     from prefs_service.extensions import db
-    from prefs_service.requests import service as requests
-    from prefs_service.requests.models import RightsRequest
-    from prefs_service.extensions import reading_only
+    from prefs_service.db import scopes
+    from prefs_service.rights import work
+    from prefs_service.rights.models import RightsRequest
     app = create_app()
     with app.app_context():
         request_id = db.session.query(RightsRequest.id).filter_by(reference="PR-BENC-H001").scalar()
         started = time.perf_counter()
-        with reading_only():
-            written = requests.write_export_file(request_id=request_id)
+        with scopes.read_only():
+            written = work.write_export_file(request_id=request_id)
         print(time.perf_counter() - started, written)
     print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")))
     """

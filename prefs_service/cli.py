@@ -16,10 +16,11 @@ from flask.cli import FlaskGroup
 from . import create_app
 from .access import service as access
 from .config import ConfigError
-from .consent import service as consent
+from . import consent
 from .errors import DomainError
 from .extensions import db
 from .jobs.dispatch import jobs
+from .subjects.refs import WRITE_KEYS
 
 CLI_ACTOR = "cli"
 
@@ -234,11 +235,8 @@ def policy_list():
 
 # --- import --------------------------------------------------------------------------------
 
-IMPORT_COLUMNS = (
-    "subject_id", "external_ref", "email", "phone", "fax",
-    "channel", "purpose", "status", "occurred_at", "source", "policy_version",
-    "ip", "user_agent", "note",
-)  # fmt: skip
+EVENT_COLUMNS = ("channel", "purpose", "status", "policy_version")
+IMPORT_COLUMNS = (*WRITE_KEYS, *EVENT_COLUMNS, "occurred_at", "source", "ip", "user_agent", "note")
 IMPORT_CHUNK = 5000
 
 
@@ -320,7 +318,7 @@ def _csv_chunks(path: Path, source: str):
 
 def _row_to_item(row: dict, source: str) -> dict:
     value = {k: (v.strip() if isinstance(v, str) else v) or None for k, v in row.items() if k is not None}
-    item = {k: value.get(k) for k in ("subject_id", "external_ref", "email", "phone", "fax", "channel", "purpose", "status", "policy_version")}
+    item = {k: value.get(k) for k in (*WRITE_KEYS, *EVENT_COLUMNS)}
     item["source"] = value.get("source") or source
     if value.get("occurred_at"):
         try:

@@ -2,20 +2,14 @@
 
 from .access.models import ApiKey, StaffUser
 from .audit import AuditEvent
-from .consent.models import (
-    ConsentEvent,
-    ConsentState,
-    PolicyVersion,
-    Purpose,
-    Suppression,
-)
+from .consent.models import ConsentEvent, ConsentState, PolicyVersion, Purpose
 from .extensions import db
 from .notices.models import Notice
 from .orders.models import Escalation, Order, Payment, ProvisionedSystem, StripeEvent
 from .outbox import Job
 from .partners.models import Disclosure, Partner
-from .requests.models import RightsRequest
-from .subjects.models import Identifier, Subject
+from .rights.models import RightsRequest
+from .subjects.models import Identifier, Subject, Suppression
 
 __all__ = [
     "ApiKey",

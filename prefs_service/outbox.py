@@ -11,11 +11,15 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db, dialect_insert, utcnow
+from .extensions import db
+from .clock import utcnow
+from .db.backend import backend
+from .job_kinds import JobKind
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED)
@@ -50,28 +54,30 @@ class Job(db.Model):
     finished_at: Mapped[datetime | None]
 
 
-def defer(kind: str, payload: dict, *, run_after: datetime | None = None, max_attempts: int = 8) -> Job:
+def defer(kind: JobKind, payload: dict[str, Any], *, run_after: datetime | None = None, max_attempts: int = 8) -> Job:
     """Queue `kind` with `payload` in the caller's transaction."""
+    kind = JobKind(kind)  # a kind nobody handles would wait for ever
     now = utcnow()
     # Marked dispatched now: the after-commit hook sends it, so the sweeper
     # only steps in if that message never arrives.
-    job = Job(kind=kind, payload=payload, run_after=run_after or now, max_attempts=max_attempts, dispatched_at=now)
+    job = Job(kind=kind.value, payload=payload, run_after=run_after or now, max_attempts=max_attempts, dispatched_at=now)
     db.session.add(job)
     db.session.flush()
     db.session.info.setdefault(PENDING_KEY, []).append(job.id)
     return job
 
 
-def defer_once(kind: str, payload: dict, *, dedupe_key: str, run_after: datetime | None = None) -> int | None:
+def defer_once(kind: JobKind, payload: dict[str, Any], *, dedupe_key: str, run_after: datetime | None = None) -> int | None:
     """Queue a job unless one with `dedupe_key` already exists; returns the new id or None.
 
     Safe when several processes race for the same key: the database keeps one.
     """
+    kind = JobKind(kind)
     now = utcnow()
     stmt = (
-        dialect_insert(Job.__table__)
+        backend().insert(Job.__table__)
         .values(
-            kind=kind,
+            kind=kind.value,
             payload=payload,
             status=QUEUED,
             attempts=0,

@@ -2,7 +2,7 @@
 development keys) are readable by the service's own user only: files 0600 in
 folders 0700, set where they are created, whatever the umask.
 
-Importing this module also makes SQLite create its database file this way.
+The SQLite database file is created this way by db/backend.py.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-
-import sqlalchemy as sa
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
@@ -63,12 +61,3 @@ def private_sqlite_database(path: Path) -> None:
     except FileExistsError:
         for existing in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
             _tighten_file(existing)
-
-
-@sa.event.listens_for(sa.Engine, "do_connect")
-def _private_sqlite_file(dialect, _record, cargs, cparams):
-    if dialect.name != "sqlite" or cparams.get("uri") or not cargs:
-        return
-    filename = cargs[0]
-    if isinstance(filename, str) and filename and filename != ":memory:":
-        private_sqlite_database(Path(filename))

@@ -20,7 +20,8 @@ from aiosmtpd.controller import Controller
 
 from prefs_service import create_app
 from prefs_service.access import service as access
-from prefs_service.extensions import db, utcnow
+from prefs_service.extensions import db
+from prefs_service.clock import utcnow
 from prefs_service.outbox import QUEUED, RUNNING, Job
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatter
@@ -103,6 +104,19 @@ def smtp(smtp_server):
     smtp_server.clear()
     yield smtp_server
     smtp_server.clear()
+
+
+def on_postgresql() -> bool:
+    return os.environ.get("PREFS_TEST_DATABASE_URL", "").startswith("postgresql")
+
+
+def pytest_collection_modifyitems(config, items):
+    if on_postgresql():
+        return
+    only = pytest.mark.skip(reason="PostgreSQL only (set PREFS_TEST_DATABASE_URL; .ci/run does)")
+    for item in items:
+        if "postgresql_only" in item.keywords:
+            item.add_marker(only)
 
 
 @pytest.fixture(scope="session")

@@ -83,12 +83,12 @@ def test_sixteen_writers_and_the_worker_never_see_a_locked_database(app, api_key
     assert len(acknowledged) == WRITERS * ROUNDS * 7
 
 
-def test_a_read_only_request_leaves_no_declaration_behind(client):
-    """The cause of a flaky "database is locked": a GET's read-only declaration
+def test_a_read_only_request_leaves_no_scope_behind(client):
+    """The cause of a flaky "database is locked": a GET's read-only scope
     outlived the request in its thread, so that thread's next writes began
     deferred transactions, which SQLite refuses at once when another writer
     commits between their first read and their first write."""
-    from prefs_service.extensions import read_intent
+    from prefs_service.db import scopes
 
     assert client.get("/healthz").status_code == 200
-    assert read_intent() is False
+    assert scopes.current() is scopes.WRITE

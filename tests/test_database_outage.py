@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from prefs_service.db_outage import OUTCOME_UNKNOWN_DETAIL, UNAVAILABLE_DETAIL
+from prefs_service.db.outage import OUTCOME_UNKNOWN_DETAIL, UNAVAILABLE_DETAIL
 from prefs_service import tokens
 from prefs_service.consent.models import ConsentEvent
 from prefs_service.extensions import db
@@ -238,12 +238,12 @@ def test_a_page_meeting_a_lost_connection_is_a_friendly_503(app, admin, session_
 
 def test_a_database_error_that_is_a_bug_stays_a_500(app, admin, monkeypatch):
     """A broken statement is an OperationalError on SQLite too; it is not an outage."""
-    from prefs_service.consent import service as consent
+    from prefs_service.consent import checks
 
     def broken(**kwargs):
         db.session.execute(sa.text("SELECT missing_column FROM no_such_table"))
 
-    monkeypatch.setattr(consent, "check_many", broken)
+    monkeypatch.setattr(checks, "check_many", broken)
     response = app.test_client().get("/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "x@example.com"}, headers=admin)
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "Retry-After" not in response.headers

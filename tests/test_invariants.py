@@ -50,7 +50,7 @@ EMAIL_OPT_IN = [p for c, p in OPT_IN if c == "email"]
 # The pairs every check compares on every step: one per kind of rule.
 CHECKED = [("email", "newsletter"), ("email", "transactional"), ("phone", "marketing"), ("mail", "marketing"),
            ("partner", "share_for_marketing"), ("partner", "share_for_fulfilment"), ("profile", "profile_enrichment")]  # fmt: skip
-KINDS = {"email": "email", "phone": "phone", "postal_address": "postal"}
+KINDS = ("email", "phone", "postal_address")  # the identifier kinds people get here, each its API field
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 EMAIL_PURPOSES = st.sampled_from(EMAIL_OPT_IN)
 
@@ -101,8 +101,7 @@ class Model:
         if person.erased:
             return False, "erased"
         kind = channels.CHANNELS[channel].identifier_kind
-        field_name = next((f for f, k in KINDS.items() if k == kind), None)
-        value = person.keys.get(field_name) if field_name else None
+        value = person.keys.get(kind) if kind in KINDS else None
         reason = self.suppressed.get((kind, value)) if value else None
         if reason is not None:
             return False, "erased" if reason == "erasure" else "suppressed"
@@ -266,7 +265,7 @@ class ConsentMachine(RuleBasedStateMachine):
             return
         response = self.client.post("/v1/suppressions", json={kind: value, "reason": reason}, headers=self.headers)
         assert response.status_code in (200, 201), response.json
-        self.model.suppressed.setdefault((KINDS[kind], value), reason)
+        self.model.suppressed.setdefault((kind, value), reason)
 
     # --- the person's own links -----------------------------------------------------------
     @rule(person=people, purpose=EMAIL_PURPOSES)
@@ -297,7 +296,7 @@ class ConsentMachine(RuleBasedStateMachine):
             return
         answer = self.client.post(path, data={"csrf_token": token, "action": "save", "granted": [f"{c}.{p}" for c, p in sorted(granted)]})
         assert answer.status_code == 303
-        kinds = {KINDS[f] for f in person.keys if f in KINDS}
+        kinds = {f for f in person.keys if f in KINDS}
         changed = 0
         for channel, purpose in OPT_IN:
             if channels.CHANNELS[channel].identifier_kind not in kinds | {None}:
@@ -309,7 +308,7 @@ class ConsentMachine(RuleBasedStateMachine):
         assert f"saved={changed}" in answer.headers["Location"]
         for channel in {c for c, _ in granted}:  # the person's own grant lifts a suppression of that channel
             kind = channels.CHANNELS[channel].identifier_kind
-            value = next((person.keys[f] for f, k in KINDS.items() if k == kind and f in person.keys), None)
+            value = person.keys.get(kind) if kind in KINDS else None
             self.model.suppressed.pop((kind, value), None)
 
     @rule(person=people)
@@ -340,7 +339,7 @@ class ConsentMachine(RuleBasedStateMachine):
         for field_name, value in person.keys.items():
             self.model.erased_keys.add((field_name, value))
             if field_name in KINDS:
-                self.model.suppressed[(KINDS[field_name], value)] = "erasure"
+                self.model.suppressed[(field_name, value)] = "erasure"
         self.model.erased_text |= {*person.keys.values(), person.name}
 
     @rule(person=people, to_erased=st.booleans())

@@ -39,12 +39,12 @@ def test_sql_errors_do_not_quote_parameters(app):
 
 
 def test_an_unexpected_error_is_logged_without_the_address(app, client, api_key, capfd, monkeypatch):
-    from prefs_service.consent import service as consent
+    from prefs_service.consent import checks
 
     def explode(**kwargs):
         raise RuntimeError("boom while handling jane.doe@example.com")
 
-    monkeypatch.setattr(consent, "check_many", explode)
+    monkeypatch.setattr(checks, "check_many", explode)
     response = client.get(
         "/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "jane.doe@example.com"}, headers=api_key("consent:read")
     )

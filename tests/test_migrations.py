@@ -41,3 +41,58 @@ def test_prefs_db_upgrade_works_from_any_directory_and_downgrades(tmp_path):
     assert "(head)" in result.stdout
     assert (tmp_path / "data" / "prefs.db").exists()
     assert not (elsewhere / "var").exists()
+
+
+def test_postal_addresses_keep_their_people_and_suppressions_across_the_kind_rename(make_app, tmp_path):
+    """0005 renames the kind `postal` to `postal_address`; the keyed hashes,
+    all an erased person's suppression holds, stay valid."""
+    import hashlib
+    import hmac
+    import uuid
+
+    import flask_migrate
+
+    from prefs_service.access import service as access
+
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'before-0005.db'}")
+    held, erased = "1 HIGH STREET, LEEDS", "2 LOW ROAD, YORK"
+
+    def hashed_before_0005(value: str) -> bytes:  # as the service hashed postal addresses then
+        return hmac.new(app.config["PREFS"].identifier_key.encode(), f"postal:{value}".encode(), hashlib.sha256).digest()
+
+    with app.app_context():
+        flask_migrate.upgrade(revision="0004")
+        person = uuid.uuid4()
+        db.session.execute(sa.text("INSERT INTO subjects (id, created_at, updated_at) VALUES (:id, '2026-01-01', '2026-01-01')"), {"id": person.hex})
+        db.session.execute(
+            sa.text("INSERT INTO identifiers (subject_id, kind, value, value_hash, created_at) VALUES (:s, 'postal', :v, :h, '2026-01-01')"),
+            {"s": person.hex, "v": held, "h": hashed_before_0005(held)},
+        )
+        db.session.execute(
+            sa.text("INSERT INTO consent_events (id, txid, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) "
+                    "VALUES (1, 0, :s, 'mail', 'marketing', 'granted', 'api', '2026-01-01', '2026-01-01', 'test')"),
+            {"s": person.hex},
+        )
+        db.session.execute(
+            sa.text("INSERT INTO consent_state (subject_id, channel, purpose, status, occurred_at, event_id, source) "
+                    "VALUES (:s, 'mail', 'marketing', 'granted', '2026-01-01', 1, 'api')"),
+            {"s": person.hex},
+        )
+        db.session.execute(
+            sa.text("INSERT INTO suppressions (value_hash, kind, reason, created_at, created_by) VALUES (:h, 'postal', 'erasure', '2026-01-01', 'erasure')"),
+            {"h": hashed_before_0005(erased)},
+        )
+        db.session.commit()
+        flask_migrate.upgrade()
+        kinds = {table: db.session.scalars(sa.text(f"SELECT DISTINCT kind FROM {table}")).all() for table in ("identifiers", "suppressions")}
+        _, key = access.create_key(name="test", scopes=["consent:read"], actor="test")
+        db.session.commit()
+        db.engine.dispose()
+    assert kinds == {"identifiers": ["postal_address"], "suppressions": ["postal_address"]}
+
+    def check(address: str) -> dict:
+        query = {"channel": "mail", "purpose": "marketing", "postal_address": address}
+        return app.test_client().get("/v1/consent/check", query_string=query, headers={"Authorization": f"Bearer {key}"}).json
+
+    assert check("1 High Street, Leeds")["reason"] == "granted"  # the person, found by their address's hash
+    assert check("2 Low Road, York")["reason"] == "erased"

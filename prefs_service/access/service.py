@@ -22,7 +22,9 @@ from flask import current_app
 
 from .. import audit, channels
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db, reading_only, utcnow
+from ..db import scopes
+from ..extensions import db
+from ..clock import utcnow
 from .models import SCOPES, ApiKey, StaffUser
 
 KEY_PREFIX = "pk_"
@@ -117,7 +119,7 @@ def authenticate(presented: str) -> Principal | None:
         return principal if hmac.compare_digest(secret_hash, _digest(secret)) else None
 
     table = ApiKey.__table__
-    with reading_only(), db.engine.connect() as conn:
+    with scopes.read_only(), db.engine.connect() as conn:
         row = conn.execute(
             sa.select(table.c.id, table.c.name, table.c.secret_hash, table.c.scopes, table.c.last_used_at).where(
                 table.c.prefix == prefix, table.c.revoked_at.is_(None)

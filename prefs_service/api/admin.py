@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from ..consent import service as consent
+from ..db.scopes import reads, writes
+from .. import consent
 from ..extensions import db
-from ..subjects.service import IDENTIFIER_FIELDS
+from ..subjects.identifiers import KINDS
 from . import schemas
 from .auth import actor, require
 from .blueprint import Blueprint
@@ -16,12 +17,14 @@ blp = Blueprint("admin", __name__, url_prefix="/v1", description="Privacy-policy
 
 @blp.route("/policy-versions")
 class Policies(MethodView):
+    @reads
     @require("consent:read")
     @blp.response(200, schemas.PolicyOut(many=True))
     def get(self):
         """Published privacy-policy versions, newest first. Each consent event carries the one in force."""
         return consent.list_policies()
 
+    @writes
     @require("admin")
     @blp.arguments(schemas.PolicyIn())
     @blp.response(201, schemas.PolicyOut)
@@ -35,15 +38,16 @@ class Policies(MethodView):
 
 @blp.route("/suppressions")
 class Suppressions(MethodView):
+    @writes
     @require("consent:write")
     @blp.arguments(schemas.SuppressionIn())
     @blp.response(201, schemas.SuppressionOut)
     @blp.alt_response(200, schema=schemas.SuppressionOut, description="Already suppressed; unchanged.")
     def post(self, data):
         """Never contact this identifier again (a bounce, a complaint, an objection)."""
-        field = next(f for f in IDENTIFIER_FIELDS if f in data)
+        kind = next(k for k in KINDS if k in data)
         row, created = consent.suppress(
-            kind=IDENTIFIER_FIELDS[field], value=data[field], reason=data["reason"], note=data.get("note"), actor=actor()
+            kind=kind, value=data[kind], reason=data["reason"], note=data.get("note"), actor=actor()
         )
         db.session.commit()
         return row, (201 if created else 200)

@@ -4,23 +4,25 @@ import orjson
 from flask import current_app, request
 from flask.views import MethodView
 
-from ..consent import service as consent
+from ..db.scopes import reads, writes
+from .. import consent
 from ..errors import Invalid
-from ..extensions import db, intent
+from ..extensions import db
 from ..subjects import service as subjects
+from ..subjects.refs import SubjectRef
 from . import schemas
 from .auth import actor, require
 from .blueprint import Blueprint
 
 blp = Blueprint("consents", __name__, url_prefix="/v1", description="The consent ledger and consent checks.")
 
-SUBJECT_FIELDS = ("subject_id", "external_ref", "email", "phone", "fax")
 # Default identifier for bulk checks, by channel; partner has none of its own.
 DEFAULT_IDENTIFIER = {"email": "email", "phone": "phone", "fax": "fax", "mail": "postal_address"}
 
 
 @blp.route("/consents")
 class ConsentCollection(MethodView):
+    @writes
     @require("consent:write")
     @blp.arguments(schemas.ConsentIn())
     @blp.response(201, schemas.ConsentEventOut)
@@ -36,7 +38,7 @@ class ConsentCollection(MethodView):
             policy_version=data.get("policy_version"),
             evidence=data.get("evidence"),
         )
-        subject, _ = subjects.resolve(ref={k: data.get(k) for k in SUBJECT_FIELDS}, actor=actor())
+        subject = subjects.resolve_one(SubjectRef.one_of(data), actor=actor())
         row, applied = consent.record(subject_id=subject.id, event=event, recorded_by=actor())
         db.session.commit()
         row.applied = applied
@@ -45,6 +47,7 @@ class ConsentCollection(MethodView):
 
 @blp.route("/consents/batch")
 class ConsentBatch(MethodView):
+    @writes
     @require("consent:write")
     @blp.arguments(schemas.ConsentBatchIn())
     @blp.response(201, schemas.BatchOut)
@@ -85,6 +88,7 @@ class ConsentCheck(MethodView):
     @require("consent:read")
     # One object parameter, so that the document can say which purposes each
     # channel has and that exactly one identifier is given.
+    @reads
     @blp.doc(parameters=[{"in": "query", "name": "check", "required": True, "style": "form", "explode": True, "schema": {"$ref": "#/components/schemas/CheckQuery"}}])
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     @blp.response(200, schemas.CheckOut)
@@ -97,7 +101,7 @@ class ConsentCheck(MethodView):
         body = orjson.dumps({"allowed": result.allowed, "reason": result.reason, "since": result.since})
         return current_app.response_class(body, mimetype="application/json")
 
-    @intent("read")  # a POST only for the size of its body: let SQLite run it beside others
+    @reads  # a POST only for the size of its body: let SQLite run it beside others
     @require("consent:read")
     @blp.arguments(schemas.BulkCheckIn())
     @blp.response(200, schemas.BulkCheckOut)
@@ -129,6 +133,7 @@ class ConsentCheck(MethodView):
 
 @blp.route("/consent/changes")
 class ConsentChanges(MethodView):
+    @reads
     @require("consent:read")
     @blp.arguments(schemas.ChangesQuery(), location="query")
     @blp.response(200, schemas.ChangesOut)

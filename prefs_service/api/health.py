@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from flask.views import MethodView
 from marshmallow import fields
 
+from ..db.scopes import reads
 from ..extensions import db
 from ..jobs.dispatch import describe_error, jobs
 from .blueprint import Blueprint
@@ -25,6 +26,7 @@ blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and re
 
 @blp.route("healthz")
 class Health(MethodView):
+    @reads
     @blp.doc(security=[])
     @blp.response(200, HealthOut)
     def get(self):
@@ -34,6 +36,7 @@ class Health(MethodView):
 
 @blp.route("readyz")
 class Ready(MethodView):
+    @reads
     @blp.doc(security=[])
     @blp.response(200, ReadyOut, description="The database and the broker answer.")
     @blp.alt_response(503, schema=ReadyOut, description="Not ready: `database` or `broker` says what went wrong.")

@@ -4,10 +4,10 @@ import orjson
 from flask import current_app
 from flask.views import MethodView
 
+from ..db.scopes import reads
 from .. import links
-from ..consent import service as consent
-from ..extensions import intent
-from ..subjects import service as subjects
+from .. import consent
+from ..subjects import refs
 from . import schemas
 from .auth import require
 from .blueprint import Blueprint
@@ -17,7 +17,7 @@ blp = Blueprint("links", __name__, url_prefix="/v1", description="Signed links f
 
 @blp.route("/unsubscribe-links")
 class UnsubscribeLinks(MethodView):
-    @intent("read")  # signing needs no write: mint for a whole send in parallel
+    @reads  # signing needs no write: mint for a whole send in parallel
     @require("consent:write")
     @blp.arguments(schemas.UnsubscribeLinkIn())
     @blp.response(201, schemas.UnsubscribeLinkOut)
@@ -28,7 +28,7 @@ class UnsubscribeLinks(MethodView):
         Paste `headers` into the message (RFC 8058 one-click) and `url` into its footer.
         The person must be known (404 otherwise): marketing goes only to people whose consent is on record."""
         consent.require_channel_purpose(data["channel"], data["purpose"])
-        subject_id = subjects.live_id(ref={"subject_id": data.get("subject_id"), "email": data.get("email")})
+        subject_id = refs.live_id(refs.SubjectRef.one_of(data, keys=(refs.SUBJECT_ID, "email")))
         url = links.unsubscribe_url(subject_id, data["channel"], data["purpose"])
         body = {
             "subject_id": subject_id,

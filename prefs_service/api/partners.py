@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import current_app, request
 from flask.views import MethodView
 
+from ..db.scopes import reads, writes
 from ..extensions import db
 from ..orders import service as orders
 from ..partners import service as partners
@@ -20,6 +21,7 @@ blp = Blueprint("partners", __name__, url_prefix="/v1", description="Partners, r
 
 @blp.route("/partners")
 class Partners(MethodView):
+    @writes
     @require("admin")
     @blp.arguments(schemas.PartnerIn())
     @blp.response(201, schemas.PartnerOut)
@@ -30,6 +32,7 @@ class Partners(MethodView):
         db.session.commit()
         return partner
 
+    @reads
     @require("consent:read")
     @blp.response(200, schemas.PartnerOut(many=True))
     def get(self):
@@ -39,6 +42,7 @@ class Partners(MethodView):
 
 @blp.route("/disclosures")
 class Disclosures(MethodView):
+    @writes
     @require("consent:write")
     @blp.arguments(schemas.DisclosureIn())
     @blp.response(201, schemas.DisclosureOut)
@@ -71,6 +75,7 @@ class PartnerSales(MethodView):
             }
         }
     )
+    @reads
     @blp.problems(404)
     def get(self, query, code):
         """Payments on orders the partner referred, from `from` (inclusive) to `to` (exclusive): what they are owed on."""

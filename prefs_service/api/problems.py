@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..errors import Conflict, DomainError, Invalid, NotFound
-from ..orders.service import BadSignature, NotConfigured
+from ..orders.stripe_events import BadSignature, NotConfigured
 
 PROBLEM_TYPE = "application/problem+json"
 STATUS_FOR = {NotFound: 404, Conflict: 409, Invalid: 422, BadSignature: 400, NotConfigured: 503}

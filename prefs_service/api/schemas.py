@@ -7,9 +7,11 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from ..consent import service as consent
-from ..consent.models import STATUSES
-from ..requests.models import STATUSES as REQUEST_STATUSES
+from .. import consent
+from ..consent.rules import STATUSES
+from ..rights.models import STATUSES as REQUEST_STATUSES
+from ..subjects.identifiers import KINDS
+from ..subjects.refs import WRITE_KEYS
 from . import combinations as combos
 from .fields import (
     UUID_TEXT,
@@ -79,9 +81,6 @@ class EvidenceIn(Strict):
     note = text(consent.NOTE_LIMIT, allow_none=True)
 
 
-PERSON_KEYS = ("subject_id", "external_ref", "email", "phone", "fax")
-
-
 def uuid_text(**kwargs):
     """A subject id as the service takes it: the canonical string form."""
     metadata = {"format": "uuid", **kwargs.pop("metadata", {})}
@@ -108,7 +107,7 @@ class ConsentIn(SubjectRef):
     policy_version = text(40, metadata={"description": "A published policy version; defaults to the one in force."})
     evidence = fields.Nested(EvidenceIn)
 
-    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.exactly_one(PERSON_KEYS)]}
+    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.exactly_one(WRITE_KEYS)]}
 
 
 class EvidenceOut(ma.Schema):
@@ -261,7 +260,6 @@ class ChangesOut(ma.Schema):
 
 # --- suppressions and policies ----------------------------------------------------------
 
-IDENTIFIER_KEYS = ("email", "phone", "fax", "postal_address")
 
 
 class SuppressionIn(Strict):
@@ -272,11 +270,11 @@ class SuppressionIn(Strict):
     reason = one_of(*[r for r in consent.SUPPRESSION_REASONS if r != "erasure"], required=True)
     note = text(500)
 
-    OPENAPI_EXTRA = combos.exactly_one(IDENTIFIER_KEYS)
+    OPENAPI_EXTRA = combos.exactly_one(KINDS)
 
     @ma.validates_schema
     def _one_identifier(self, data, **kwargs):
-        combos.check_exactly_one(data, IDENTIFIER_KEYS, "identifier")
+        combos.check_exactly_one(data, KINDS, "identifier")
 
 
 class SuppressionOut(ma.Schema):

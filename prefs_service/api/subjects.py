@@ -3,7 +3,8 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from ..consent import service as consent
+from ..db.scopes import reads, writes
+from .. import consent
 from ..extensions import db
 from ..subjects import service as subjects
 from . import schemas
@@ -26,6 +27,7 @@ def subject_body(subject) -> dict:
 
 @blp.route("")
 class SubjectCollection(MethodView):
+    @writes
     @require("subjects:write")
     @blp.arguments(schemas.SubjectFields())
     @blp.response(201, schemas.SubjectOut, description="Created.")
@@ -41,6 +43,7 @@ class SubjectCollection(MethodView):
 
 @blp.route("/<subject_id>")
 class SubjectItem(MethodView):
+    @reads
     @require("subjects:read")
     @blp.response(200, schemas.SubjectOut)
     @blp.problems(404)
@@ -48,6 +51,7 @@ class SubjectItem(MethodView):
         """A subject and their identifiers."""
         return subject_body(subjects.get(subject_id))
 
+    @writes
     @require("subjects:write")
     @blp.arguments(schemas.SubjectFields())
     @blp.response(200, schemas.SubjectOut)
@@ -61,6 +65,7 @@ class SubjectItem(MethodView):
 
 @blp.route("/<subject_id>/consents")
 class SubjectConsents(MethodView):
+    @reads
     @require("consent:read")
     @blp.arguments(schemas.SubjectConsentsQuery(), location="query")
     @blp.response(200, schemas.SubjectConsentsOut)

@@ -5,8 +5,9 @@ from flask import request
 from flask.views import MethodView
 from marshmallow import fields
 
+from ..db.scopes import writes
 from ..extensions import db
-from ..orders import service as orders
+from ..orders import stripe_events
 from .blueprint import Blueprint
 
 
@@ -38,11 +39,12 @@ class StripeWebhook(MethodView):
         parameters=[{"in": "header", "name": "Stripe-Signature", "required": True, "schema": {"type": "string"}}],
         requestBody={"required": True, "content": {"application/json": {"schema": StripeEventIn}}},
     )
+    @writes
     @blp.response(200, StripeAck)
     @blp.problems(400, 413, 422, 503)
     def post(self):
         """Receive a Stripe event: verified, stored once by its id, applied by a job."""
-        event = orders.verify_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
-        outcome = orders.accept_event(event)
+        event = stripe_events.verify_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
+        outcome = stripe_events.accept_event(event)
         db.session.commit()
         return {"received": True, "outcome": outcome}

@@ -62,7 +62,7 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
     "email": email.normalize,
     "phone": phone.normalize,
     "fax": fax.normalize,
-    "postal": mail.normalize,
+    "postal_address": mail.normalize,
 }
 
 

@@ -8,7 +8,7 @@ import unicodedata
 
 NAME = "mail"
 LABEL = "Postal mail"
-IDENTIFIER_KIND = "postal"
+IDENTIFIER_KIND = "postal_address"
 PURPOSES = (("marketing", "Marketing by post", True),)
 MAX_LENGTH = 500
 

@@ -6,11 +6,9 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import HashBytes, db, utcnow
+from ..extensions import db
+from ..clock import utcnow
 
-GRANTED = "granted"
-WITHDRAWN = "withdrawn"
-STATUSES = (GRANTED, WITHDRAWN)
 
 
 class Purpose(db.Model):
@@ -93,16 +91,3 @@ class ConsentState(db.Model):
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("consent_events.id")
     )
     source: Mapped[str] = mapped_column(sa.String(32))
-
-
-class Suppression(db.Model):
-    """An identifier that must not be contacted, kept by hash only."""
-
-    __tablename__ = "suppressions"
-
-    value_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))
-    reason: Mapped[str] = mapped_column(sa.String(40))
-    note: Mapped[str | None] = mapped_column(sa.String(500))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    created_by: Mapped[str] = mapped_column(sa.String(64))

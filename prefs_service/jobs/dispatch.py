@@ -24,8 +24,12 @@ from flask import Flask, current_app
 from flask_sqlalchemy.session import Session
 
 from .. import outbox
+from ..db import scopes
+from ..db.backend import backend
 from ..errors import DomainError
-from ..extensions import db, read_intent, reading_only, utcnow
+from ..job_kinds import JobKind
+from ..extensions import db
+from ..clock import utcnow
 from ..outbox import DONE, FAILED, QUEUED, RUNNING, Job
 from . import broker as brokers
 
@@ -49,7 +53,7 @@ HANDLERS: dict[str, Handler] = {}
 
 
 def handler(
-    kind: str,
+    kind: JobKind,
     *,
     lease: timedelta | None = None,
     on_failure: Callable[[dict], object] | None = None,
@@ -67,6 +71,8 @@ def handler(
     records the outcome in a short write transaction."""
 
     def register(fn):
+        if kind in HANDLERS:
+            raise RuntimeError(f"a second handler for job kind {kind!r}")
         HANDLERS[kind] = Handler(kind, fn, lease, on_failure, prepare)
         return fn
 
@@ -83,7 +89,7 @@ class Periodic:
 PERIODIC: list[Periodic] = []
 
 
-def every(interval: timedelta, *, name: str, kind: str) -> None:
+def every(interval: timedelta, *, name: str, kind: JobKind) -> None:
     """Schedule `kind` once per `interval`, however many sweepers run."""
     PERIODIC.append(Periodic(name, kind, interval))
 
@@ -149,31 +155,32 @@ class JobSystem:
         try:
             if spec is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
-            if spec.prepare is None:
-                spec.fn(dict(job.payload))
-            else:
-                with reading_only(), outbox.renewing_with(self._renewer(job)):
-                    prepared = spec.prepare(dict(job.payload))
+            prepared = ()
+            if spec.prepare is not None:
+                with scopes.read_only(), outbox.renewing_with(self._renewer(job)):
+                    prepared = (spec.prepare(dict(job.payload)),)
                     db.session.rollback()
-                spec.fn(dict(job.payload), prepared)
-            now = utcnow()
-            finished = db.session.execute(
-                sa.update(Job)
-                .where(Job.id == job_id, Job.claim_token == token, Job.status == RUNNING)
-                .values(status=DONE, finished_at=now, updated_at=now, lease_expires_at=None, last_error=None),
-                execution_options={"synchronize_session": False},
-            ).rowcount
-            if not finished:
-                # Our lease ran out and another worker took the job: its run counts, ours must not.
-                db.session.rollback()
-                log.warning("job %s (%s) lost its lease; work rolled back", job_id, job.kind)
-                return None
-            db.session.commit()
+            with scopes.writing():
+                spec.fn(dict(job.payload), *prepared)
+                now = utcnow()
+                finished = db.session.execute(
+                    sa.update(Job)
+                    .where(Job.id == job_id, Job.claim_token == token, Job.status == RUNNING)
+                    .values(status=DONE, finished_at=now, updated_at=now, lease_expires_at=None, last_error=None),
+                    execution_options={"synchronize_session": False},
+                ).rowcount
+                if not finished:
+                    # Our lease ran out and another worker took the job: its run counts, ours must not.
+                    db.session.rollback()
+                    log.warning("job %s (%s) lost its lease; work rolled back", job_id, job.kind)
+                    return None
+                db.session.commit()
             log.info("job %s (%s) done after %s attempt(s)", job_id, job.kind, job.attempts)
             return DONE
         except Exception as exc:
             db.session.rollback()
-            return self._record_failure(job, token, exc)
+            with scopes.writing():
+                return self._record_failure(job, token, exc)
 
     def _renewer(self, job: Job):
         """Extends the lease of `job` (while our claim holds) at most every third
@@ -186,8 +193,8 @@ class JobSystem:
         def renew() -> None:
             if time.monotonic() - last[0] < lease.total_seconds() / 3:
                 return
-            if db.engine.dialect.name == "sqlite" and not read_intent():
-                return
+            if backend().serialises_writers and scopes.current() is not scopes.READ:
+                return  # our own write transaction would hold the lock this needs
             with db.engine.begin() as conn:
                 conn.execute(
                     sa.update(Job)
@@ -203,7 +210,7 @@ class JobSystem:
         # Most messages for a job that is not ours to run are duplicates (the
         # sweeper re-sent it); find that out in a read, which on SQLite takes
         # no write lock, before trying the claim.
-        with reading_only():
+        with scopes.read_only():
             row = db.session.execute(
                 sa.select(Job.kind, Job.status, Job.run_after, Job.lease_expires_at).where(Job.id == job_id)
             ).first()
@@ -213,6 +220,10 @@ class JobSystem:
         spec = HANDLERS.get(row.kind)
         lease = (spec.lease if spec else None) or self.default_lease
         token = secrets.token_hex(16)
+        with scopes.writing():
+            return self._claim_row(job_id, token, lease, now)
+
+    def _claim_row(self, job_id: int, token: str, lease: timedelta, now) -> Job | None:
         claimed = db.session.execute(
             sa.update(Job)
             .where(
@@ -355,7 +366,7 @@ class JobSystem:
     def _sweep_forever(self) -> None:
         while not self._stop.wait(self.sweep_interval):
             try:
-                with self.app.app_context():
+                with self.app.app_context(), scopes.writing():
                     self.sweep()
             except Exception as exc:  # keep sweeping through a database or broker outage
                 log.warning("sweep failed: %s", describe_error(exc))
@@ -375,21 +386,24 @@ def jobs() -> JobSystem:
     return current_app.extensions["prefs.jobs"]
 
 
-@sa.event.listens_for(Session, "after_commit")
 def _send_after_commit(session):
     job_ids = session.info.pop(outbox.PENDING_KEY, None)
     if job_ids:
         current_app.extensions["prefs.jobs"].send(job_ids)
 
 
-@sa.event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session):
     session.info.pop(outbox.PENDING_KEY, None)
 
 
 def init_app(app: Flask) -> JobSystem:
-    from . import maintenance, notices, orders, requests  # noqa: F401  (each registers its job kinds)
+    from . import maintenance, notices, orders, rights  # noqa: F401 - each registers the handlers of its job kinds
 
+    # Jobs written in a transaction go to the broker once it commits. Sessions
+    # are shared by every app: listen once.
+    for name, listener in (("after_commit", _send_after_commit), ("after_rollback", _forget_after_rollback)):
+        if not sa.event.contains(Session, name, listener):
+            sa.event.listen(Session, name, listener)
     system = JobSystem(app, brokers.create_broker(app.config["PREFS"].broker_url))
     app.extensions["prefs.jobs"] = system
     return system

@@ -4,17 +4,18 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ..extensions import db, utcnow
+from ..extensions import db
+from ..clock import utcnow
+from ..job_kinds import JobKind
 from ..outbox import DONE, Job
 from .dispatch import every, handler
 
-PURGE_JOB = "jobs.purge_finished"
 KEEP_FINISHED = timedelta(days=30)
 
-every(timedelta(hours=1), name="purge-finished-jobs", kind=PURGE_JOB)
+every(timedelta(hours=1), name="purge-finished-jobs", kind=JobKind.JOBS_PURGE_FINISHED)
 
 
-@handler(PURGE_JOB)
+@handler(JobKind.JOBS_PURGE_FINISHED)
 def purge_finished(payload: dict) -> None:
     """Drop jobs finished more than 30 days ago; failed ones stay for staff."""
     db.session.execute(sa.delete(Job).where(Job.status == DONE, Job.finished_at < utcnow() - KEEP_FINISHED))

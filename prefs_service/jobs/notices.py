@@ -1,7 +1,10 @@
+"""Jobs of notices: delivering each message we owe someone."""
+
+from ..job_kinds import JobKind
 from ..notices import service as notices
 from .dispatch import handler
 
 
-@handler(notices.DELIVER_JOB)
+@handler(JobKind.NOTICE_DELIVER)
 def deliver_notice(payload: dict) -> None:
     notices.deliver(notice_id=payload["notice_id"])

@@ -1,32 +1,36 @@
+"""Jobs of purchases: Stripe events, provisioning, the delivery watchdog."""
+
 import uuid
 from datetime import timedelta
 
+from ..job_kinds import JobKind
 from ..orders import service as orders
+from ..orders import stripe_events, watchdog
 from .dispatch import every, handler
 
-every(timedelta(minutes=1), name="delivery-watchdog", kind="orders.watchdog")
+every(timedelta(minutes=1), name="delivery-watchdog", kind=JobKind.ORDER_WATCHDOG)
 
 
-@handler(orders.APPLY_JOB)
+@handler(JobKind.ORDER_APPLY_STRIPE_EVENT)
 def apply_event(payload: dict) -> None:
-    orders.apply_event(event_id=payload["event_id"])
+    stripe_events.apply_event(event_id=payload["event_id"])
 
 
-@handler(orders.PROVISION_JOB)
+@handler(JobKind.ORDER_PROVISION)
 def provision(payload: dict) -> None:
     orders.provision(order_id=payload["order_id"])
 
 
-@handler("orders.watchdog")
-def watchdog(payload: dict) -> None:
-    orders.watchdog()
+@handler(JobKind.ORDER_WATCHDOG)
+def watch_deliveries(payload: dict) -> None:
+    watchdog.watchdog()
 
 
-@handler(orders.ESCALATION_WEBHOOK_JOB)
+@handler(JobKind.ORDER_ESCALATION_WEBHOOK)
 def escalation_webhook(payload: dict) -> None:
-    orders.post_escalation(payload)
+    watchdog.post_escalation(payload)
 
 
-@handler("orders.clear_profile")
+@handler(JobKind.ORDER_CLEAR_PROFILE)
 def clear_profile(payload: dict) -> None:
     orders.clear_profile(subject_id=uuid.UUID(payload["subject_id"]))

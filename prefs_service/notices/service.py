@@ -22,17 +22,16 @@ from jinja2 import (
     select_autoescape,
 )
 
-from .. import outbox
+from .. import hooks, outbox
 from ..channels import email as email_channel
-from ..extensions import db, dialect_insert, utcnow
+from ..extensions import db
+from ..job_kinds import JobKind
+from ..clock import utcnow
+from ..db.backend import backend
 from .models import FAILED, MARKETING, PENDING, SENT, TRANSACTIONAL, Notice
 
 log = logging.getLogger(__name__)
 
-DELIVER_JOB = "notices.deliver"
-# What other domains do, in the same transaction, once a notice of a kind has
-# left us (orders mark a delivery done). kind -> callable(notice).
-AFTER_SENT: dict = {}
 
 _templates = Environment(
     loader=PackageLoader("prefs_service.notices", "templates"),
@@ -61,7 +60,7 @@ def queue(
     _templates.get_template(f"{template}.txt")  # fail now, not in a job, on a typo
     now = utcnow()
     notice_id = db.session.execute(
-        dialect_insert(Notice.__table__)
+        backend().insert(Notice.__table__)
         .values(
             kind=kind,
             idempotency_key=idempotency_key,
@@ -79,7 +78,7 @@ def queue(
     ).scalar()
     if notice_id is None:
         return db.session.scalar(sa.select(Notice.id).where(Notice.idempotency_key == idempotency_key))
-    outbox.defer(DELIVER_JOB, {"notice_id": notice_id})
+    outbox.defer(JobKind.NOTICE_DELIVER, {"notice_id": notice_id})
     return notice_id
 
 
@@ -132,8 +131,7 @@ def deliver(*, notice_id: int) -> bool:
     notice.sent_at = utcnow()
     notice.message_id = message["Message-ID"]
     _forget_what_was_for_sending(notice)
-    if notice.kind in AFTER_SENT:
-        AFTER_SENT[notice.kind](notice)
+    hooks.emit(hooks.NOTICE_SENT, notice=notice)  # in this transaction: orders mark a delivery done
     return True
 
 

@@ -12,10 +12,12 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from .. import audit, channels
-from ..consent import service as consent
+from .. import consent
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db, utcnow
+from ..extensions import db
+from ..clock import utcnow
 from ..notices import service as notices
+from ..subjects import refs
 from ..subjects import service as subjects
 from .models import Disclosure, Partner
 
@@ -72,7 +74,7 @@ def record_disclosure(
     if errors:
         raise Invalid("The disclosure is not valid.", errors=errors)
     partner = get_partner(partner_code)
-    subjects.refuse_if_erased(subjects.get(subject_id))  # NotFound for nobody we hold
+    refs.refuse_if_erased(subjects.get(subject_id))  # NotFound for nobody we hold
     verdict = consent.check(channel="partner", purpose=purpose, key="subject_id", value=str(subject_id))
     if not verdict.allowed:
         raise Conflict(

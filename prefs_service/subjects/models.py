@@ -6,7 +6,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import HashBytes, db, utcnow
+from ..extensions import db
+from ..clock import utcnow
+from ..db.types import HashBytes
 
 
 class Subject(db.Model):
@@ -45,3 +47,18 @@ class Identifier(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="identifiers")
+
+
+class Suppression(db.Model):
+    """An identifier that must not be contacted, kept by hash only: a bounce,
+    a complaint or an objection (consent/suppressions.py), or a key of a person
+    erased at their request (reason `erasure`)."""
+
+    __tablename__ = "suppressions"
+
+    value_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    note: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(sa.String(64))

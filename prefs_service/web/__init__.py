@@ -11,10 +11,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .. import channels, tokens
-from ..consent import service as consent
+from .. import consent
 from ..extensions import client_key, limiter
 from ..subjects.models import Subject
-from ..subjects.service import identifier_hash
+from ..subjects.identifiers import identifier_hash
 
 FRIENDLY = {
     400: "We could not understand that request.",

@@ -10,10 +10,11 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms.validators import DataRequired, Length
 
+from ..db.scopes import writes
 from .. import channels, links, tokens
-from ..consent import service as consent
+from .. import consent
 from ..errors import Conflict, Invalid
-from ..extensions import db, intent
+from ..extensions import db
 from . import evidence, no_store, public_form_limits, subject_from_token
 
 bp = Blueprint("preferences", __name__)
@@ -27,7 +28,7 @@ def _mask(address: str) -> str:
 
 
 @bp.route(links.PREFERENCES_ROUTE, methods=["GET", "POST"])
-@intent("write")  # a GET may record a Global Privacy Control opt-out
+@writes  # a GET may record a Global Privacy Control opt-out
 @no_store
 def page(token: str):
     subject = subject_from_token("preferences", token, NOT_VALID)
@@ -59,6 +60,7 @@ class LinkRequestForm(FlaskForm):
 
 
 @bp.route("/preferences", methods=["GET", "POST"])
+@writes
 @public_form_limits
 @no_store
 def request_link():
@@ -84,6 +86,7 @@ def _returning_hash(token: str) -> bytes:
 
 
 @bp.route(links.RETURN_ROUTE, methods=["GET", "POST"])
+@writes
 @no_store
 def come_back(token: str):
     """A person we erased, back through a link mailed to their old address."""

@@ -7,11 +7,13 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
+from ..db.scopes import reads, writes
 from .. import links
 from ..errors import Conflict, DomainError, Invalid, NotFound
 from ..extensions import csrf, db
-from ..requests import service as requests
-from ..requests.models import CORRECTABLE_FIELDS
+from ..rights import service as rights
+from ..rights import work
+from ..rights.models import CORRECTABLE_FIELDS
 from . import no_store, public_form_limits
 
 bp = Blueprint("privacy_requests", __name__, url_prefix="/privacy-requests")
@@ -41,6 +43,7 @@ class RequestForm(FlaskForm):
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@writes
 @public_form_limits
 @no_store
 def new():
@@ -48,7 +51,7 @@ def new():
     errors = {}
     if form.validate_on_submit():
         try:
-            made = requests.submit(
+            made = rights.submit(
                 type=form.type.data,
                 email=form.email.data,
                 changes=form.changes() if form.type.data == "correction" else None,
@@ -65,14 +68,15 @@ def new():
 
 
 @bp.route(links.VERIFY_ROUTE.removeprefix("/privacy-requests"), methods=["GET", "POST"])
+@writes
 @csrf.exempt  # the signed token in the URL is the authority, as for unsubscribe links
 @no_store
 def verify(token: str):
     """GET shows a button; only the POST confirms, so link scanners confirm nothing."""
     try:
-        item = requests.request_from_token("verify", token)
+        item = rights.request_from_token("verify", token)
         if request.method == "POST":
-            item = requests.confirm(token=token)
+            item = rights.confirm(token=token)
             db.session.commit()
     except NotFound:
         abort(404, description=NOT_VALID + " Please make your request again.")
@@ -82,13 +86,14 @@ def verify(token: str):
 
 
 @bp.get(links.DOWNLOAD_ROUTE.removeprefix("/privacy-requests"))
+@reads
 @no_store
 def download(token: str):
     try:
-        item = requests.request_from_token("download", token)
+        item = rights.request_from_token("download", token)
     except DomainError:
         abort(404, description=NOT_VALID)
-    path = requests.export_path(item)
+    path = work.export_path(item)
     if path is None:
         abort(404, description="This download has expired and the file is deleted. You can ask for a new copy at any time.")
     return send_file(path, mimetype="application/zip", as_attachment=True, download_name=f"my-data-{item.reference}.zip")

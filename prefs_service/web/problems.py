@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
+from ..db.scopes import reads
+
 bp = Blueprint("problems", __name__)
 
 PROBLEM_TYPES = {
@@ -20,6 +22,7 @@ PROBLEM_TYPES = {
 
 
 @bp.get("/problems/<name>")
+@reads
 def explain(name: str):
     if name not in PROBLEM_TYPES:
         abort(404)

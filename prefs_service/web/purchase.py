@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 
+from ..db.scopes import writes
 from .. import links
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
@@ -45,6 +46,7 @@ def _page(order):
 
 
 @bp.route("/complete", methods=["GET", "POST"])
+@writes
 @no_store
 def complete():
     """Where Stripe sends the customer back (success_url …/purchase/complete?session_id={CHECKOUT_SESSION_ID})."""
@@ -66,12 +68,14 @@ def _order_or_404(purpose: str, token: str, not_valid: str):
 
 
 @bp.route(links.COMMISSION_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])
+@writes
 @no_store
 def commission(token: str):
     return _page(_order_or_404("commission", token, NOT_VALID))
 
 
 @bp.route(links.SET_PASSWORD_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])
+@writes
 @no_store
 def set_password(token: str):
     order = _order_or_404("set-password", token, "This link is not valid or has expired (it works for 24 hours). Contact support for a new one.")

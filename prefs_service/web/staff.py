@@ -21,12 +21,14 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange
 
+from ..db.scopes import reads, writes
 from ..access import service as access
 from ..errors import DomainError
-from ..extensions import client_key, db, limiter, utcnow
-from ..orders import service as orders
-from ..requests import service as requests
-from ..requests.models import OPEN, STATUSES
+from ..extensions import client_key, db, limiter
+from ..clock import utcnow
+from ..orders import watchdog
+from ..rights import service as rights
+from ..rights.models import OPEN, STATUSES
 from . import no_store
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -72,6 +74,7 @@ def _actor() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@writes
 @limiter.limit("20 per minute", methods=["POST"], key_func=client_key, error_message="Too many sign-in attempts from here. Please wait a minute.")
 @no_store
 def login():
@@ -96,6 +99,7 @@ def login():
 
 
 @bp.post("/logout")
+@writes
 @staff_required
 def logout():
     access.staff_logout(g.staff)
@@ -105,26 +109,28 @@ def logout():
 
 
 @bp.get("")
+@reads
 @staff_required
 @no_store
 def queue():
     chosen = [s for s in request.args.getlist("status") if s in STATUSES] or list(OPEN)
-    items = requests.list_requests(statuses=chosen)
+    items = rights.list_requests(statuses=chosen)
     now = utcnow()
     return render_template("staff/queue.html", items=items, chosen=chosen, statuses=STATUSES, now=now, soon=now + DUE_SOON)
 
 
 @bp.get("/requests/<int:request_id>")
+@reads
 @staff_required
 @no_store
 def detail(request_id: int):
-    item = requests.get(request_id)
-    current = requests.current_values(item)
+    item = rights.get(request_id)
+    current = rights.current_values(item)
     return render_template(
         "staff/request.html",
         item=item,
         current=current,
-        timeline=requests.timeline(item),
+        timeline=rights.timeline(item),
         reason_form=ReasonForm(),
         extend_form=ExtendForm(),
         now=utcnow(),
@@ -144,22 +150,25 @@ def _act(request_id: int, action, done: str):
 
 
 @bp.post("/requests/<int:request_id>/approve")
+@writes
 @staff_required
 def approve(request_id: int):
-    return _act(request_id, lambda: requests.approve(request_id=request_id, actor=_actor()), "Approved: the correction is being applied.")
+    return _act(request_id, lambda: rights.approve(request_id=request_id, actor=_actor()), "Approved: the correction is being applied.")
 
 
 @bp.post("/requests/<int:request_id>/reject")
+@writes
 @staff_required
 def reject(request_id: int):
     form = ReasonForm()
     if not form.validate():
         flash("Give the reason the requester will be told.", "error")
         return redirect(url_for("staff.detail", request_id=request_id), code=303)
-    return _act(request_id, lambda: requests.reject(request_id=request_id, reason=form.reason.data, actor=_actor()), "Rejected; the requester is told why.")
+    return _act(request_id, lambda: rights.reject(request_id=request_id, reason=form.reason.data, actor=_actor()), "Rejected; the requester is told why.")
 
 
 @bp.post("/requests/<int:request_id>/extend")
+@writes
 @staff_required
 def extend(request_id: int):
     form = ExtendForm()
@@ -168,29 +177,32 @@ def extend(request_id: int):
         return redirect(url_for("staff.detail", request_id=request_id), code=303)
     return _act(
         request_id,
-        lambda: requests.extend(request_id=request_id, months=form.months.data, reason=form.reason.data, actor=_actor()),
+        lambda: rights.extend(request_id=request_id, months=form.months.data, reason=form.reason.data, actor=_actor()),
         "Extended; the requester is told the new date.",
     )
 
 
 @bp.post("/requests/<int:request_id>/retry")
+@writes
 @staff_required
 def retry(request_id: int):
-    return _act(request_id, lambda: requests.retry(request_id=request_id, actor=_actor()), "Retrying.")
+    return _act(request_id, lambda: rights.retry(request_id=request_id, actor=_actor()), "Retrying.")
 
 
 @bp.get("/escalations")
+@reads
 @staff_required
 @no_store
 def escalations():
-    return render_template("staff/escalations.html", items=orders.open_escalations(), form=ReasonForm())
+    return render_template("staff/escalations.html", items=watchdog.open_escalations(), form=ReasonForm())
 
 
 @bp.post("/escalations/<int:escalation_id>/resolve")
+@writes
 @staff_required
 def resolve_escalation(escalation_id: int):
     try:
-        orders.resolve_escalation(escalation_id=escalation_id, note=request.form.get("reason", ""), actor=_actor())
+        watchdog.resolve_escalation(escalation_id=escalation_id, note=request.form.get("reason", ""), actor=_actor())
         db.session.commit()
         flash("Resolved.", "ok")
     except DomainError as exc:

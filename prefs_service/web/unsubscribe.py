@@ -11,8 +11,9 @@ import uuid
 
 from flask import Blueprint, abort, current_app, render_template, request
 
+from ..db.scopes import reads, writes
 from .. import channels, links, tokens
-from ..consent import service as consent
+from .. import consent
 from ..errors import NotFound
 from ..extensions import csrf, db
 from ..subjects import service as subjects
@@ -42,6 +43,7 @@ def _target(token: str) -> tuple[uuid.UUID, channels.Channel, channels.Purpose]:
 
 
 @bp.get(links.UNSUBSCRIBE_ROUTE)
+@reads
 @no_store
 def confirm(token: str):
     subject_id, channel, purpose = _target(token)
@@ -53,6 +55,7 @@ def confirm(token: str):
 
 
 @bp.post(links.UNSUBSCRIBE_ROUTE)
+@writes
 @csrf.exempt
 @no_store
 def unsubscribe(token: str):

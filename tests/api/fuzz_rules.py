@@ -26,7 +26,7 @@ IDENTIFIERS = {
     "contact_email": ("email", 320, "partner@example.com"),
     "phone": ("phone", 64, "+44 20 7946 0000"),
     "fax": ("fax", 64, "+44 20 7946 0001"),
-    "postal_address": ("postal", 500, "1 High Street, Leeds"),
+    "postal_address": ("postal_address", 500, "1 High Street, Leeds"),
 }
 
 

@@ -23,11 +23,11 @@ def test_impossible_numbers_are_refused_with_a_reason(raw):
 
 
 def test_postal_addresses_hash_alike_whatever_the_spacing_and_case():
-    a = channels.normalize("postal", "1 High Street,\n  Springfield ,  AB1 2CD")
-    b = channels.normalize("postal", "1 high street; springfield; ab1  2cd.")
+    a = channels.normalize("postal_address", "1 High Street,\n  Springfield ,  AB1 2CD")
+    b = channels.normalize("postal_address", "1 high street; springfield; ab1  2cd.")
     assert a == b == "1 HIGH STREET, SPRINGFIELD, AB1 2CD"
     with pytest.raises(channels.InvalidIdentifier):
-        channels.normalize("postal", "x")
+        channels.normalize("postal_address", "x")
 
 
 def test_every_channel_declares_its_purposes():

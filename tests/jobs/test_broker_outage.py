@@ -22,11 +22,12 @@ import redis
 import sqlalchemy as sa
 
 from prefs_service import outbox
-from prefs_service.extensions import db, utcnow
+from prefs_service.extensions import db
+from prefs_service.clock import utcnow
 from prefs_service.jobs.dispatch import QUEUE_NAME, jobs
 from prefs_service.notices import service as notices
 from prefs_service.notices.models import Notice
-from prefs_service.orders.service import ESCALATION_WEBHOOK_JOB
+from prefs_service.job_kinds import JobKind
 from prefs_service.outbox import DONE, QUEUED, Job
 from tests.conftest import free_port
 from tests.helpers import eventually
@@ -134,7 +135,7 @@ def queue_escalation_posts(app, count: int) -> None:
     with app.app_context():
         for start in range(0, count, QUEUE_CHUNK):
             for n in range(start, min(start + QUEUE_CHUNK, count)):
-                outbox.defer(ESCALATION_WEBHOOK_JOB, {"escalation_id": n, "order_reference": f"ORD-{n}"})
+                outbox.defer(JobKind.ORDER_ESCALATION_WEBHOOK, {"escalation_id": n, "order_reference": f"ORD-{n}"})
             db.session.commit()  # the after-commit hook hands these to Redis
 
 
@@ -162,19 +163,19 @@ def test_ten_thousand_jobs_queued_in_a_killed_broker_all_run_once(redis_server, 
     queued_after = time.monotonic() - started
 
     app.extensions["prefs.jobs"].start(threads=4)
-    eventually(lambda: job_counts(app, ESCALATION_WEBHOOK_JOB)[DONE] >= 5, timeout=30, what="the first jobs to run")
+    eventually(lambda: job_counts(app, JobKind.ORDER_ESCALATION_WEBHOOK)[DONE] >= 5, timeout=30, what="the first jobs to run")
     redis_server.kill()
-    at_kill = job_counts(app, ESCALATION_WEBHOOK_JOB)
+    at_kill = job_counts(app, JobKind.ORDER_ESCALATION_WEBHOOK)
     assert at_kill[QUEUED] >= AT_LEAST_QUEUED_AT_KILL, at_kill
     redis_server.start()  # the same port, empty: every message it held is gone
     assert redis_server.keys_loaded_at_start() == 0
 
-    eventually(lambda: job_counts(app, ESCALATION_WEBHOOK_JOB)[DONE] == JOBS, timeout=600, interval=0.5, what="every job to be done")
+    eventually(lambda: job_counts(app, JobKind.ORDER_ESCALATION_WEBHOOK)[DONE] == JOBS, timeout=600, interval=0.5, what="every job to be done")
     app.extensions["prefs.jobs"].stop()
     done_after = time.monotonic() - started
 
-    assert job_counts(app, ESCALATION_WEBHOOK_JOB) == {DONE: JOBS}
-    assert attempts_of(app, ESCALATION_WEBHOOK_JOB) == {1: JOBS}  # no job was claimed twice
+    assert job_counts(app, JobKind.ORDER_ESCALATION_WEBHOOK) == {DONE: JOBS}
+    assert attempts_of(app, JobKind.ORDER_ESCALATION_WEBHOOK) == {1: JOBS}  # no job was claimed twice
     assert set(webhook.received) == set(range(JOBS))  # every job's POST arrived
     assert set(webhook.received.values()) == {1}  # and none twice
     print(f"\n{JOBS} queued in {queued_after:.1f}s; at the kill {dict(at_kill)}; all done, once each, at {done_after:.1f}s")
@@ -202,12 +203,12 @@ def test_notices_queued_in_a_killed_broker_are_each_mailed_once(redis_server, ma
     app.extensions["prefs.jobs"].start(threads=4)
     eventually(lambda: len(smtp.messages) >= 5, timeout=30, what="the first mails")
     redis_server.kill()
-    assert job_counts(app, notices.DELIVER_JOB)[QUEUED] >= MAILS - 20
+    assert job_counts(app, JobKind.NOTICE_DELIVER)[QUEUED] >= MAILS - 20
     redis_server.start()
 
-    eventually(lambda: job_counts(app, notices.DELIVER_JOB)[DONE] == MAILS, timeout=300, interval=0.2, what="every mail job to be done")
+    eventually(lambda: job_counts(app, JobKind.NOTICE_DELIVER)[DONE] == MAILS, timeout=300, interval=0.2, what="every mail job to be done")
     app.extensions["prefs.jobs"].stop()
-    assert attempts_of(app, notices.DELIVER_JOB) == {1: MAILS}
+    assert attempts_of(app, JobKind.NOTICE_DELIVER) == {1: MAILS}
     with app.app_context():
         sent = dict(db.session.execute(sa.select(Notice.id, Notice.message_id).where(Notice.status == "sent")).all())
         db.session.rollback()
@@ -223,7 +224,7 @@ def test_a_backlog_is_not_sent_again_while_the_broker_holds_it(redis_server, mak
     app = make_app(broker_url=redis_server.url, escalation_webhook_url="http://127.0.0.1:1/unused")
     queue_escalation_posts(app, 50)
     with app.app_context():
-        backlog = set(db.session.scalars(sa.select(Job.id).where(Job.kind == ESCALATION_WEBHOOK_JOB)))
+        backlog = set(db.session.scalars(sa.select(Job.id).where(Job.kind == JobKind.ORDER_ESCALATION_WEBHOOK)))
         queued_at = db.session.scalar(sa.select(sa.func.max(Job.dispatched_at)))
         db.session.rollback()
     resend_after = app.config["PREFS"].job_resend_after_seconds

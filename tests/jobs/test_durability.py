@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 
+from prefs_service.job_kinds import JobKind
 from prefs_service.jobs.dispatch import jobs
 from tests.conftest import InProcessWorker
 from tests.helpers import jobs_of, notice, queue_preferences_mail, worker_process
@@ -15,7 +16,7 @@ from tests.helpers import jobs_of, notice, queue_preferences_mail, worker_proces
 def test_a_job_queued_while_the_broker_is_down_runs_once_it_is_back(make_app, smtp, caplog):
     broken = make_app(broker_url="redis://127.0.0.1:1/0")
     notice_id = queue_preferences_mail(broken, key="outage")
-    [job] = jobs_of(broken, "notices.deliver")
+    [job] = jobs_of(broken, JobKind.NOTICE_DELIVER)
     assert job.status == "queued"
     assert "left for the sweeper" in caplog.text
 
@@ -24,19 +25,19 @@ def test_a_job_queued_while_the_broker_is_down_runs_once_it_is_back(make_app, sm
     InProcessWorker(recovered).wait()
     assert len(smtp.wait_for(1)) == 1
     assert notice(recovered, notice_id).status == "sent"
-    [job] = jobs_of(recovered, "notices.deliver")
+    [job] = jobs_of(recovered, JobKind.NOTICE_DELIVER)
     assert job.status == "done" and job.attempts == 1
 
 
 def test_a_duplicated_message_has_one_effect(app, smtp, worker):
     queue_preferences_mail(app, key="dup")
-    [job] = jobs_of(app, "notices.deliver")
+    [job] = jobs_of(app, JobKind.NOTICE_DELIVER)
     with app.app_context():
         jobs().send([job.id, job.id, job.id])
     worker.wait()
     time.sleep(0.3)
     assert len(smtp.messages) == 1
-    [job] = jobs_of(app, "notices.deliver")
+    [job] = jobs_of(app, JobKind.NOTICE_DELIVER)
     assert job.status == "done" and job.attempts == 1
 
 
@@ -44,10 +45,10 @@ def test_a_failing_job_is_retried_later_with_a_safe_error(make_app, smtp):
     closed_port = "smtp://127.0.0.1:1"
     app = make_app(mail_url=closed_port)
     queue_preferences_mail(app, key="retry", recipient="private.person@example.com")
-    [job] = jobs_of(app, "notices.deliver")
+    [job] = jobs_of(app, JobKind.NOTICE_DELIVER)
     with app.app_context():
         assert jobs().execute(job.id) == "queued"
-    [job] = jobs_of(app, "notices.deliver")
+    [job] = jobs_of(app, JobKind.NOTICE_DELIVER)
     assert job.attempts == 1 and job.status == "queued"
     assert job.run_after > job.updated_at  # backed off
     assert "ConnectionRefusedError" in job.last_error and "example.com" not in job.last_error
@@ -58,7 +59,7 @@ def test_a_failing_job_is_retried_later_with_a_safe_error(make_app, smtp):
 def test_a_job_that_keeps_failing_ends_failed_and_staff_can_retry_it(make_app, app, smtp):
     broken = make_app(mail_url="smtp://127.0.0.1:1")
     queue_preferences_mail(broken, key="give-up")
-    [job] = jobs_of(broken, "notices.deliver")
+    [job] = jobs_of(broken, JobKind.NOTICE_DELIVER)
     from prefs_service.extensions import db
     from prefs_service.outbox import Job
 
@@ -93,7 +94,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_mail_goes_out(
     time.sleep(1.5)  # room for a duplicate to show up if there were one
     assert len(smtp.messages) == 1
     assert notice(app, notice_id).status == "sent"
-    [job] = jobs_of(app, "notices.deliver")
+    [job] = jobs_of(app, JobKind.NOTICE_DELIVER)
     assert job.status == "done" and job.attempts == 2
 
     second.send_signal(signal.SIGTERM)

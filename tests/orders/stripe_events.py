@@ -81,11 +81,11 @@ def apply_accepted(app) -> None:
 
     from prefs_service.extensions import db
     from prefs_service.jobs.dispatch import jobs
-    from prefs_service.orders.service import APPLY_JOB
+    from prefs_service.job_kinds import JobKind
     from prefs_service.outbox import QUEUED, Job
 
     with app.app_context():
-        pending = db.session.scalars(sa.select(Job.id).where(Job.kind == APPLY_JOB, Job.status == QUEUED).order_by(Job.id)).all()
+        pending = db.session.scalars(sa.select(Job.id).where(Job.kind == JobKind.ORDER_APPLY_STRIPE_EVENT, Job.status == QUEUED).order_by(Job.id)).all()
         db.session.rollback()
         for job_id in pending:
             assert jobs().execute(job_id) == "done"

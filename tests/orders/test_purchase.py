@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from prefs_service.extensions import db, utcnow
+from prefs_service.extensions import db
+from prefs_service.clock import utcnow
 from prefs_service.orders import service as orders
+from prefs_service.orders import watchdog
 from prefs_service.orders.models import Order, ProvisionedSystem
 from tests.conftest import free_port
 from tests.orders.stripe_events import apply_accepted, checkout_session, event, invoice, post
@@ -124,14 +126,14 @@ def test_the_watchdog_escalates_repeats_and_stops_when_resolved(make_app, smtp, 
         orders.commission(order=db.session.get(Order, order.id), username="late", system_name="late-sys")
         db.session.commit()
         start = utcnow()
-        assert orders.watchdog(now=start + timedelta(seconds=599))["opened"] == 0
-        assert orders.watchdog(now=start + timedelta(seconds=601)) == {"opened": 1, "resolved": 0, "notified": 1}
-        assert orders.watchdog(now=start + timedelta(seconds=900)) == {"opened": 0, "resolved": 0, "notified": 0}
+        assert watchdog.watchdog(now=start + timedelta(seconds=599))["opened"] == 0
+        assert watchdog.watchdog(now=start + timedelta(seconds=601)) == {"opened": 1, "resolved": 0, "notified": 1}
+        assert watchdog.watchdog(now=start + timedelta(seconds=900)) == {"opened": 0, "resolved": 0, "notified": 0}
         # 03:00 on a Sunday is no different
-        assert orders.watchdog(now=start + timedelta(seconds=601 + 900))["notified"] == 1
-        [(escalation, _)] = orders.open_escalations()
-        orders.resolve_escalation(escalation_id=escalation.id, note="called the customer", actor="staff:1")
-        assert orders.watchdog(now=start + timedelta(seconds=5000))["notified"] == 0
+        assert watchdog.watchdog(now=start + timedelta(seconds=601 + 900))["notified"] == 1
+        [(escalation, _)] = watchdog.open_escalations()
+        watchdog.resolve_escalation(escalation_id=escalation.id, note="called the customer", actor="staff:1")
+        assert watchdog.watchdog(now=start + timedelta(seconds=5000))["notified"] == 0
         db.session.commit()
     app.extensions["prefs.jobs"].start(threads=2)  # sends the two rounds of notices (and delivers the order)
     from tests.conftest import InProcessWorker
@@ -147,11 +149,11 @@ def test_a_paid_order_not_commissioned_in_a_day_is_escalated_and_closes_itself(a
     apply_accepted(app)
     with app.app_context():
         start = utcnow()
-        assert orders.watchdog(now=start + timedelta(hours=23))["opened"] == 0
-        assert orders.watchdog(now=start + timedelta(hours=25))["opened"] == 1
+        assert watchdog.watchdog(now=start + timedelta(hours=23))["opened"] == 0
+        assert watchdog.watchdog(now=start + timedelta(hours=25))["opened"] == 1
         order = db.session.scalars(sa.select(Order)).one()
         orders.commission(order=order, username="idle", system_name="idle-sys")
-        assert orders.watchdog(now=start + timedelta(hours=26))["resolved"] == 1
+        assert watchdog.watchdog(now=start + timedelta(hours=26))["resolved"] == 1
         db.session.commit()
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from prefs_service.cli import main
 from prefs_service.extensions import db
-from prefs_service.requests.models import RightsRequest
+from prefs_service.rights.models import RightsRequest
 
 PASSWORD = "correct horse battery staple"
 
@@ -140,14 +140,14 @@ def test_staff_reject_needs_a_reason_and_extend_once(client, officer, api_key):
 
 
 def test_staff_see_open_escalations_and_resolve_them(app, client, officer):
-    from prefs_service.extensions import utcnow
-    from prefs_service.orders import service as orders
+    from prefs_service.clock import utcnow
+    from prefs_service.orders import watchdog
     from tests.orders.stripe_events import apply_accepted, checkout_session, event, post
 
     post(client, event("checkout.session.completed", checkout_session("cs_staff", email="stuck@example.com")))
     apply_accepted(app)
     with app.app_context():
-        orders.watchdog(now=utcnow() + timedelta(hours=25))
+        watchdog.watchdog(now=utcnow() + timedelta(hours=25))
         db.session.commit()
     sign_in(client, officer)
     page = client.get("/staff/escalations")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from prefs_service.requests.service import add_months
+from prefs_service.rights.service import add_months
 
 
 @pytest.mark.parametrize(

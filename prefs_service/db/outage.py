@@ -13,7 +13,7 @@ import sqlite3
 import sqlalchemy as sa
 from flask import g, has_app_context
 from flask_sqlalchemy.session import Session
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def end_session(_exc: BaseException | None = None) -> None:
     read opens one); if the connection was lost meanwhile, the answer already
     made stands: the lost connection is dropped instead of failing the request
     after the fact."""
-    from .extensions import db
+    from ..extensions import db
 
     try:
         db.session.remove()
@@ -99,16 +99,21 @@ def _mark(sent: bool) -> None:
         setattr(g, _COMMIT_SENT, sent)
 
 
-@sa.event.listens_for(Engine, "commit")
-def _commit_sent(conn):
+def listen(engine: Engine) -> None:
+    """Keep track, per request or job, of whether a COMMIT went out on `engine`."""
+    sa.event.listen(engine, "commit", _commit_sent)
+    for name, handler in (("after_begin", _transaction_began), ("after_commit", _commit_done)):
+        if not sa.event.contains(Session, name, handler):  # sessions are shared by every app
+            sa.event.listen(Session, name, handler)
+
+
+def _commit_sent(conn: Connection) -> None:
     _mark(True)
 
 
-@sa.event.listens_for(Session, "after_begin")
-def _transaction_began(session, transaction, connection):
+def _transaction_began(session: Session, transaction: object, connection: Connection) -> None:
     _mark(False)
 
 
-@sa.event.listens_for(Session, "after_commit")
-def _commit_done(session):
+def _commit_done(session: Session) -> None:
     _mark(False)

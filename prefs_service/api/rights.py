@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from ..db.scopes import reads, writes
 from ..extensions import db
-from ..requests import service as requests
+from ..rights import service as rights
 from . import schemas
 from .auth import actor, require
 from .blueprint import Blueprint
@@ -12,26 +13,28 @@ blp = Blueprint("requests", __name__, url_prefix="/v1/requests", description="Da
 
 
 def with_timeline(item):
-    item.timeline = requests.timeline(item)
+    item.timeline = rights.timeline(item)
     return item
 
 
 @blp.route("")
 class Requests(MethodView):
+    @reads
     @require("requests:read")
     @blp.arguments(schemas.RequestListQuery(), location="query")
     @blp.response(200, schemas.RequestOut(many=True))
     def get(self, query):
         """The queue, most urgent first; `status` filters (repeat it for several)."""
-        return requests.list_requests(statuses=query.get("status"), limit=query["limit"])
+        return rights.list_requests(statuses=query.get("status"), limit=query["limit"])
 
+    @writes
     @require("requests:write")
     @blp.arguments(schemas.RequestIn())
     @blp.response(201, schemas.RequestOut)
     @blp.problems(404, 409)
     def post(self, data):
         """Take a request. Without `verified: true` the requester gets a mail to confirm it first."""
-        item = requests.submit(
+        item = rights.submit(
             type=data["type"],
             email=data.get("email"),
             subject_id=data.get("subject_id"),
@@ -46,59 +49,64 @@ class Requests(MethodView):
 
 @blp.route("/<id:request_id>")
 class RequestItem(MethodView):
+    @reads
     @require("requests:read")
     @blp.response(200, schemas.RequestOut)
     @blp.problems(404, 422)
     def get(self, request_id):
         """One request with its timeline."""
-        return with_timeline(requests.get(request_id))
+        return with_timeline(rights.get(request_id))
 
 
 @blp.route("/<id:request_id>/approve")
 class Approve(MethodView):
+    @writes
     @require("requests:write")
     @blp.response(200, schemas.RequestOut)
     @blp.problems(404, 409, 422)
     def post(self, request_id):
         """Approve a correction awaiting review: a job applies it."""
-        item = requests.approve(request_id=request_id, actor=actor())
+        item = rights.approve(request_id=request_id, actor=actor())
         db.session.commit()
         return with_timeline(item)
 
 
 @blp.route("/<id:request_id>/reject")
 class Reject(MethodView):
+    @writes
     @require("requests:write")
     @blp.arguments(schemas.RejectIn())
     @blp.response(200, schemas.RequestOut)
     @blp.problems(404, 409)
     def post(self, data, request_id):
         """Reject with the reason the requester is told."""
-        item = requests.reject(request_id=request_id, reason=data["reason"], actor=actor())
+        item = rights.reject(request_id=request_id, reason=data["reason"], actor=actor())
         db.session.commit()
         return with_timeline(item)
 
 
 @blp.route("/<id:request_id>/extend")
 class Extend(MethodView):
+    @writes
     @require("requests:write")
     @blp.arguments(schemas.ExtendIn())
     @blp.response(200, schemas.RequestOut)
     @blp.problems(404, 409)
     def post(self, data, request_id):
         """Extend the deadline once, by one or two months; the requester is told."""
-        item = requests.extend(request_id=request_id, months=data["months"], reason=data["reason"], actor=actor())
+        item = rights.extend(request_id=request_id, months=data["months"], reason=data["reason"], actor=actor())
         db.session.commit()
         return with_timeline(item)
 
 
 @blp.route("/<id:request_id>/retry")
 class Retry(MethodView):
+    @writes
     @require("requests:write")
     @blp.response(200, schemas.RequestOut)
     @blp.problems(404, 409, 422)
     def post(self, request_id):
         """Run a failed request's job again."""
-        item = requests.retry(request_id=request_id, actor=actor())
+        item = rights.retry(request_id=request_id, actor=actor())
         db.session.commit()
         return with_timeline(item)

@@ -8,7 +8,6 @@ in the middle of an export."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import uuid
@@ -18,13 +17,14 @@ import pytest
 import sqlalchemy as sa
 
 from prefs_service.consent.models import ConsentEvent
-from prefs_service.extensions import db, utcnow
+from prefs_service.extensions import db
+from prefs_service.clock import utcnow
 from prefs_service.jobs.dispatch import PERIODIC, jobs
 from prefs_service.outbox import RUNNING, Job
-from prefs_service.requests import service as requests_service
-from prefs_service.requests.export import remove_request_files
+from prefs_service.rights import work as rights_work
+from prefs_service.rights.export import remove_request_files
 from tests.helpers import eventually, worker_process
-from tests.requests.conftest import unzip
+from tests.rights.conftest import unzip
 
 HISTORY_ROWS = 60_000  # long enough for the export to be caught half-written
 
@@ -92,7 +92,7 @@ def _kill_mid_export(app, base_settings, tmp_path, worker_processes, *, lease_se
 
 def _purge(app, *, now):
     with app.app_context():
-        requests_service.purge_expired_exports(now=now)
+        rights_work.purge_expired_exports(now=now)
         db.session.commit()
 
 

@@ -1,5 +1,5 @@
-"""Rights requests: intake, verification, deadlines, staff decisions and the
-work itself (export, erasure, correction), each step in the audit trail.
+"""Rights requests: intake, verification, deadlines and staff decisions, each
+step in the audit trail. The work itself (export, erasure, correction) is in work.py.
 
     awaiting_verification → verified → (awaiting_review →) processing → completed
     … or rejected (with a reason the requester is told), expired (never verified
@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import calendar
 from datetime import datetime, timedelta
-from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit, channels, links, outbox, references, tokens
 from ..access import service as access
-from ..channels import email as email_channel
-from ..consent.models import ConsentEvent, Suppression
+from ..clock import utcnow
 from ..errors import Conflict, Erased, Invalid, NotFound
-from ..extensions import db, utcnow
+from ..extensions import db
+from ..job_kinds import JobKind
 from ..notices import service as notices
-from ..notices.models import PENDING, Notice
-from ..orders import service as orders
-from ..partners import service as partners
-from ..private_files import private_folder
+from ..subjects import refs
 from ..subjects import service as subjects
-from ..subjects.models import Identifier, Subject
-from .export import remove_request_files
+from ..subjects.identifiers import identifier_hash, normalize_fields
+from ..subjects.models import Subject
+from ..subjects.refs import SubjectRef
 from .models import (
     AWAITING_REVIEW,
     AWAITING_VERIFICATION,
@@ -46,7 +44,7 @@ from .models import (
 
 VERIFY_WITHIN = timedelta(days=14)
 REMIND_BEFORE = timedelta(days=7)
-JOB_FOR = {"access": "requests.export", "erasure": "requests.erase", "correction": "requests.correct"}
+JOB_FOR = {"access": JobKind.RIGHTS_EXPORT, "erasure": JobKind.RIGHTS_ERASE, "correction": JobKind.RIGHTS_CORRECT}
 REASON_LIMIT = 2000
 
 
@@ -57,7 +55,7 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
-def _transition(request: RightsRequest, status: str, *, actor: str, **details) -> None:
+def transition(request: RightsRequest, status: str, *, actor: str, **details) -> None:
     previous = request.status
     request.status = status
     if status in (COMPLETED, REJECTED, EXPIRED):
@@ -71,7 +69,7 @@ def _transition(request: RightsRequest, status: str, *, actor: str, **details) -
     )
 
 
-def _tell_requester(request: RightsRequest, kind: str, **context) -> None:
+def tell_requester(request: RightsRequest, kind: str, **context) -> None:
     """Each kind of mail goes once per request, however often a job reruns."""
     if not request.email:
         return
@@ -86,6 +84,11 @@ def _tell_requester(request: RightsRequest, kind: str, **context) -> None:
 
 
 # --- intake -----------------------------------------------------------------------------
+
+
+def _identifier_refs(changes: dict[str, Any] | None) -> list[SubjectRef]:
+    """The identifiers a correction would give the person, as refs."""
+    return [SubjectRef(field, value) for field, value in (changes or {}).items() if field != "name"]
 
 
 def validate_changes(changes) -> dict:
@@ -106,7 +109,7 @@ def validate_changes(changes) -> dict:
         if not isinstance(value, str) or not value.strip():
             raise Invalid("A value is missing.", errors={f"changes.{field}": ["give the new value"]})
     try:
-        clean.update(subjects.normalize_fields(identifiers))
+        clean.update(normalize_fields(identifiers))
     except Invalid as exc:
         raise Invalid("Some new values are not valid.", errors={f"changes.{k}": v for k, v in exc.errors.items()}) from None
     return clean
@@ -145,10 +148,10 @@ def submit(
     except channels.InvalidIdentifier as exc:
         raise Invalid("The email address is not valid.", errors={"email": [str(exc)]}) from None
     if subject is None:
-        subject = subjects.find(kind="email", canonical=canonical)
+        subject = refs.find(SubjectRef("email", canonical))
     clean_changes = validate_changes(changes) if type == "correction" else None
     # Nobody is given the address of a person we erased, nor is it kept here.
-    subjects.refuse_erased([(field, value) for field, value in (clean_changes or {}).items() if field != "name"])
+    refs.refuse_erased(_identifier_refs(clean_changes))
     if type != "correction" and changes:
         raise Invalid("Only a correction carries changes.", errors={"changes": ["only for type correction"]})
 
@@ -158,7 +161,7 @@ def submit(
         status=AWAITING_VERIFICATION,
         subject_id=subject.id if subject else None,
         email=canonical,
-        email_hash=subjects.identifier_hash("email", canonical),
+        email_hash=identifier_hash("email", canonical),
         changes=clean_changes,
         explanation=explanation,
         created_by=actor,
@@ -167,10 +170,10 @@ def submit(
     db.session.flush()
     audit.record("request.submitted", actor=actor, target_type="rights_request", target_id=request.id, details={"type": type})
     if verified:
-        _tell_requester(request, "request_received", verify_url=None, valid_hours=None)
+        tell_requester(request, "request_received", verify_url=None, valid_hours=None)
         _verified(request, actor=actor)
     else:
-        _tell_requester(
+        tell_requester(
             request,
             "request_received",
             verify_url=links.verify_url(request.id),
@@ -183,15 +186,15 @@ def _verified(request: RightsRequest, *, actor: str) -> None:
     now = utcnow()
     request.verified_at = now
     request.due_at = add_months(now, 1)
-    _transition(request, VERIFIED, actor=actor, due_at=request.due_at.isoformat())
+    transition(request, VERIFIED, actor=actor, due_at=request.due_at.isoformat())
     if request.type == "correction":
-        _transition(request, AWAITING_REVIEW, actor=actor)
+        transition(request, AWAITING_REVIEW, actor=actor)
     else:
         _start(request, actor=actor)
 
 
 def _start(request: RightsRequest, *, actor: str) -> None:
-    _transition(request, PROCESSING, actor=actor)
+    transition(request, PROCESSING, actor=actor)
     outbox.defer(JOB_FOR[request.type], {"request_id": request.id})
 
 
@@ -242,7 +245,7 @@ def approve(*, request_id, actor: str) -> RightsRequest:
     subject = db.session.get(Subject, request.subject_id)
     if subject.erased_at is not None:
         raise Erased("We erased this person's data at their request, so there is nothing to correct; reject it with that reason.")
-    subjects.refuse_erased([(field, value) for field, value in (request.changes or {}).items() if field != "name"])
+    refs.refuse_erased(_identifier_refs(request.changes))
     _start(request, actor=actor)
     return request
 
@@ -255,8 +258,8 @@ def reject(*, request_id, reason: str, actor: str) -> RightsRequest:
     if request.status not in (AWAITING_VERIFICATION, VERIFIED, AWAITING_REVIEW, FAILED):
         raise Conflict(f"A request that is {request.status} cannot be rejected.")
     request.rejection_reason = reason
-    _transition(request, REJECTED, actor=actor)
-    _tell_requester(request, "request_rejected", reason=reason)
+    transition(request, REJECTED, actor=actor)
+    tell_requester(request, "request_rejected", reason=reason)
     return request
 
 
@@ -285,7 +288,7 @@ def extend(*, request_id, months: int, reason: str, actor: str) -> RightsRequest
         target_id=request.id,
         details={"months": months, "due_at": request.due_at.isoformat()},
     )
-    _tell_requester(request, "request_extended", reason=reason, due_at=request.due_at.strftime("%-d %B %Y"))
+    tell_requester(request, "request_extended", reason=reason, due_at=request.due_at.strftime("%-d %B %Y"))
     return request
 
 
@@ -301,11 +304,20 @@ def mark_failed(*, request_id: int) -> None:
     """The job gave up: staff see it and can retry."""
     request = db.session.get(RightsRequest, request_id)
     if request is not None and request.status == PROCESSING:
-        _transition(request, FAILED, actor="system")
+        transition(request, FAILED, actor="system")
 
 
 def timeline(request: RightsRequest):
     return audit.trail("rights_request", request.id)
+
+
+def current_values(request: RightsRequest) -> dict[str, str | None]:
+    """For a correction: what we hold now for each field it would change."""
+    if request.subject_id is None or not request.changes:
+        return {}
+    subject = db.session.get(Subject, request.subject_id)
+    held = {"name": subject.name, **subjects.identifiers_of(subject)}
+    return {field: held.get(field) for field in request.changes}
 
 
 # --- periodic duties -------------------------------------------------------------------
@@ -317,7 +329,7 @@ def expire_unverified(now: datetime | None = None) -> int:
         sa.select(RightsRequest).where(RightsRequest.status == AWAITING_VERIFICATION, RightsRequest.created_at < now - VERIFY_WITHIN)
     ).all()
     for request in stale:
-        _transition(request, EXPIRED, actor="system")
+        transition(request, EXPIRED, actor="system")
     return len(stale)
 
 
@@ -355,147 +367,3 @@ def _tell_staff(staff: list[str], request: RightsRequest, kind: str) -> None:
             },
             idempotency_key=f"{kind}:{request.reference}:{request.due_at.date().isoformat()}:{address}",
         )
-
-
-# --- the work -------------------------------------------------------------------------------
-
-
-def export_dir() -> Path:
-    return private_folder(current_app.config["PREFS"].export_dir)
-
-
-def write_export_file(*, request_id: int) -> str | None:
-    """Write the access export (reads only; may take a while). Returns the file
-    name, or None when the request no longer needs one."""
-    from .export import write_export
-
-    request = db.session.get(RightsRequest, request_id)
-    if request is None or request.status != PROCESSING or request.type != "access":
-        return None
-    path = export_dir() / f"{request.reference}.zip"
-    write_export(request, path)
-    return path.name
-
-
-def complete_export(*, request_id: int, written: str | None) -> None:
-    """Record the export and mail a download link, valid seven days."""
-    request = db.session.get(RightsRequest, request_id, with_for_update=True)
-    if request is None or request.status != PROCESSING or written is None:
-        return
-    request.export_file = written
-    request.export_expires_at = utcnow() + tokens.PURPOSES["download"].max_age
-    _transition(request, COMPLETED, actor="system")
-    _tell_requester(
-        request, "export_ready", download_url=links.download_url(request.id), expires_at=request.export_expires_at.strftime("%-d %B %Y")
-    )
-
-
-def export_path(request: RightsRequest) -> Path | None:
-    """The export file while it may still be downloaded."""
-    if not request.export_file or not request.export_expires_at or request.export_expires_at < utcnow():
-        return None
-    path = export_dir() / request.export_file
-    return path if path.exists() else None
-
-
-def purge_expired_exports(now: datetime | None = None) -> int:
-    now = now or utcnow()
-    expired = db.session.scalars(
-        sa.select(RightsRequest).where(RightsRequest.export_file.is_not(None), RightsRequest.export_expires_at < now)
-    ).all()
-    for request in expired:
-        (export_dir() / request.export_file).unlink(missing_ok=True)
-        request.export_file = None
-        audit.record("request.export_deleted", actor="system", target_type="rights_request", target_id=request.id)
-    # Partial files of exports a killed worker never finished hold the person's data.
-    from .export import references_being_written, remove_leftover_partials
-
-    live = references_being_written(job_kind=JOB_FOR["access"], now=now)
-    remove_leftover_partials(export_dir(), live=live, now=now)
-    return len(expired)
-
-
-def run_erasure(*, request_id: int) -> None:
-    """Remove the person's personal data in one transaction, keeping a keyed-hash
-    suppression for every identifier so they are never contacted or re-added."""
-    request = db.session.get(RightsRequest, request_id, with_for_update=True)
-    if request is None or request.status != PROCESSING:
-        return
-    now = utcnow()
-    subject = db.session.get(Subject, request.subject_id) if request.subject_id else None
-    # The address the requester wrote from is theirs to erase, unless it is
-    # someone else's (staff may answer a named person at another address).
-    holder = db.session.scalar(sa.select(Identifier.subject_id).where(Identifier.value_hash == request.email_hash))
-    hashes = {request.email_hash: "email"} if holder is None or holder == request.subject_id else {}
-    if subject is not None:
-        hashes.update({i.value_hash: i.kind for i in subject.identifiers})
-        if subject.external_ref:  # kept as a hash only, so a CRM re-sync is recognised
-            hashes[subjects.key_hash("external_ref", subject.external_ref)] = subjects.EXTERNAL_REF_KIND
-        subject_id = subject.id
-        db.session.execute(sa.delete(Identifier).where(Identifier.subject_id == subject_id))
-        db.session.expire(subject, ["identifiers"])
-        subject.name = None
-        subject.external_ref = None
-        subject.erased_at = now
-        db.session.execute(
-            sa.update(ConsentEvent)
-            .where(ConsentEvent.subject_id == subject_id)
-            .values(evidence_ip=None, evidence_user_agent=None, evidence_note=None)
-        )
-        orders.scrub_orders(subject_id=subject_id)
-        partners.tell_partners(subject_id=subject_id, what="erasure", request_reference=request.reference)
-    # Mail about this person: by their subject, or to the address they wrote from.
-    their_mail = Notice.recipient == request.email
-    if subject is not None:
-        their_mail = sa.or_(their_mail, Notice.subject_id == subject.id)
-    db.session.execute(sa.update(Notice).where(their_mail, Notice.status == PENDING).values(status="failed"))
-    # A file:// outbox keeps a copy of every mail it "sent" them.
-    email_channel.forget(list(db.session.scalars(sa.select(Notice.message_id).where(their_mail))), mail_url=current_app.config["PREFS"].mail_url)
-    db.session.execute(sa.update(Notice).where(their_mail).values(recipient=None, context={}))
-    for value_hash, kind in hashes.items():
-        existing = db.session.get(Suppression, value_hash)
-        if existing is None:
-            db.session.add(Suppression(value_hash=value_hash, kind=kind, reason=subjects.ERASURE, created_by="erasure", created_at=now))
-        else:
-            existing.reason = subjects.ERASURE
-    _transition(request, COMPLETED, actor="system", identifiers=len(hashes))
-    # The confirmation is the last mail to this address; it forgets it once sent.
-    notices.queue(
-        kind="erasure_done",
-        recipient=request.email,
-        template="erasure_done",
-        context={"reference": request.reference},
-        idempotency_key=f"erasure_done:{request.reference}",
-        forget_after_send=True,
-    )
-    their_requests = RightsRequest.email_hash == request.email_hash
-    if subject is not None:
-        their_requests = sa.or_(their_requests, RightsRequest.subject_id == subject.id)
-    for earlier in db.session.scalars(sa.select(RightsRequest).where(their_requests)):
-        # Copies of what we just erased, finished or left half-written by a dead worker.
-        remove_request_files(export_dir(), earlier.reference)
-        earlier.export_file = earlier.export_expires_at = None
-    db.session.execute(sa.update(RightsRequest).where(their_requests).values(email=None, changes=None, explanation=None))
-
-
-def run_correction(*, request_id: int) -> None:
-    """Apply approved changes; consent follows the person, partners are told."""
-    request = db.session.get(RightsRequest, request_id, with_for_update=True)
-    if request is None or request.status != PROCESSING:
-        return
-    subject = db.session.get(Subject, request.subject_id) if request.subject_id else None
-    if subject is None:
-        raise Conflict(f"Request {request.reference} names nobody we hold; reject it instead.")
-    subjects.update(subject, values=dict(request.changes or {}), actor=f"request:{request.reference}")
-    partners.tell_partners(subject_id=subject.id, what="correction", request_reference=request.reference)
-    _transition(request, COMPLETED, actor="system", fields=sorted(request.changes or {}))
-    _tell_requester(request, "correction_done", fields=sorted(request.changes or {}))
-
-
-def current_values(request: RightsRequest) -> dict[str, str | None]:
-    """For a correction: what we hold now for each field it would change."""
-    if request.subject_id is None or not request.changes:
-        return {}
-    subject = db.session.get(Subject, request.subject_id)
-    held = {"name": subject.name, **subjects.identifiers_of(subject)}
-    return {field: held.get(field) for field in request.changes}

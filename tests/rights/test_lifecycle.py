@@ -11,10 +11,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from prefs_service.extensions import db, utcnow
-from prefs_service.requests import service as requests_service
-from prefs_service.requests.models import RightsRequest
-from tests.requests.conftest import link_in, mails_to, unzip
+from prefs_service.extensions import db
+from prefs_service.clock import utcnow
+from prefs_service.rights import service as rights_service
+from prefs_service.rights import work as rights_work
+from prefs_service.rights.models import RightsRequest
+from tests.rights.conftest import link_in, mails_to, unzip
 
 
 def csrf_of(page) -> str:
@@ -81,7 +83,7 @@ def test_access_request_verified_exported_downloaded_and_expired(app, client, pe
     assert "evidence_ip:" in files["README.txt"].decode()
 
     with app.app_context():  # seven days later the purge job deletes the file
-        requests_service.purge_expired_exports(now=utcnow() + timedelta(days=8))
+        rights_work.purge_expired_exports(now=utcnow() + timedelta(days=8))
         db.session.commit()
     gone = client.get(link_in(ready[0], "/privacy-requests/download/"))
     assert gone.status_code == 404 and b"expired" in gone.data
@@ -93,7 +95,7 @@ def test_verification_links_are_posts_and_unknown_or_expired_ones_are_404(app, c
     make_request(client, type="erasure", email="ann@example.com")
     worker.wait()
     with app.app_context():  # never verified: after 14 days the request expires
-        assert requests_service.expire_unverified(now=utcnow() + timedelta(days=15)) == 1
+        assert rights_service.expire_unverified(now=utcnow() + timedelta(days=15)) == 1
         db.session.commit()
     verify = link_in(mails_to(smtp, "ann@example.com")[0], "/privacy-requests/verify/")
     late = client.post(verify)
@@ -253,11 +255,11 @@ def test_staff_are_reminded_before_the_due_date_and_alerted_after(app, client, p
     ).json
     with app.app_context():
         due = db.session.get(RightsRequest, made["id"]).due_at
-        assert requests_service.alert_deadlines(now=due - timedelta(days=8)) == 0
-        assert requests_service.alert_deadlines(now=due - timedelta(days=6)) == 1
-        assert requests_service.alert_deadlines(now=due - timedelta(days=5)) == 0  # once
-        assert requests_service.alert_deadlines(now=due + timedelta(hours=1)) == 1
-        assert requests_service.alert_deadlines(now=due + timedelta(days=2)) == 0
+        assert rights_service.alert_deadlines(now=due - timedelta(days=8)) == 0
+        assert rights_service.alert_deadlines(now=due - timedelta(days=6)) == 1
+        assert rights_service.alert_deadlines(now=due - timedelta(days=5)) == 0  # once
+        assert rights_service.alert_deadlines(now=due + timedelta(hours=1)) == 1
+        assert rights_service.alert_deadlines(now=due + timedelta(days=2)) == 0
         db.session.commit()
     worker.wait()
     subjects = sorted(m["Subject"] for m in mails_to(smtp, "officer@example.com"))  # two workers: any order

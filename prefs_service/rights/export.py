@@ -22,9 +22,10 @@ import orjson
 import sqlalchemy as sa
 
 from .. import outbox
-from ..consent import service as consent
+from .. import consent
 from ..consent.models import ConsentEvent
-from ..extensions import db, utcnow
+from ..extensions import db
+from ..clock import utcnow
 from ..notices.models import Notice
 from ..orders.models import Order
 from ..outbox import Job
@@ -166,7 +167,7 @@ SECTIONS: list[Section] = [
         ("created_at", "When we first recorded you (UTC)."), ("erased_at", "When we erased your data, if we did."),
     ), _subject_rows),
     Section("identifiers", "How we can reach you", (
-        ("kind", "email, phone, fax or postal."), ("value", "The address or number."), ("created_at", "When we recorded it."),
+        ("kind", "email, phone, fax or postal_address."), ("value", "The address or number."), ("created_at", "When we recorded it."),
     ), _identifier_rows),
     Section("consent", "Your choices now", (
         ("channel", "email, phone, fax, mail or partner."), ("purpose", "What it is for."),

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from prefs_service.consent.models import ConsentEvent
 from prefs_service.extensions import db
 from prefs_service.outbox import Job
-from prefs_service.requests.models import RightsRequest
+from prefs_service.rights.models import RightsRequest
 from prefs_service.subjects.models import Identifier, Subject
 from tests.helpers import worker_process
-from tests.requests.conftest import unzip
+from tests.rights.conftest import unzip
 
 
 def _wait(predicate, timeout=60, interval=0.05):

@@ -1,0 +1,61 @@
+"""The consent rules, as pure functions: no database, no app.
+
+- Which event wins: the newest `occurred_at`; on a tie a withdrawal beats a
+  grant, so a late import of an old grant never undoes a later withdrawal.
+- What a check decides: a suppressed identifier or an erased person is never
+  contacted (erasure silences every purpose, transactional included); purposes
+  that need no consent (transactional mail, sharing needed to fulfil an order)
+  are allowed; marketing needs a grant (opt-in).
+
+ledger.py applies the first rule (and queries.py states it in SQL for the
+state upsert); checks.py applies the second to every single check, bulk check
+and the current-state view alike. tests/consent/test_rules.py pins both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+GRANTED = "granted"
+WITHDRAWN = "withdrawn"
+STATUSES = (GRANTED, WITHDRAWN)
+
+REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "erased", "transactional", "invalid")
+# `erased`: the person asked us to erase their data. Whichever key names them
+# (subject id, external ref, any identifier they had), every purpose answers
+# this, transactional included, until they come back by their own grant.
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    allowed: bool
+    reason: str
+    since: datetime | None = None
+
+
+INVALID = CheckResult(False, "invalid")
+TRANSACTIONAL = CheckResult(True, "transactional")
+NO_CONSENT = CheckResult(False, "no_consent")
+
+
+def wins(new_occurred_at: datetime, new_status: str, old_occurred_at: datetime, old_status: str) -> bool:
+    """Whether a new event decides its purpose over the one that decides it now."""
+    if new_occurred_at != old_occurred_at:
+        return new_occurred_at > old_occurred_at
+    return new_status == WITHDRAWN and old_status == GRANTED
+
+
+def decide(*, needs_consent: bool, status: str | None, since: datetime | None, silenced_since: datetime | None, erased: bool) -> CheckResult:
+    """The answer for one person, channel and purpose.
+
+    `status` and `since`: the current state (None if they never chose);
+    `silenced_since`: when a suppression of this channel's identifier began, or
+    the person was erased (None if neither); `erased`: it was an erasure."""
+    if silenced_since is not None:
+        return CheckResult(False, "erased" if erased else "suppressed", silenced_since)
+    if not needs_consent:
+        return TRANSACTIONAL
+    if status is None:
+        return NO_CONSENT
+    return CheckResult(status == GRANTED, status, since)

@@ -1,0 +1,217 @@
+"""What differs between SQLite and PostgreSQL, in one object per app.
+
+Domain code asks `backend()` instead of comparing dialect names: how to insert
+on conflict, how to lock a person or a purchase, how to bind many keys at once,
+how far the change feed may read, and what every connection needs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from ..private_files import private_sqlite_database
+from . import scopes
+
+# One batch of keys: (how many placeholders the statement has, None for one
+# array parameter; the parameters).
+KeyBatch = tuple[int | None, dict[str, Any]]
+
+
+class Backend:
+    name: str
+    # Whether one statement may insert into one table from what it changed in
+    # another (data-modifying WITH): the paths people click then take one round trip.
+    data_modifying_ctes: bool
+    # Whether write transactions already run one at a time, so that what one
+    # reads still holds when it writes, without locks.
+    serialises_writers: bool
+
+    def insert(self, table: sa.Table) -> Any:
+        """INSERT … ON CONFLICT for this backend (both spell it alike)."""
+        raise NotImplementedError
+
+    def lock(self, statement: sa.Select[Any], params: dict[str, Any]) -> None:
+        """Run a SELECT … FOR UPDATE that orders this transaction after others
+        touching the same rows, where writers are not serialised already."""
+        if not self.serialises_writers:
+            from ..extensions import db
+
+            db.session.execute(statement, params)
+
+    def lock_key(self, key: str) -> None:
+        """Serialise transactions about one thing that has no row yet (a purchase)."""
+
+    def key_batches(self, keys: Sequence[Any]) -> Iterator[KeyBatch]:
+        """Parameters for looking up `keys` in as few statements as the backend
+        allows; a single key is a plain comparison, cheaper to run."""
+        if len(keys) == 1:
+            yield 1, {"k0": keys[0]}
+        elif keys:
+            yield from self._batches(keys)
+
+    def _batches(self, keys: Sequence[Any]) -> Iterator[KeyBatch]:
+        raise NotImplementedError
+
+    def matching(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
+        """`column` IN the keys of one batch from key_batches() of `size`."""
+        if size == 1:
+            return column == sa.bindparam("k0", type_=column.type)
+        return self._matching_many(column, size)
+
+    def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
+        raise NotImplementedError
+
+    def feed_horizon(self, txid: sa.ColumnElement[int]) -> sa.ColumnElement[bool] | None:
+        """A condition on the writing transaction's id that keeps out events a
+        still-running transaction could yet commit behind a cursor; None where
+        transactions commit in the order of their ids."""
+        return None
+
+    def bind(self, engine: Engine) -> None:
+        """Attach what every connection of `engine` needs."""
+
+
+class SQLite(Backend):
+    name = "sqlite"
+    data_modifying_ctes = False
+    serialises_writers = True
+    # SQLite caps bound parameters per statement.
+    BATCH = 4096
+
+    def insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
+
+    def _batches(self, keys: Sequence[Any]) -> Iterator[KeyBatch]:
+        # Padded, by repeating the last key, to a power of two: a handful of
+        # statements (compiled once each) serve every batch size.
+        for start in range(0, len(keys), self.BATCH):
+            batch = list(keys[start : start + self.BATCH])
+            size = 1 << (len(batch) - 1).bit_length()
+            batch += [batch[-1]] * (size - len(batch))
+            yield size, {f"k{i}": value for i, value in enumerate(batch)}
+
+    def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
+        assert size is not None
+        return column.in_([sa.bindparam(f"k{i}", type_=column.type) for i in range(size)])
+
+    def bind(self, engine: Engine) -> None:
+        sa.event.listen(engine, "do_connect", _private_database_file)
+        sa.event.listen(engine, "connect", _configure_connection)
+        sa.event.listen(engine, "begin", _begin)
+
+
+class PostgreSQL(Backend):
+    name = "postgresql"
+    data_modifying_ctes = True
+    serialises_writers = False
+
+    def insert(self, table: sa.Table) -> Any:
+        return postgresql.insert(table)
+
+    def lock_key(self, key: str) -> None:
+        from ..extensions import db
+
+        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+    def _batches(self, keys: Sequence[Any]) -> Iterator[KeyBatch]:
+        yield None, {"keys": list(keys)}  # one array, however long
+
+    def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
+        return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
+
+    def feed_horizon(self, txid: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+        # Only transactions older than every running one: none of those can commit anything now.
+        return txid < sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+# Backends hold no state: one of each serves every app (and keys the statements built for it).
+BACKENDS: dict[str, Backend] = {"sqlite": SQLite(), "postgresql": PostgreSQL()}
+
+
+def for_dialect(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise RuntimeError(f"prefs_service runs on SQLite or PostgreSQL, not {name}") from None
+
+
+def backend() -> Backend:
+    """The current app's backend."""
+    found: Backend = current_app.extensions["prefs.backend"]
+    return found
+
+
+# --- SQLite connections ------------------------------------------------------------
+
+
+def _private_database_file(dialect: Dialect, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]) -> None:
+    """Create the database file 0600 before SQLite opens it (see private_files)."""
+    if cparams.get("uri") or not cargs:
+        return
+    filename = cargs[0]
+    if isinstance(filename, str) and filename and filename != ":memory:":
+        private_sqlite_database(Path(filename))
+
+
+def _configure_connection(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    assert isinstance(dbapi_connection, sqlite3.Connection)
+    # We issue BEGIN ourselves (see _begin); pysqlite's own handling would
+    # start transactions late and never IMMEDIATE. Outside a transaction the
+    # connection is in autocommit, which db/fast.py's pooled reads rely on.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def _begin(conn: Connection) -> None:
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    if scopes.current() is scopes.READ:
+        conn.exec_driver_sql("BEGIN")
+    else:
+        _begin_immediate(conn.connection.driver_connection, conn.dialect)
+
+
+def _begin_immediate(driver: Any, dialect: Dialect) -> None:
+    """Take the write lock, polling every fraction of a millisecond. SQLite's
+    own busy handler sleeps 1, 2, 5, 10 ms and more between tries, while our
+    write transactions hold the lock for well under a millisecond: under many
+    concurrent unsubscribes, writers slept while the lock stood free."""
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + 30
+        delay = 0.0001
+        while True:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    # The exception classes SQLAlchemy would have raised.
+                    raise sa.exc.DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error, dialect=dialect) from error
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.002)
+    finally:
+        driver.execute("PRAGMA busy_timeout=30000")
+
+
+def chunks(items: Sequence[Any], size: int = 5000) -> Iterator[Sequence[Any]]:
+    """`items` in slices of `size`: IN lists stay within what both backends bind."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
