@@ -94,7 +94,7 @@ def hashes_for(url: str, emails: list[str]) -> list[bytes]:
     """Identifier hashes computed by the service's own code."""
     os.environ.update(env_for(url))
     from prefs_service import create_app
-    from prefs_service.subjects.service import identifier_hashes
+    from prefs_service.subjects.identifiers import identifier_hashes
 
     app = create_app()
     with app.app_context():
