@@ -117,12 +117,10 @@ def seed_consent(backend: str, url: str, count: int) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("BEGIN")
-        conn.executemany(
-            "INSERT INTO subjects (id, created_at, updated_at) VALUES (?, ?, ?)", ((s.hex, stamp, stamp) for s in subject_ids)
-        )
+        conn.executemany("INSERT INTO subjects (id, created_at, updated_at) VALUES (?, ?, ?)", ((s.hex, stamp, stamp) for s in subject_ids))
         conn.executemany(
             "INSERT INTO identifiers (subject_id, kind, value, value_hash, created_at) VALUES (?, 'email', ?, ?, ?)",
-            ((s.hex, e, h, stamp) for s, e, h in zip(subject_ids, emails, hashes)),
+            ((s.hex, e, h, stamp) for s, e, h in zip(subject_ids, emails, hashes, strict=True)),
         )
         events = [(n + 1, subject_ids[i].hex, statuses[i % 3]) for n, i in enumerate(i for i in range(count) if i % 3 in statuses)]
         conn.executemany(
@@ -151,7 +149,7 @@ def seed_consent(backend: str, url: str, count: int) -> None:
                 for s in subject_ids:
                     copy.write_row((s, now, now))
             with cur.copy("COPY identifiers (subject_id, kind, value, value_hash, created_at) FROM STDIN") as copy:
-                for s, e, h in zip(subject_ids, emails, hashes):
+                for s, e, h in zip(subject_ids, emails, hashes, strict=True):
                     copy.write_row((s, "email", e, h, now))
             events = [(n + 1, subject_ids[i], statuses[i % 3]) for n, i in enumerate(i for i in range(count) if i % 3 in statuses)]
             with cur.copy(
@@ -382,14 +380,14 @@ def medians(runs: list[dict]) -> dict:
 
 def ratios(rounds: dict[str, list[dict]], figure: str) -> list[float]:
     """service / floor for one figure, round by round (each pair measured back to back)."""
-    return [s[figure] / f[figure] for s, f in zip(rounds["service"], rounds["floor"])]
+    return [s[figure] / f[figure] for s, f in zip(rounds["service"], rounds["floor"], strict=True)]
 
 
 def report(title: str, rows: list[tuple[str, str, str, str]]) -> None:
     print(f"\n{title}")
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     sys.stdout.flush()
 
 

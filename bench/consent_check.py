@@ -93,7 +93,9 @@ def run(backend: str, subjects: int, reuse: bool, seconds: int, rounds_wanted: i
             (f"{subjects:,} recipients end to end (s)", f"{s['all_recipients_s']:.2f}", f"{f['all_recipients_s']:.2f}", "(< 5 s for 1M)"),
         ],
     )  # fmt: skip
-    print(f"  single-check ratio per round: {', '.join(f'{r:.2f}' for r in single_ratios)}; bulk: {', '.join(f'{r:.2f}' for r in bulk_ratios)}")
+    print(
+        f"  single-check ratio per round: {', '.join(f'{r:.2f}' for r in single_ratios)}; bulk: {', '.join(f'{r:.2f}' for r in bulk_ratios)}"
+    )
     if any(r["single_errors"] for runs in rounds.values() for r in runs):
         print("  note: wrk reported errors or non-2xx answers; see bench/results")
     return {"median": figures, "rounds": rounds}
@@ -108,7 +110,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating floor/service rounds; medians are reported")
     args = parser.parse_args()
     results = {}
-    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
         results[backend] = run(backend, args.subjects, args.reuse, args.seconds, args.rounds)
     common.save("consent_check", results)
 

@@ -138,8 +138,13 @@ def run(backend: str, events: int, orders: int) -> dict:
     export_dir = common.WORK / "exports"
     env = {**common.env_for(url, PREFS_EXPORT_DIR=str(export_dir)), "PYTHONPATH": str(common.ROOT)}
     floor_s, floor_mb = child([FLOOR, url, SUBJECT.hex if backend == "sqlite" else str(SUBJECT), str(common.WORK / "floor.zip")], env)
-    idle_s, idle_mb = child(["from prefs_service import create_app; create_app(); print(0); "
-                             "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"], env)
+    _, idle_mb = child(
+        [
+            "from prefs_service import create_app; create_app(); print(0); "
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+        ],
+        env,
+    )
     service_s, service_mb = child([SERVICE], env)
     archive = export_dir / "PR-BENC-H001.zip"
     size_mb = archive.stat().st_size / 1e6

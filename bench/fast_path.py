@@ -47,7 +47,9 @@ def checks(url: str, subjects: int, seconds: int, label: str) -> dict:
     env = common.env_for(url, PREFS_API_KEY_CACHE_SECONDS="30")
     rng = random.Random(7)
     bodies = [
-        orjson.dumps({"channel": "email", "purpose": "newsletter", "recipients": [common.email_of(rng.randrange(subjects)) for _ in range(BATCH)]})
+        orjson.dumps(
+            {"channel": "email", "purpose": "newsletter", "recipients": [common.email_of(rng.randrange(subjects)) for _ in range(BATCH)]}
+        )
         for _ in range(8)
     ]
     headers = {"Authorization": f"Bearer {key}"}
@@ -78,7 +80,10 @@ def run(backend: str, subjects: int, reuse: bool, seconds: int, rounds_wanted: i
         worse = ratio > 1.15 if figure in LOWER_IS_BETTER else ratio < 0.85
         verdicts.append(worse)
         rows.append((title, fmt.format(fast), fmt.format(core), f"{ratio:.2f}x" + ("  (more than 15% worse)" if worse else "")))
-    common.report(f"fast path against plain Core, {backend}, {subjects:,} subjects, gunicorn 2 workers, median of {rounds_wanted} alternating rounds", rows)
+    common.report(
+        f"fast path against plain Core, {backend}, {subjects:,} subjects, gunicorn 2 workers, median of {rounds_wanted} alternating rounds",
+        rows,
+    )
     print(f"  verdict: {'keep the fast path' if any(verdicts) else 'Core is within 15% on every figure: the fast path can go'}")
     return {"median": medians, "rounds": rounds}
 

@@ -85,7 +85,7 @@ def create_app() -> Flask:
         hashes = [digest(r) for r in recipients]
         states, suppressed = lookup(body["channel"], body["purpose"], hashes)
         results = []
-        for r, h in zip(recipients, hashes):
+        for r, h in zip(recipients, hashes, strict=True):
             allowed, why = reason(h, states, suppressed)
             results.append({"recipient": r, "allowed": allowed, "reason": why})
         return Response(orjson.dumps({"results": results}), mimetype="application/json")
@@ -107,7 +107,8 @@ def create_app() -> Flask:
             stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
             conn.execute("BEGIN IMMEDIATE")
             state = conn.execute(
-                "SELECT status FROM consent_state WHERE subject_id = ? AND channel = ? AND purpose = ?", (subject, payload["c"], payload["p"])
+                "SELECT status FROM consent_state WHERE subject_id = ? AND channel = ? AND purpose = ?",
+                (subject, payload["c"], payload["p"]),
             ).fetchone()
             if not state or state[0] != "withdrawn":
                 event_id = conn.execute(

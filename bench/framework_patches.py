@@ -107,7 +107,9 @@ def run(requests: int, rounds: int) -> dict:
     for name, figures in per_request.items():
         median = statistics.median(figures)
         rows.append((name, f"{median:.1f}", f"{(median - shipped) / shipped * 100:+.1f}%" if name != "as shipped" else "floor", ""))
-    common.report(f"framework patches: single checks through the WSGI app in one process, {requests:,} requests, median of {rounds} rounds", rows)
+    common.report(
+        f"framework patches: single checks through the WSGI app in one process, {requests:,} requests, median of {rounds} rounds", rows
+    )
     return {name: statistics.median(figures) for name, figures in per_request.items()}
 
 

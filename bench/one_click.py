@@ -85,7 +85,12 @@ def run(backend: str, requests: int, rounds_wanted: int) -> dict:
 
 def one_round(backend: str, requests: int, label: str, target: str) -> dict:
     url, paths = prepare(backend, requests)
-    env = {**common.env_for(url), "BENCH_DATABASE_URL": url, "BENCH_IDENTIFIER_KEY": common.IDENTIFIER_KEY, "BENCH_SECRET_KEY": common.SECRET_KEY}
+    env = {
+        **common.env_for(url),
+        "BENCH_DATABASE_URL": url,
+        "BENCH_IDENTIFIER_KEY": common.IDENTIFIER_KEY,
+        "BENCH_SECRET_KEY": common.SECRET_KEY,
+    }
     key = common.api_key(url, "consent:write") if label == "service" else ""
     with common.gunicorn(target, env) as base:
         mint_path = "/v1/unsubscribe-links" if key else "/unsubscribe-links"

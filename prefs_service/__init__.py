@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies
+        )  # type: ignore[method-assign]
 
     db.init_app(app)
     database.init_app(app)
@@ -101,7 +104,7 @@ def migrations_directory() -> str:
 
     spec = find_spec("prefs_service.migrations")
     assert spec is not None and spec.submodule_search_locations is not None
-    return list(spec.submodule_search_locations)[0]
+    return next(iter(spec.submodule_search_locations))
 
 
 def _engine_options(url: str) -> dict[str, Any]:
@@ -149,10 +152,8 @@ def _database_unavailable(error: Exception) -> ResponseReturnValue:
     sessions ended) or the database cannot take us now. Whatever this request
     wrote was rolled back with its connection, unless its COMMIT was under way."""
     unknown = outage.commit_outcome_unknown()
-    try:
+    with contextlib.suppress(Exception):  # the connection is gone already; the pool replaces it
         db.session.rollback()
-    except Exception:  # noqa: BLE001 - the connection is gone already; the pool replaces it
-        pass
     log.warning(
         "database unavailable on %s %s: %s",
         request.method,

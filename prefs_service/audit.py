@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db
 from .clock import utcnow
+from .extensions import db
 
 
 class AuditEvent(db.Model):
@@ -36,9 +36,18 @@ def record(action: str, *, actor: str, target_type: str, target_id, details: dic
     return event
 
 
-def row(action: str, *, actor: str, target_type: str, target_id: object, at: datetime, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def row(
+    action: str, *, actor: str, target_type: str, target_id: object, at: datetime, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One audit row's values, for inserting many in one statement (a batch that creates people)."""
-    return {"occurred_at": at, "actor": actor, "action": action, "target_type": target_type, "target_id": str(target_id), "details": details or {}}
+    return {
+        "occurred_at": at,
+        "actor": actor,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "details": details or {},
+    }
 
 
 def trail(target_type: str, target_id) -> list[AuditEvent]:

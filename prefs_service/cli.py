@@ -13,10 +13,9 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup
 
-from . import create_app
+from . import consent, create_app
 from .access import service as access
 from .config import ConfigError
-from . import consent
 from .errors import DomainError
 from .extensions import db
 from .jobs.dispatch import jobs
@@ -299,7 +298,9 @@ def import_consents(path: Path, source: str):
             bar.update(len(items))
     click.echo(f"Imported {recorded} consent events from {path.name}.")
     if skipped:
-        click.echo(f"Skipped {len(skipped)} rows for people erased at their request (lines {', '.join(map(str, skipped[:20]))}{', …' if len(skipped) > 20 else ''}).")
+        click.echo(
+            f"Skipped {len(skipped)} rows for people erased at their request (lines {', '.join(map(str, skipped[:20]))}{', …' if len(skipped) > 20 else ''})."
+        )
 
 
 def _csv_chunks(path: Path, source: str):

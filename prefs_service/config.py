@@ -97,7 +97,7 @@ def _kept_secret(path: Path) -> str:
 
 
 def _check_address(name: str, value: str) -> str:
-    display, address = parseaddr(value)
+    _, address = parseaddr(value)
     if "@" not in address or " " in address:
         raise ConfigError(f"{name} must be an email address such as 'Privacy <privacy@example.com>', got {value!r}")
     return value
@@ -145,7 +145,9 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
 
     database_url = overrides.pop("database_url", None) or _text(environ, "PREFS_DATABASE_URL") or f"sqlite:///{var_dir / 'prefs.db'}"
     if "://" not in database_url:
-        raise ConfigError("PREFS_DATABASE_URL must be a URL such as sqlite:///var/prefs.db or postgresql+psycopg://host/db, got a value without '://'")
+        raise ConfigError(
+            "PREFS_DATABASE_URL must be a URL such as sqlite:///var/prefs.db or postgresql+psycopg://host/db, got a value without '://'"
+        )
     if database_url.startswith(("postgres://", "postgresql://")):
         # psycopg 3 is the driver we ship; plain postgres URLs mean it.
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
@@ -213,7 +215,8 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         api_key_cache_seconds=_number(environ, "PREFS_API_KEY_CACHE_SECONDS", Settings.api_key_cache_seconds, float, 0),
         max_body_bytes=_number(environ, "PREFS_MAX_BODY_BYTES", Settings.max_body_bytes, int, 1024),
         ratelimit_storage_url=_check_url(
-            "PREFS_RATELIMIT_STORAGE_URL", _text(environ, "PREFS_RATELIMIT_STORAGE_URL") or Settings.ratelimit_storage_url,
+            "PREFS_RATELIMIT_STORAGE_URL",
+            _text(environ, "PREFS_RATELIMIT_STORAGE_URL") or Settings.ratelimit_storage_url,
             ("memory", "redis", "rediss"),
         ),
         trusted_proxies=_number(environ, "PREFS_TRUSTED_PROXIES", Settings.trusted_proxies, int, 0),

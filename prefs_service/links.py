@@ -18,7 +18,7 @@ RETURN_ROUTE = "/preferences/return/<token>"
 VERIFY_ROUTE = "/privacy-requests/verify/<token>"
 DOWNLOAD_ROUTE = "/privacy-requests/download/<token>"
 COMMISSION_ROUTE = "/purchase/commission/<token>"
-SET_PASSWORD_ROUTE = "/purchase/set-password/<token>"
+SET_PASSWORD_ROUTE = "/purchase/set-password/<token>"  # noqa: S105 - a route, not a password
 
 
 def _absolute(route: str, token: str) -> str:

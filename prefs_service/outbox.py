@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db
 from .clock import utcnow
 from .db.backend import backend
+from .extensions import db
 from .job_kinds import JobKind
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -75,7 +75,8 @@ def defer_once(kind: JobKind, payload: dict[str, Any], *, dedupe_key: str, run_a
     kind = JobKind(kind)
     now = utcnow()
     stmt = (
-        backend().insert(Job.__table__)
+        backend()
+        .insert(Job.__table__)
         .values(
             kind=kind.value,
             payload=payload,

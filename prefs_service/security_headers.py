@@ -89,7 +89,9 @@ class _SwaggerUiHeaders:
         return self.headers or _by_scheme((("Content-Security-Policy", API_POLICY), *COMMON, API_REFERRER), self.hsts)
 
     def policy(self, page: str) -> str:
-        hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for script in _INLINE_SCRIPT.findall(page))
+        hashes = " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for script in _INLINE_SCRIPT.findall(page)
+        )
         return (
             f"default-src 'none'; script-src {self.cdn} {hashes}; style-src {self.cdn}; img-src 'self' data:; "
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

@@ -82,7 +82,7 @@ def plaintext_holders(app, needles: list[str]) -> list[tuple[str, str, str]]:
             if not columns:
                 continue
             for row in db.session.execute(sa.select(*columns)):
-                for column, value in zip(columns, row):
+                for column, value in zip(columns, row, strict=True):
                     if value is None:
                         continue
                     text = value.decode("latin-1") if isinstance(value, bytes) else str(value)

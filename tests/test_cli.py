@@ -50,7 +50,9 @@ def test_one_bad_row_imports_nothing_and_names_the_line(app, client, api_key, tm
 
 
 def test_an_unknown_column_is_refused_before_reading_rows(app, tmp_path):
-    path = write_csv(tmp_path / "x.csv", [("a@example.com", "email", "newsletter", "granted")], header=("mail", "channel", "purpose", "status"))
+    path = write_csv(
+        tmp_path / "x.csv", [("a@example.com", "email", "newsletter", "granted")], header=("mail", "channel", "purpose", "status")
+    )
     result = app.test_cli_runner().invoke(main, ["import", "consents", str(path)])
     assert result.exit_code == 2 and "unknown: mail" in result.output
 
@@ -65,7 +67,10 @@ def test_policy_publish_and_list(app):
 
 
 def test_an_unknown_subject_id_is_caught_before_anything_is_written(app, client, api_key, tmp_path):
-    rows = [("ok@example.com", "", "email", "newsletter", "granted"), ("", "6f1d8a34-0000-4000-8000-000000000000", "email", "newsletter", "granted")]
+    rows = [
+        ("ok@example.com", "", "email", "newsletter", "granted"),
+        ("", "6f1d8a34-0000-4000-8000-000000000000", "email", "newsletter", "granted"),
+    ]
     path = write_csv(tmp_path / "ids.csv", rows, header=("email", "subject_id", "channel", "purpose", "status"))
     result = app.test_cli_runner().invoke(main, ["import", "consents", str(path)])
     assert result.exit_code == 1 and "line 3: subject_id: no subject with that id" in result.output

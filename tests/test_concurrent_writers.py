@@ -51,7 +51,9 @@ def test_sixteen_writers_and_the_worker_never_see_a_locked_database(app, api_key
             hour = f"2026-0{1 + r % 9}-01T00:00:00Z"
             body = {"subject_id": subject_id, "channel": "email", "purpose": "newsletter", "status": "granted", "occurred_at": hour}
             answer(client.post("/v1/consents", json=body, headers=headers), 201, 1)
-            batch = [{"email": f"batch{n}.{r}.{i}@example.com", "channel": "email", "purpose": "offers", "status": "granted"} for i in range(20)]
+            batch = [
+                {"email": f"batch{n}.{r}.{i}@example.com", "channel": "email", "purpose": "offers", "status": "granted"} for i in range(20)
+            ]
             answer(client.post("/v1/consents/batch", json={"events": batch}, headers=headers), 201, 20)
             # A new person each round, granted then unsubscribed in one click: one change.
             grant = {"email": f"click{n}.{r}@example.com", "channel": "email", "purpose": "product_updates", "status": "granted"}

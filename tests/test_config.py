@@ -10,7 +10,7 @@ GOOD_KEY = "k" * 40
 
 
 @pytest.mark.parametrize(
-    "environ, variable",
+    ("environ", "variable"),
     [
         ({"PREFS_ENV": "staging"}, "PREFS_ENV"),
         ({"PREFS_DATABASE_URL": "prefs.db"}, "PREFS_DATABASE_URL"),

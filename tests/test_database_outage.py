@@ -15,9 +15,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from prefs_service.db.outage import OUTCOME_UNKNOWN_DETAIL, UNAVAILABLE_DETAIL
 from prefs_service import tokens
 from prefs_service.consent.models import ConsentEvent
+from prefs_service.db.outage import OUTCOME_UNKNOWN_DETAIL, UNAVAILABLE_DETAIL
 from prefs_service.extensions import db
 from tests.conftest import free_port
 from tests.helpers import eventually
@@ -125,7 +125,11 @@ def session_ender(app, database_url):
 
 def test_requests_get_503_with_retry_after_while_the_database_ends_our_sessions(app, admin, session_ender):
     setup = app.test_client()
-    person = setup.post("/v1/consents", json={"email": "reader@example.com", "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=admin)
+    person = setup.post(
+        "/v1/consents",
+        json={"email": "reader@example.com", "channel": "email", "purpose": "newsletter", "status": "granted"},
+        headers=admin,
+    )
     assert person.status_code == 201
     link = setup.post("/v1/unsubscribe-links", json={"email": "reader@example.com", "purpose": "newsletter"}, headers=admin)
     preferences_page = urlsplit(link.json["preferences_url"]).path
@@ -139,7 +143,7 @@ def test_requests_get_503_with_retry_after_while_the_database_ends_our_sessions(
         def run(worker: int) -> None:
             try:
                 load(worker)
-            except BaseException as error:
+            except BaseException as error:  # noqa: BLE001 - every crash of a writer thread is reported
                 crashes.append(error)
 
         return run
@@ -150,7 +154,13 @@ def test_requests_get_503_with_retry_after_while_the_database_ends_our_sessions(
         while not stop_load.is_set():
             n += 1
             note = f"outage-{worker}-{n}"
-            payload = {"email": f"w{worker}.{n}@example.com", "channel": "email", "purpose": "newsletter", "status": "granted", "evidence": {"note": note}}
+            payload = {
+                "email": f"w{worker}.{n}@example.com",
+                "channel": "email",
+                "purpose": "newsletter",
+                "status": "granted",
+                "evidence": {"note": note},
+            }
             answers.append(answer("write", client.post("/v1/consents", json=payload, headers=admin), note))
 
     def read(worker: int) -> None:
@@ -187,7 +197,9 @@ def test_requests_get_503_with_retry_after_while_the_database_ends_our_sessions(
         try:
             # Once the killing stops, the service answers again: some request
             # still meets a connection ended in the last round, then none does.
-            eventually(lambda: len(answers) > during + 200 and all(a.status < 300 for a in list(answers)[-100:]), timeout=60, what="recovery")
+            eventually(
+                lambda: len(answers) > during + 200 and all(a.status < 300 for a in list(answers)[-100:]), timeout=60, what="recovery"
+            )
         finally:
             stop_load.set()
             for thread in threads:
@@ -218,12 +230,16 @@ def test_requests_get_503_with_retry_after_while_the_database_ends_our_sessions(
     assert acknowledged <= in_ledger  # nothing acknowledged was lost
     assert not nothing_changed & in_ledger  # a 503 saying nothing changed was true
     assert in_ledger <= acknowledged | unknown
-    print(f"writes: {len(acknowledged)} acknowledged, {len(nothing_changed)} refused unchanged, {len(unknown)} outcome unknown ({len(unknown & in_ledger)} of them saved)")
+    print(
+        f"writes: {len(acknowledged)} acknowledged, {len(nothing_changed)} refused unchanged, {len(unknown)} outcome unknown ({len(unknown & in_ledger)} of them saved)"
+    )
 
 
 def test_a_page_meeting_a_lost_connection_is_a_friendly_503(app, admin, session_ender):
     client = app.test_client()
-    client.post("/v1/consents", json={"email": "page@example.com", "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=admin)
+    client.post(
+        "/v1/consents", json={"email": "page@example.com", "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=admin
+    )
     link = client.post("/v1/unsubscribe-links", json={"email": "page@example.com", "purpose": "newsletter"}, headers=admin)
     page = urlsplit(link.json["preferences_url"]).path
     assert client.get(page).status_code == 200
@@ -244,7 +260,9 @@ def test_a_database_error_that_is_a_bug_stays_a_500(app, admin, monkeypatch):
         db.session.execute(sa.text("SELECT missing_column FROM no_such_table"))
 
     monkeypatch.setattr(checks, "check_many", broken)
-    response = app.test_client().get("/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "x@example.com"}, headers=admin)
+    response = app.test_client().get(
+        "/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "x@example.com"}, headers=admin
+    )
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert "Retry-After" not in response.headers
 
@@ -253,7 +271,11 @@ def test_a_database_that_refuses_connections_answers_503(app, make_app):
     """The server is down (nothing listens): the driver cannot even connect."""
     down = make_app(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/prefs")
     client = down.test_client()
-    response = client.get("/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "x@example.com"}, headers={"Authorization": "Bearer pk_0123456789ab_secret"})
+    response = client.get(
+        "/v1/consent/check",
+        query_string={"channel": "email", "purpose": "offers", "email": "x@example.com"},
+        headers={"Authorization": "Bearer pk_0123456789ab_secret"},
+    )
     assert response.status_code == 503 and response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"] == "5" and response.json["detail"] == UNAVAILABLE_DETAIL
     with down.app_context():

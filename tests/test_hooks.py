@@ -8,7 +8,7 @@ from prefs_service import hooks
 
 
 def test_an_unknown_event_cannot_be_subscribed_to(app):
-    with pytest.raises(ValueError, match="consent.granted"):
+    with pytest.raises(ValueError, match=r"consent\.granted"):
         hooks.subscribe(app, "consent.granted", lambda **details: None)
 
 
@@ -40,7 +40,13 @@ def test_a_failing_reaction_rolls_back_the_change_that_raised_it(app, client, ap
 
     hooks.subscribe(app, hooks.CONSENT_WITHDRAWN, refuse)
     headers = api_key("consent:write", "consent:read")
-    answer = client.post("/v1/consents", json={"email": "rolled@example.com", "channel": "email", "purpose": "offers", "status": "withdrawn"}, headers=headers)
+    answer = client.post(
+        "/v1/consents",
+        json={"email": "rolled@example.com", "channel": "email", "purpose": "offers", "status": "withdrawn"},
+        headers=headers,
+    )
     assert answer.status_code == 500
-    check = client.get("/v1/consent/check", query_string={"email": "rolled@example.com", "channel": "email", "purpose": "offers"}, headers=headers)
+    check = client.get(
+        "/v1/consent/check", query_string={"email": "rolled@example.com", "channel": "email", "purpose": "offers"}, headers=headers
+    )
     assert check.json["reason"] == "no_consent"

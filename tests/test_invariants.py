@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -121,7 +122,7 @@ class ConsentMachine(RuleBasedStateMachine):
     client = None
     smtp = None
     tmp = None
-    log_lines: list[str] = []
+    log_lines: ClassVar[list[str]] = []
 
     people = Bundle("people")
 
@@ -185,7 +186,9 @@ class ConsentMachine(RuleBasedStateMachine):
     @rule(person=people, kind=st.sampled_from(["phone", "postal_address", "email"]))
     def change_identifier(self, person, kind):
         n = self.fresh()
-        value = {"phone": f"+44207946{n:04d}", "postal_address": f"no{n}x changed lane, leeds, ls1 1aa", "email": f"c{n}.x@example.com"}[kind]
+        value = {"phone": f"+44207946{n:04d}", "postal_address": f"no{n}x changed lane, leeds, ls1 1aa", "email": f"c{n}.x@example.com"}[
+            kind
+        ]
         response = self.client.patch(f"/v1/subjects/{person.id}", json={kind: value}, headers=self.headers)
         if person.erased:
             assert response.status_code == 409 and response.json["type"].endswith("/problems/erased")
@@ -205,7 +208,7 @@ class ConsentMachine(RuleBasedStateMachine):
         if other.erased:
             assert created.status_code == 409 and created.json["type"].endswith("/problems/erased")
         else:
-            assert created.status_code == 200 and created.json["id"] == other.id or created.status_code == 409
+            assert (created.status_code == 200 and created.json["id"] == other.id) or created.status_code == 409
 
     # --- recording --------------------------------------------------------------------
     @rule(person=people, key=st.sampled_from(["subject_id", "email", "phone", "external_ref"]), pair=st.sampled_from(PAIRS),
@@ -258,7 +261,11 @@ class ConsentMachine(RuleBasedStateMachine):
             assert f"Skipped {len(expected_skipped)} rows" in result.output
         path.unlink()
 
-    @rule(person=people, kind=st.sampled_from(["email", "phone", "postal_address"]), reason=st.sampled_from(["bounce", "complaint", "objection", "manual"]))
+    @rule(
+        person=people,
+        kind=st.sampled_from(["email", "phone", "postal_address"]),
+        reason=st.sampled_from(["bounce", "complaint", "objection", "manual"]),
+    )
     def suppress(self, person, kind, reason):
         value = person.keys.get(kind)
         if value is None:
@@ -402,7 +409,9 @@ class ConsentMachine(RuleBasedStateMachine):
                 results = self.post("/v1/consent/check", body, 200).json["results"]
                 assert [(r["allowed"], r["reason"]) for r in results] == [self.model.answer(p, pair) for p, _ in named], (pair, key)
                 for person, value in named[:1]:  # the single check, by the same key
-                    single = self.client.get("/v1/consent/check", query_string={"channel": pair[0], "purpose": pair[1], key: value}, headers=self.headers)
+                    single = self.client.get(
+                        "/v1/consent/check", query_string={"channel": pair[0], "purpose": pair[1], key: value}, headers=self.headers
+                    )
                     assert (single.json["allowed"], single.json["reason"]) == self.model.answer(person, pair), (person, pair, key)
 
     @invariant()

@@ -46,7 +46,9 @@ def test_an_unexpected_error_is_logged_without_the_address(app, client, api_key,
 
     monkeypatch.setattr(checks, "check_many", explode)
     response = client.get(
-        "/v1/consent/check", query_string={"channel": "email", "purpose": "offers", "email": "jane.doe@example.com"}, headers=api_key("consent:read")
+        "/v1/consent/check",
+        query_string={"channel": "email", "purpose": "offers", "email": "jane.doe@example.com"},
+        headers=api_key("consent:read"),
     )
     assert response.status_code == 500 and response.content_type == "application/problem+json"
     assert "jane.doe" not in response.get_data(as_text=True)
@@ -116,7 +118,10 @@ def test_signed_link_tokens_are_masked_in_every_link_path(app):
     with app.app_context():
         for purpose, route in routes.items():
             token = tokens.sign(purpose, {"s": "0b4f6c1e-8a51-4f5e-9a3e-5f0e8e2a9d11", "o": 12345})
-            for text in (f"GET {route.replace('<token>', token)}?x=1 HTTP/1.1", f"link https://prefs.example{route.replace('<token>', token[:12])}"):
+            for text in (
+                f"GET {route.replace('<token>', token)}?x=1 HTTP/1.1",
+                f"link https://prefs.example{route.replace('<token>', token[:12])}",
+            ):
                 line = scrubbed(text)
                 assert token[:12] not in line and route.replace("<token>", "***") in line
             assert scrubbed(f"token={token};") == "token=***;"  # anywhere, by its shape
@@ -143,7 +148,9 @@ def test_gunicorn_error_lines_are_scrubbed_json(tmp_path):
     reader.start()
     try:
         eventually(lambda: _accepts(port), timeout=60, what="prefs serve to listen")
-        token = URLSafeTimedSerializer("k" * 32, salt="prefs.unsubscribe.v1", signer_kwargs={"digest_method": hashlib.sha256}).dumps({"s": "1"})
+        token = URLSafeTimedSerializer("k" * 32, salt="prefs.unsubscribe.v1", signer_kwargs={"digest_method": hashlib.sha256}).dumps(
+            {"s": "1"}
+        )
         with socket.create_connection(("127.0.0.1", port)) as bad:
             bad.sendall(f"GET /u/{token}\r\nHost: x\r\n\r\n".encode())  # no HTTP version: the line is quoted back
             assert bad.recv(100).startswith(b"HTTP/1.1 400")

@@ -63,28 +63,40 @@ def test_postal_addresses_keep_their_people_and_suppressions_across_the_kind_ren
     with app.app_context():
         flask_migrate.upgrade(revision="0004")
         person = uuid.uuid4()
-        db.session.execute(sa.text("INSERT INTO subjects (id, created_at, updated_at) VALUES (:id, '2026-01-01', '2026-01-01')"), {"id": person.hex})
         db.session.execute(
-            sa.text("INSERT INTO identifiers (subject_id, kind, value, value_hash, created_at) VALUES (:s, 'postal', :v, :h, '2026-01-01')"),
+            sa.text("INSERT INTO subjects (id, created_at, updated_at) VALUES (:id, '2026-01-01', '2026-01-01')"), {"id": person.hex}
+        )
+        db.session.execute(
+            sa.text(
+                "INSERT INTO identifiers (subject_id, kind, value, value_hash, created_at) VALUES (:s, 'postal', :v, :h, '2026-01-01')"
+            ),
             {"s": person.hex, "v": held, "h": hashed_before_0005(held)},
         )
         db.session.execute(
-            sa.text("INSERT INTO consent_events (id, txid, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) "
-                    "VALUES (1, 0, :s, 'mail', 'marketing', 'granted', 'api', '2026-01-01', '2026-01-01', 'test')"),
+            sa.text(
+                "INSERT INTO consent_events (id, txid, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by) "
+                "VALUES (1, 0, :s, 'mail', 'marketing', 'granted', 'api', '2026-01-01', '2026-01-01', 'test')"
+            ),
             {"s": person.hex},
         )
         db.session.execute(
-            sa.text("INSERT INTO consent_state (subject_id, channel, purpose, status, occurred_at, event_id, source) "
-                    "VALUES (:s, 'mail', 'marketing', 'granted', '2026-01-01', 1, 'api')"),
+            sa.text(
+                "INSERT INTO consent_state (subject_id, channel, purpose, status, occurred_at, event_id, source) "
+                "VALUES (:s, 'mail', 'marketing', 'granted', '2026-01-01', 1, 'api')"
+            ),
             {"s": person.hex},
         )
         db.session.execute(
-            sa.text("INSERT INTO suppressions (value_hash, kind, reason, created_at, created_by) VALUES (:h, 'postal', 'erasure', '2026-01-01', 'erasure')"),
+            sa.text(
+                "INSERT INTO suppressions (value_hash, kind, reason, created_at, created_by) VALUES (:h, 'postal', 'erasure', '2026-01-01', 'erasure')"
+            ),
             {"h": hashed_before_0005(erased)},
         )
         db.session.commit()
         flask_migrate.upgrade()
-        kinds = {table: db.session.scalars(sa.text(f"SELECT DISTINCT kind FROM {table}")).all() for table in ("identifiers", "suppressions")}
+        kinds = {
+            table: db.session.scalars(sa.text(f"SELECT DISTINCT kind FROM {table}")).all() for table in ("identifiers", "suppressions")
+        }
         _, key = access.create_key(name="test", scopes=["consent:read"], actor="test")
         db.session.commit()
         db.engine.dispose()

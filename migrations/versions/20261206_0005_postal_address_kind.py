@@ -9,6 +9,7 @@ Revises: 0004
 Create Date: 2026-12-06 06:00:00.000000
 
 """
+
 import sqlalchemy as sa
 from alembic import op
 

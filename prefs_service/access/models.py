@@ -5,8 +5,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..clock import utcnow
+from ..extensions import db
 
 SCOPES = (
     "consent:read",

@@ -6,6 +6,7 @@ the secret is stored and compared in constant time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -21,10 +22,10 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from flask import current_app
 
 from .. import audit, channels
-from ..errors import Conflict, Invalid, NotFound
-from ..db import scopes
-from ..extensions import db
 from ..clock import utcnow
+from ..db import scopes
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
 from .models import SCOPES, ApiKey, StaffUser
 
 KEY_PREFIX = "pk_"
@@ -185,10 +186,8 @@ def staff_login(*, email: str, password: str) -> StaffUser | None:
     if user is None or locked:
         # The same work as checking a real password, so that neither an unknown
         # address nor a locked account answers faster.
-        try:
+        with contextlib.suppress(VerifyMismatchError):
             _hasher.verify(_dummy_hash(), password or "")
-        except VerifyMismatchError:
-            pass
         if locked:
             raise LockedOut(user.locked_until)
         return None

@@ -82,10 +82,17 @@ def init_app(app: Flask) -> Api:
     )
     api.register_converter(PathIdConverter, integerconverter2paramschema)
     api.ma_plugin.converter.add_attribute_function(document_field)
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key from `prefs api-key create`."})
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key from `prefs api-key create`."}
+    )
     api.spec.components.security_scheme(
         "stripeSignature",
-        {"type": "apiKey", "in": "header", "name": "Stripe-Signature", "description": "Stripe's signature over the raw body (5-minute tolerance)."},
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Stripe-Signature",
+            "description": "Stripe's signature over the raw body (5-minute tolerance).",
+        },
     )
     api.spec.components.schema("CheckQuery", schema=CheckQuery)
     for blueprint in API_BLUEPRINTS:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from ..db.scopes import reads, writes
 from .. import consent
+from ..db.scopes import reads, writes
 from ..extensions import db
 from ..subjects.identifiers import KINDS
 from . import schemas
@@ -46,8 +46,6 @@ class Suppressions(MethodView):
     def post(self, data):
         """Never contact this identifier again (a bounce, a complaint, an objection)."""
         kind = next(k for k in KINDS if k in data)
-        row, created = consent.suppress(
-            kind=kind, value=data[kind], reason=data["reason"], note=data.get("note"), actor=actor()
-        )
+        row, created = consent.suppress(kind=kind, value=data[kind], reason=data["reason"], note=data.get("note"), actor=actor())
         db.session.commit()
         return row, (201 if created else 200)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import ClassVar
 
 import marshmallow as ma
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -69,7 +70,11 @@ def read_json_body(data: bytes):
 
 class StrictParser(FlaskParser):
     # A misspelt query parameter is an error to report, not a value to ignore.
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE}
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
 
     def load_json(self, req, schema):
         # webargs reads a missing or non-JSON body as "no fields", which an

@@ -4,8 +4,8 @@ import orjson
 from flask import current_app, request
 from flask.views import MethodView
 
-from ..db.scopes import reads, writes
 from .. import consent
+from ..db.scopes import reads, writes
 from ..errors import Invalid
 from ..extensions import db
 from ..subjects import service as subjects
@@ -89,7 +89,18 @@ class ConsentCheck(MethodView):
     # One object parameter, so that the document can say which purposes each
     # channel has and that exactly one identifier is given.
     @reads
-    @blp.doc(parameters=[{"in": "query", "name": "check", "required": True, "style": "form", "explode": True, "schema": {"$ref": "#/components/schemas/CheckQuery"}}])
+    @blp.doc(
+        parameters=[
+            {
+                "in": "query",
+                "name": "check",
+                "required": True,
+                "style": "form",
+                "explode": True,
+                "schema": {"$ref": "#/components/schemas/CheckQuery"},
+            }
+        ]
+    )
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     @blp.response(200, schemas.CheckOut)
     def get(self):
@@ -123,8 +134,7 @@ class ConsentCheck(MethodView):
         body = orjson.dumps(
             {
                 "results": [
-                    {"recipient": r, "allowed": res.allowed, "reason": res.reason}
-                    for r, res in zip(recipients, results)
+                    {"recipient": r, "allowed": res.allowed, "reason": res.reason} for r, res in zip(recipients, results, strict=True)
                 ]
             }
         )

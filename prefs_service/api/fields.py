@@ -174,9 +174,7 @@ class RecipientList(fields.List):
         except TypeError:
             joined = "\n".join(item for item in value if isinstance(item, str))
         if unstorable(joined):
-            raise ma.ValidationError(
-                {i: [unstorable(item)] for i, item in enumerate(value) if isinstance(item, str) and unstorable(item)}
-            )
+            raise ma.ValidationError({i: [unstorable(item)] for i, item in enumerate(value) if isinstance(item, str) and unstorable(item)})
         return value
 
 

@@ -4,9 +4,8 @@ import orjson
 from flask import current_app
 from flask.views import MethodView
 
+from .. import consent, links
 from ..db.scopes import reads
-from .. import links
-from .. import consent
 from ..subjects import refs
 from . import schemas
 from .auth import require

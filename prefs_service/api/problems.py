@@ -101,5 +101,7 @@ def _detail_for(status: int, errors) -> str | None:
     if status == 422 and errors:
         return "The request has invalid fields; see `errors`."
     if status == 400 and errors:
-        return "The request body is not valid JSON." if "Invalid JSON" in str(errors) else "The request could not be understood; see `errors`."
+        return (
+            "The request body is not valid JSON." if "Invalid JSON" in str(errors) else "The request could not be understood; see `errors`."
+        )
     return DEFAULT_DETAIL.get(status)

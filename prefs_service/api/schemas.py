@@ -4,6 +4,8 @@ document at least everything the service refuses that JSON Schema can say."""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -107,7 +109,7 @@ class ConsentIn(SubjectRef):
     policy_version = text(40, metadata={"description": "A published policy version; defaults to the one in force."})
     evidence = fields.Nested(EvidenceIn)
 
-    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.exactly_one(WRITE_KEYS)]}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": [combos.channel_purpose(), combos.exactly_one(WRITE_KEYS)]}
 
 
 class EvidenceOut(ma.Schema):
@@ -164,9 +166,7 @@ class SubjectConsentsOut(ma.Schema):
     subject_id = fields.UUID()
     consents = fields.List(fields.Nested(ConsentStateOut))
     history = fields.List(fields.Nested(ConsentEventOut))
-    history_before = fields.Integer(
-        allow_none=True, metadata={"description": "Pass as `before` to read older history; null at the start."}
-    )
+    history_before = fields.Integer(allow_none=True, metadata={"description": "Pass as `before` to read older history; null at the start."})
 
 
 class SubjectConsentsQuery(Strict):
@@ -188,7 +188,7 @@ class CheckQuery(Strict):
     subject_id = Text()
     external_ref = Text()
 
-    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.exactly_one(consent.CHECK_KEYS)]}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": [combos.channel_purpose(), combos.exactly_one(consent.CHECK_KEYS)]}
 
     @ma.validates_schema
     def _one_person(self, data, **kwargs):
@@ -208,11 +208,13 @@ class BulkCheckIn(Strict):
     purpose = one_of(*combos.ALL_PURPOSES, required=True)
     identifier_type = one_of(
         *consent.CHECK_KEYS,
-        metadata={"description": "Defaults to the channel's own identifier (email, phone, fax, postal_address); required for partner and profile."},
+        metadata={
+            "description": "Defaults to the channel's own identifier (email, phone, fax, postal_address); required for partner and profile."
+        },
     )
     recipients = RecipientList(consent.BATCH_LIMIT, required=True)
 
-    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
 
     @ma.validates_schema
     def _channel_purpose(self, data, **kwargs):
@@ -261,7 +263,6 @@ class ChangesOut(ma.Schema):
 # --- suppressions and policies ----------------------------------------------------------
 
 
-
 class SuppressionIn(Strict):
     email = email_address()
     phone = phone_number()
@@ -270,7 +271,7 @@ class SuppressionIn(Strict):
     reason = one_of(*[r for r in consent.SUPPRESSION_REASONS if r != "erasure"], required=True)
     note = text(500)
 
-    OPENAPI_EXTRA = combos.exactly_one(KINDS)
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = combos.exactly_one(KINDS)
 
     @ma.validates_schema
     def _one_identifier(self, data, **kwargs):
@@ -284,9 +285,13 @@ class SuppressionOut(ma.Schema):
 
 
 class PolicyIn(Strict):
-    version = Text(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,40}$", error="use 1-40 letters, digits, dots, dashes or underscores"))
+    version = Text(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,40}$", error="use 1-40 letters, digits, dots, dashes or underscores")
+    )
     last_updated = fields.Date(required=True, metadata={"description": "The 'last updated' date shown to people."})
-    url = Text(allow_none=True, validate=validate.Regexp(HTTP_URL, error="Not an http(s) URL."), metadata={"description": "An http or https URL."})
+    url = Text(
+        allow_none=True, validate=validate.Regexp(HTTP_URL, error="Not an http(s) URL."), metadata={"description": "An http or https URL."}
+    )
     effective_at = UtcDateTime(metadata={"description": "Defaults to now."})
 
 
@@ -307,7 +312,9 @@ class UnsubscribeLinkIn(Strict):
         metadata={"enum": combos.CONSENT_PURPOSES, "description": "A purpose that needs consent: nobody unsubscribes from receipts."},
     )
 
-    OPENAPI_EXTRA = {"allOf": [combos.channel_purpose(consent_only=True, channel_default="email"), combos.exactly_one(("subject_id", "email"))]}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+        "allOf": [combos.channel_purpose(consent_only=True, channel_default="email"), combos.exactly_one(("subject_id", "email"))]
+    }
 
     @ma.validates_schema
     def _one_person(self, data, **kwargs):
@@ -334,7 +341,7 @@ class ChangesIn(Strict):
     fax = phone_number()
     postal_address = postal()
 
-    OPENAPI_EXTRA = {"minProperties": 1}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"minProperties": 1}
 
     @ma.validates_schema
     def _something(self, data, **kwargs):
@@ -348,9 +355,11 @@ class RequestIn(Strict):
     subject_id = uuid_text()
     changes = fields.Nested(ChangesIn, metadata={"description": "Correction only, and required for it."})
     explanation = text(2000)
-    verified = StrictBoolean(load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."})
+    verified = StrictBoolean(
+        load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."}
+    )
 
-    OPENAPI_EXTRA = combos.request_shape()
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = combos.request_shape()
 
     @ma.validates_schema
     def _who(self, data, **kwargs):

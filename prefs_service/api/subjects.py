@@ -3,8 +3,8 @@ from __future__ import annotations
 from flask import url_for
 from flask.views import MethodView
 
-from ..db.scopes import reads, writes
 from .. import consent
+from ..db.scopes import reads, writes
 from ..extensions import db
 from ..subjects import service as subjects
 from . import schemas

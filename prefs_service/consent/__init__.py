@@ -13,13 +13,14 @@
 The functions other packages call are named here.
 """
 
+from ..subjects.refs import CHECK_KEYS
 from .checks import check, check_many, current
 from .events import (
     API_SOURCES,
     BATCH_LIMIT,
     NOTE_LIMIT,
-    Evidence,
     EventInput,
+    Evidence,
     build_event,
     evidence_from,
     require_channel_purpose,
@@ -41,7 +42,6 @@ from .self_service import (
 )
 from .suppressions import REASONS as SUPPRESSION_REASONS
 from .suppressions import suppress
-from ..subjects.refs import CHECK_KEYS
 
 __all__ = [
     "API_SOURCES",

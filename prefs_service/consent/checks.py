@@ -43,13 +43,19 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
     scope = scopes.current()
     lookup = _lookup_keys(key, values)
     keys = list({k for k in lookup if k is not None})
-    state: dict[Any, tuple[Any, ...]] = {row[0]: row[1:] for row in queries.check_rows(shape, keys, channel=channel, purpose=purpose, scope=scope)}
+    state: dict[Any, tuple[Any, ...]] = {
+        row[0]: row[1:] for row in queries.check_rows(shape, keys, channel=channel, purpose=purpose, scope=scope)
+    }
 
     # A key we hold nobody by may still be suppressed: a bounce reported before
     # they signed up, or a key of a person we erased (an erased person's
     # external ref is kept only as a suppressed hash).
     unknown = [k for k in keys if k not in state] if key != SUBJECT_ID else []
-    hashes = dict(zip(identifier_hashes(EXTERNAL_REF, unknown), unknown)) if unknown and not shape.own_kind else {k: k for k in unknown}
+    hashes = (
+        dict(zip(identifier_hashes(EXTERNAL_REF, unknown), unknown, strict=True))
+        if unknown and not shape.own_kind
+        else {k: k for k in unknown}
+    )
     for value_hash, (since, erased) in queries.suppressions(hashes, scope=scope).items():
         if erased or shape.own_counts:
             state[hashes[value_hash]] = (None, None, since, erased)

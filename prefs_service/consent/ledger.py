@@ -32,7 +32,7 @@ def record(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tup
     values = queries.append_event(_stamped(subject_id, event, recorded_by))
     applied = bool(_apply_states([(subject_id, event, values[0])]))
     # Not added to the session: the ledger is append-only.
-    return ConsentEvent(**dict(zip(ConsentEvent.__table__.c.keys(), values))), applied
+    return ConsentEvent(**dict(zip(ConsentEvent.__table__.c.keys(), values, strict=True))), applied
 
 
 def change_if_different(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> bool:
@@ -76,7 +76,9 @@ def change_in_one_statement(*, subject_id: uuid.UUID, event: EventInput, recorde
     return changed
 
 
-def record_batch(*, items: Sequence[Mapping[str, Any]], recorded_by: str, allowed_sources: Collection[str] = API_SOURCES) -> tuple[int, list[int]]:
+def record_batch(
+    *, items: Sequence[Mapping[str, Any]], recorded_by: str, allowed_sources: Collection[str] = API_SOURCES
+) -> tuple[int, list[int]]:
     """All-or-nothing: every item valid, or Invalid listing the bad ones by index.
 
     Each item is {one key naming the person: value, channel, purpose, status,
@@ -91,7 +93,7 @@ def record_batch(*, items: Sequence[Mapping[str, Any]], recorded_by: str, allowe
     subject_ids = subjects.resolve_many([ref for ref in refs if ref not in erased], actor=recorded_by)
     resolved: list[tuple[uuid.UUID, EventInput]] = []
     missing = {}
-    for index, (ref, event) in enumerate(zip(refs, events)):
+    for index, (ref, event) in enumerate(zip(refs, events, strict=True)):
         subject_id = subject_ids.get(ref)
         if ref in erased:
             continue
@@ -105,7 +107,7 @@ def record_batch(*, items: Sequence[Mapping[str, Any]], recorded_by: str, allowe
     rows = [_columns(subject_id, event, recorded_by, event.policy_version or in_force(event.occurred_at)) for subject_id, event in resolved]
     if rows:
         ids = queries.append_events(rows)
-        _apply_states([(subject_id, event, event_id) for (subject_id, event), event_id in zip(resolved, ids)])
+        _apply_states([(subject_id, event, event_id) for (subject_id, event), event_id in zip(resolved, ids, strict=True)])
     return len(rows), skipped
 
 
@@ -148,7 +150,15 @@ def _apply_states(entries: Sequence[tuple[uuid.UUID, EventInput, int]]) -> int:
         if held is None or wins(event.occurred_at, event.status, held[0].occurred_at, held[0].status):
             winners[key] = (event, event_id)
     rows = [
-        {"subject_id": subject_id, "channel": channel, "purpose": purpose, "status": event.status, "occurred_at": event.occurred_at, "event_id": event_id, "source": event.source}
+        {
+            "subject_id": subject_id,
+            "channel": channel,
+            "purpose": purpose,
+            "status": event.status,
+            "occurred_at": event.occurred_at,
+            "event_id": event_id,
+            "source": event.source,
+        }
         for (subject_id, channel, purpose), (event, event_id) in winners.items()
     ]
     changed = queries.upsert_states(rows)

@@ -6,9 +6,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..clock import utcnow
-
+from ..extensions import db
 
 
 class Purpose(db.Model):
@@ -87,7 +86,5 @@ class ConsentState(db.Model):
     purpose: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     status: Mapped[str] = mapped_column(sa.String(10))
     occurred_at: Mapped[datetime]
-    event_id: Mapped[int] = mapped_column(
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("consent_events.id")
-    )
+    event_id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("consent_events.id"))
     source: Mapped[str] = mapped_column(sa.String(32))

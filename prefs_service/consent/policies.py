@@ -32,7 +32,9 @@ def list_policies() -> list[PolicyVersion]:
     return list(db.session.scalars(sa.select(PolicyVersion).order_by(PolicyVersion.effective_at.desc())))
 
 
-def publish_policy(*, version: str, last_updated: date, url: str | None = None, effective_at: datetime | None = None, actor: str) -> PolicyVersion:
+def publish_policy(
+    *, version: str, last_updated: date, url: str | None = None, effective_at: datetime | None = None, actor: str
+) -> PolicyVersion:
     if db.session.scalar(sa.select(PolicyVersion.id).where(PolicyVersion.version == version)):
         raise Conflict(f"Policy version {version!r} already exists.", errors={"version": ["already exists"]})
     policy = PolicyVersion(version=version, last_updated=last_updated, url=url, effective_at=effective_at or utcnow())
@@ -45,7 +47,11 @@ def publish_policy(*, version: str, last_updated: date, url: str | None = None, 
 def policy_in_force() -> Callable[[datetime], str | None]:
     """A lookup of the version in force at any moment, from one query (a batch
     stamps thousands of events)."""
-    versions = list(db.session.execute(sa.select(PolicyVersion.effective_at, PolicyVersion.version).order_by(PolicyVersion.effective_at, PolicyVersion.id)))
+    versions = list(
+        db.session.execute(
+            sa.select(PolicyVersion.effective_at, PolicyVersion.version).order_by(PolicyVersion.effective_at, PolicyVersion.id)
+        )
+    )
 
     def at(moment: datetime) -> str | None:
         current = None

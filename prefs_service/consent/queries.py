@@ -111,7 +111,9 @@ def _status_of() -> sa.Select[Any]:
         sa.select(Subject.id, state.c.status, state.c.occurred_at)
         .outerjoin(
             state,
-            sa.and_(state.c.subject_id == Subject.id, state.c.channel == sa.bindparam("channel"), state.c.purpose == sa.bindparam("purpose")),
+            sa.and_(
+                state.c.subject_id == Subject.id, state.c.channel == sa.bindparam("channel"), state.c.purpose == sa.bindparam("purpose")
+            ),
         )
         .where(Subject.id == sa.bindparam("subject_id", type_=Subject.id.type), Subject.erased_at.is_(None))
     )
@@ -258,7 +260,9 @@ def _check_statement(shape: CheckShape, chosen: Backend, size: int | None) -> sa
     if shape.other_kind:
         channel_ident = ident.alias("channel_ident")
         theirs = Suppression.__table__.alias("channel_suppression")
-        joined = joined.outerjoin(channel_ident, sa.and_(channel_ident.c.subject_id == subject_col, channel_ident.c.kind == shape.other_kind))
+        joined = joined.outerjoin(
+            channel_ident, sa.and_(channel_ident.c.subject_id == subject_col, channel_ident.c.kind == shape.other_kind)
+        )
         joined = joined.outerjoin(theirs, theirs.c.value_hash == channel_ident.c.value_hash)
         silenced.append(theirs.c.created_at)
         erased.append(theirs.c.reason == ERASURE)
@@ -286,7 +290,10 @@ def suppressions(hashes: Iterable[bytes], *, scope: Scope) -> dict[bytes, tuple[
     chosen = backend()
     found = {}
     for size, bound in chosen.key_batches(list(hashes)):
-        found.update((value_hash, (since, bool(erased))) for value_hash, since, erased in fast.rows(_suppression_statement(chosen, size), bound, scope=scope))
+        found.update(
+            (value_hash, (since, bool(erased)))
+            for value_hash, since, erased in fast.rows(_suppression_statement(chosen, size), bound, scope=scope)
+        )
     return found
 
 

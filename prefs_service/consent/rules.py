@@ -46,7 +46,9 @@ def wins(new_occurred_at: datetime, new_status: str, old_occurred_at: datetime, 
     return new_status == WITHDRAWN and old_status == GRANTED
 
 
-def decide(*, needs_consent: bool, status: str | None, since: datetime | None, silenced_since: datetime | None, erased: bool) -> CheckResult:
+def decide(
+    *, needs_consent: bool, status: str | None, since: datetime | None, silenced_since: datetime | None, erased: bool
+) -> CheckResult:
     """The answer for one person, channel and purpose.
 
     `status` and `since`: the current state (None if they never chose);

@@ -34,7 +34,9 @@ def unsubscribe(*, subject_id: uuid.UUID, channel: str, purpose: str, source: st
     """Withdraw at once; whether that changed anything (a repeat does not).
     NotFound if the person no longer exists."""
     require_channel_purpose(channel, purpose)
-    return ledger.change_if_different(subject_id=subject_id, event=own_event(channel, purpose, WITHDRAWN, source, evidence), recorded_by=SELF)
+    return ledger.change_if_different(
+        subject_id=subject_id, event=own_event(channel, purpose, WITHDRAWN, source, evidence), recorded_by=SELF
+    )
 
 
 def honour_gpc(*, subject: Subject, evidence: Evidence) -> bool:
@@ -75,7 +77,9 @@ def preference_view(subject: Subject) -> list[dict[str, Any]]:
     return view
 
 
-def save_preferences(*, subject: Subject, granted: set[tuple[str, str]], evidence: Evidence, source: str = "preference_center") -> list[ConsentEvent]:
+def save_preferences(
+    *, subject: Subject, granted: set[tuple[str, str]], evidence: Evidence, source: str = "preference_center"
+) -> list[ConsentEvent]:
     """Make every opt-in purpose of every applicable channel match `granted`
     ((channel, purpose) pairs), one ledger event per actual change."""
     unknown = {pair for pair in granted if channel_purpose_errors(*pair)}
@@ -108,7 +112,9 @@ def stop_all_marketing(*, subject: Subject, evidence: Evidence) -> list[ConsentE
     for channel, purpose in channels.all_purposes():
         spec = channels.CHANNELS[channel].purpose(purpose)
         if spec is not None and spec.marketing and states.get((channel, purpose)) != WITHDRAWN:
-            row, _ = ledger.record(subject_id=subject.id, event=own_event(channel, purpose, WITHDRAWN, "preference_center", evidence), recorded_by=SELF)
+            row, _ = ledger.record(
+                subject_id=subject.id, event=own_event(channel, purpose, WITHDRAWN, "preference_center", evidence), recorded_by=SELF
+            )
             recorded.append(row)
     return recorded
 

@@ -41,7 +41,13 @@ def suppress(*, kind: str, value: str, reason: str, note: str | None = None, act
     assert row is not None
     if created is None:
         return row, False
-    audit.record("suppression.added", actor=actor, target_type="suppression", target_id=value_hash.hex()[:16], details={"kind": kind, "reason": reason})
+    audit.record(
+        "suppression.added",
+        actor=actor,
+        target_type="suppression",
+        target_id=value_hash.hex()[:16],
+        details={"kind": kind, "reason": reason},
+    )
     return row, True
 
 

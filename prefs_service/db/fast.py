@@ -20,7 +20,7 @@ The caller says where a statement runs:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
@@ -91,7 +91,7 @@ class _Prepared:
     conversions its column types declare. Every value it needs must be a bind
     parameter or a literal in the statement (an INSERT names its columns)."""
 
-    _cache: dict[tuple[int, str, str], tuple[ClauseElement, _Prepared]] = {}
+    _cache: ClassVar[dict[tuple[int, str, str], tuple[ClauseElement, _Prepared]]] = {}
 
     @classmethod
     def of(cls, stmt: ClauseElement, dialect: Dialect) -> _Prepared:
@@ -136,7 +136,9 @@ class _Prepared:
         if len(self.converters) == 1:
             ((i, convert),) = self.converters
             return [row if row[i] is None else (*row[:i], convert(row[i]), *row[i + 1 :]) for row in rows]
-        return [tuple(value if value is None or f is None else f(value) for f, value in zip(self.processors, row)) for row in rows]
+        return [
+            tuple(value if value is None or f is None else f(value) for f, value in zip(self.processors, row, strict=True)) for row in rows
+        ]
 
 
 class _EventContext:

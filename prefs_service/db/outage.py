@@ -38,9 +38,7 @@ def database_unavailable(error: BaseException) -> bool:
         if isinstance(error, sa.exc.DBAPIError):
             if error.connection_invalidated or _driver_error_unavailable(error.orig):
                 return True
-        elif isinstance(error, sa.exc.TimeoutError):  # no pooled connection came free in time
-            return True
-        elif _driver_error_unavailable(error):
+        elif isinstance(error, sa.exc.TimeoutError) or _driver_error_unavailable(error):  # no pooled connection came free in time
             return True
         error = error.__cause__ or error.__context__
     return False

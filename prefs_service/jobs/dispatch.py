@@ -24,12 +24,12 @@ from flask import Flask, current_app
 from flask_sqlalchemy.session import Session
 
 from .. import outbox
+from ..clock import utcnow
 from ..db import scopes
 from ..db.backend import backend
 from ..errors import DomainError
-from ..job_kinds import JobKind
 from ..extensions import db
-from ..clock import utcnow
+from ..job_kinds import JobKind
 from ..outbox import DONE, FAILED, QUEUED, RUNNING, Job
 from . import broker as brokers
 
@@ -96,7 +96,7 @@ def every(interval: timedelta, *, name: str, kind: JobKind) -> None:
 
 def backoff(attempts: int) -> timedelta:
     seconds = min(5 * 2 ** (attempts - 1), 3600)
-    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not a secret
 
 
 def describe_error(exc: BaseException) -> str:
@@ -136,7 +136,7 @@ class JobSystem:
         for job_id in job_ids:
             try:
                 self.actor.send_with_options(args=(job_id,), delay=int(delay.total_seconds() * 1000) if delay else None)
-            except Exception as exc:  # broker down: the row is safe, the sweeper re-sends
+            except Exception as exc:  # noqa: BLE001 - broker down: the row is safe, the sweeper re-sends
                 log.warning("broker unavailable, job %s left for the sweeper: %s", job_id, describe_error(exc))
                 return
 
@@ -177,7 +177,7 @@ class JobSystem:
                 db.session.commit()
             log.info("job %s (%s) done after %s attempt(s)", job_id, job.kind, job.attempts)
             return DONE
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of the work is recorded on the job and retried
             db.session.rollback()
             with scopes.writing():
                 return self._record_failure(job, token, exc)
@@ -211,9 +211,7 @@ class JobSystem:
         # sweeper re-sent it); find that out in a read, which on SQLite takes
         # no write lock, before trying the claim.
         with scopes.read_only():
-            row = db.session.execute(
-                sa.select(Job.kind, Job.status, Job.run_after, Job.lease_expires_at).where(Job.id == job_id)
-            ).first()
+            row = db.session.execute(sa.select(Job.kind, Job.status, Job.run_after, Job.lease_expires_at).where(Job.id == job_id)).first()
             db.session.rollback()
         if row is None or not _claimable(row, now):
             return None
@@ -326,7 +324,7 @@ class JobSystem:
     def _waiting(self) -> int | None:
         try:
             return brokers.waiting(self.broker, QUEUE_NAME)
-        except Exception as exc:  # broker down: what it held is unknown
+        except Exception as exc:  # noqa: BLE001 - broker down: what it held is unknown
             log.warning("cannot count the broker's messages: %s", describe_error(exc))
             return None
 
@@ -368,7 +366,7 @@ class JobSystem:
             try:
                 with self.app.app_context(), scopes.writing():
                     self.sweep()
-            except Exception as exc:  # keep sweeping through a database or broker outage
+            except Exception as exc:  # noqa: BLE001 - keep sweeping through a database or broker outage
                 log.warning("sweep failed: %s", describe_error(exc))
 
     def ping(self) -> None:

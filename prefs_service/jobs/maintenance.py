@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ..extensions import db
 from ..clock import utcnow
+from ..extensions import db
 from ..job_kinds import JobKind
 from ..outbox import DONE, Job
 from .dispatch import every, handler

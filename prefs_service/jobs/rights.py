@@ -9,7 +9,9 @@ from .dispatch import every, handler
 
 every(timedelta(hours=1), name="request-deadlines", kind=JobKind.RIGHTS_DEADLINES)
 every(timedelta(hours=1), name="request-expiry", kind=JobKind.RIGHTS_EXPIRE)
-every(timedelta(minutes=1), name="request-exports-purge", kind=JobKind.RIGHTS_PURGE_EXPORTS)  # a dead export's partial file goes within minutes
+every(
+    timedelta(minutes=1), name="request-exports-purge", kind=JobKind.RIGHTS_PURGE_EXPORTS
+)  # a dead export's partial file goes within minutes
 
 
 def _failed(payload: dict) -> None:

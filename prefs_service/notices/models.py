@@ -6,8 +6,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..clock import utcnow
+from ..extensions import db
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 TRANSACTIONAL, MARKETING = "transactional", "marketing"

@@ -24,10 +24,10 @@ from jinja2 import (
 
 from .. import hooks, outbox
 from ..channels import email as email_channel
-from ..extensions import db
-from ..job_kinds import JobKind
 from ..clock import utcnow
 from ..db.backend import backend
+from ..extensions import db
+from ..job_kinds import JobKind
 from .models import FAILED, MARKETING, PENDING, SENT, TRANSACTIONAL, Notice
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ def queue(
     _templates.get_template(f"{template}.txt")  # fail now, not in a job, on a typo
     now = utcnow()
     notice_id = db.session.execute(
-        backend().insert(Notice.__table__)
+        backend()
+        .insert(Notice.__table__)
         .values(
             kind=kind,
             idempotency_key=idempotency_key,

@@ -6,8 +6,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..clock import utcnow
+from ..extensions import db
 
 # An order only moves forward through these (see service.advance).
 PENDING, PAYMENT_FAILED, PAID, COMMISSIONING, DELIVERED, CANCELLED = (

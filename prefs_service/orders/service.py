@@ -34,7 +34,9 @@ def advance(order: Order, status: str) -> bool:
     """Move the order forward; an event that would move it back is ignored."""
     if STATUS_ORDER.index(status) <= STATUS_ORDER.index(order.status or STATUS_ORDER[0]):
         return False
-    audit.record("order.status", actor="stripe", target_type="order", target_id=order.reference, details={"from": order.status, "to": status})
+    audit.record(
+        "order.status", actor="stripe", target_type="order", target_id=order.reference, details={"from": order.status, "to": status}
+    )
     order.status = status
     return True
 
@@ -90,7 +92,9 @@ def commission(*, order: Order, username: str, system_name: str, actor: str = "c
     if errors:
         raise Invalid("Please check the names.", errors=errors)
     if order.status != PAID:
-        raise Conflict("This order is not waiting to be commissioned." if order.status != "pending" else "The payment is not confirmed yet.")
+        raise Conflict(
+            "This order is not waiting to be commissioned." if order.status != "pending" else "The payment is not confirmed yet."
+        )
     taken = db.session.scalar(sa.select(Order.id).where(Order.system_name == system_name, Order.id != order.id))
     if taken is not None:
         raise Invalid("That system name is taken.", errors={"system_name": ["already taken; choose another"]})

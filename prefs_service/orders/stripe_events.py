@@ -78,7 +78,8 @@ def accept_event(event: dict) -> str:
     if handled and not isinstance(obj, dict):
         raise Invalid("The event has no data.object.", errors={"data": ["missing object"]})
     inserted = db.session.execute(
-        backend().insert(StripeEvent.__table__)
+        backend()
+        .insert(StripeEvent.__table__)
         .values(id=event["id"], type=event["type"], data=_allowed(obj) if handled else None, received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(StripeEvent.__table__.c.id)
@@ -185,11 +186,15 @@ def _checkout_session(session: dict, *, force_paid: bool = False) -> None:
     order.plan = order.plan or (session.get("metadata") or {}).get("plan") or session.get("mode")
     order.partner_code = order.partner_code or _partner_of(session)
     details = session.get("customer_details") or {}
-    _attach_customer(order, email=details.get("email") or session.get("customer_email"), name=details.get("name"), address=details.get("address"))
+    _attach_customer(
+        order, email=details.get("email") or session.get("customer_email"), name=details.get("name"), address=details.get("address")
+    )
     db.session.flush()
     if force_paid or session.get("payment_status") in ("paid", "no_payment_required"):
         if not session.get("subscription") and session.get("amount_total"):
-            _record_payment(order, stripe_id=session["id"], amount=session["amount_total"], currency=order.currency, kind="purchase", paid_at=utcnow())
+            _record_payment(
+                order, stripe_id=session["id"], amount=session["amount_total"], currency=order.currency, kind="purchase", paid_at=utcnow()
+            )
         _paid(order)
 
 
@@ -210,7 +215,9 @@ def _invoice_paid(invoice: dict) -> None:
         order.currency = order.currency or (invoice.get("currency") or "").lower() or None
         order.stripe_customer_id = order.stripe_customer_id or invoice.get("customer")
         order.partner_code = order.partner_code or (invoice.get("metadata") or {}).get("partner")
-        _attach_customer(order, email=invoice.get("customer_email"), name=invoice.get("customer_name"), address=invoice.get("customer_address"))
+        _attach_customer(
+            order, email=invoice.get("customer_email"), name=invoice.get("customer_name"), address=invoice.get("customer_address")
+        )
     db.session.flush()
     paid_at = _stamp((invoice.get("status_transitions") or {}).get("paid_at"))
     _record_payment(
@@ -240,7 +247,8 @@ def _subscription_deleted(subscription: dict) -> None:
 
 def _record_payment(order: Order, *, stripe_id: str, amount: int, currency: str, kind: str, paid_at: datetime) -> None:
     db.session.execute(
-        backend().insert(Payment.__table__)
+        backend()
+        .insert(Payment.__table__)
         .values(order_id=order.id, stripe_id=stripe_id, amount=amount, currency=currency or "", kind=kind, paid_at=paid_at)
         .on_conflict_do_nothing(index_elements=["stripe_id"])
     )

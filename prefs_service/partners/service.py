@@ -11,11 +11,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from .. import audit, channels
-from .. import consent
+from .. import audit, channels, consent
+from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from ..clock import utcnow
 from ..notices import service as notices
 from ..subjects import refs
 from ..subjects import service as subjects
@@ -66,7 +65,9 @@ def record_disclosure(
     errors = {}
     unknown = sorted(set(data_categories) - set(DATA_CATEGORIES))
     if not data_categories or unknown:
-        errors["data_categories"] = [f"give at least one of: {', '.join(DATA_CATEGORIES)}" + (f" (unknown: {', '.join(unknown)})" if unknown else "")]
+        errors["data_categories"] = [
+            f"give at least one of: {', '.join(DATA_CATEGORIES)}" + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        ]
     if purpose not in PURPOSES:
         errors["purpose"] = [f"must be one of: {', '.join(PURPOSES)}"]
     if occurred_at is not None and occurred_at > utcnow():

@@ -21,11 +21,10 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from .. import outbox
-from .. import consent
+from .. import consent, outbox
+from ..clock import utcnow
 from ..consent.models import ConsentEvent
 from ..extensions import db
-from ..clock import utcnow
 from ..notices.models import Notice
 from ..orders.models import Order
 from ..outbox import Job
@@ -53,7 +52,7 @@ def _stream(stmt, names: tuple[str, ...]) -> Iterator[dict]:
     for index, row in enumerate(db.session.execute(stmt.execution_options(yield_per=STREAM_CHUNK))):
         if index % STREAM_CHUNK == 0:
             outbox.keep_alive()  # a long history: our job keeps its lease
-        yield dict(zip(names, row))
+        yield dict(zip(names, row, strict=True))
 
 
 def _subject_rows(request: RightsRequest) -> Iterator[dict]:

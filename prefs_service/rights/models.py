@@ -6,9 +6,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
 from ..clock import utcnow
 from ..db.types import HashBytes
+from ..extensions import db
 
 TYPES = ("access", "erasure", "correction")
 AWAITING_VERIFICATION = "awaiting_verification"

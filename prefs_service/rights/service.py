@@ -97,7 +97,9 @@ def validate_changes(changes) -> dict:
         raise Invalid("Say what to correct.", errors={"changes": [f"give new values for some of: {', '.join(CORRECTABLE_FIELDS)}"]})
     unknown = sorted(set(changes) - set(CORRECTABLE_FIELDS))
     if unknown:
-        raise Invalid("Unknown fields.", errors={"changes": [f"cannot correct {', '.join(unknown)}; correctable: {', '.join(CORRECTABLE_FIELDS)}"]})
+        raise Invalid(
+            "Unknown fields.", errors={"changes": [f"cannot correct {', '.join(unknown)}; correctable: {', '.join(CORRECTABLE_FIELDS)}"]}
+        )
     clean = {}
     name = changes.get("name")
     if "name" in changes:
@@ -136,7 +138,10 @@ def submit(
     if subject_id is not None:
         subject = subjects.get(subject_id)
         if type == "correction" and subject.erased_at is not None:
-            raise Erased("We erased this person's data at their request, so there is nothing to correct.", errors={"subject_id": ["names a person erased at their request"]})
+            raise Erased(
+                "We erased this person's data at their request, so there is nothing to correct.",
+                errors={"subject_id": ["names a person erased at their request"]},
+            )
         held = subject.identifier("email")
         if email is None and held is None:
             raise Invalid("We hold no email address for this person.", errors={"email": ["give an address to answer them at"]})

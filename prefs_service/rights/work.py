@@ -120,7 +120,9 @@ def run_erasure(*, request_id: int) -> None:
         their_mail = sa.or_(their_mail, Notice.subject_id == subject.id)
     db.session.execute(sa.update(Notice).where(their_mail, Notice.status == PENDING).values(status="failed"))
     # A file:// outbox keeps a copy of every mail it "sent" them.
-    email_channel.forget(list(db.session.scalars(sa.select(Notice.message_id).where(their_mail))), mail_url=current_app.config["PREFS"].mail_url)
+    email_channel.forget(
+        list(db.session.scalars(sa.select(Notice.message_id).where(their_mail))), mail_url=current_app.config["PREFS"].mail_url
+    )
     db.session.execute(sa.update(Notice).where(their_mail).values(recipient=None, context={}))
     for value_hash, kind in hashes.items():
         existing = db.session.get(Suppression, value_hash)

@@ -6,9 +6,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
 from ..clock import utcnow
 from ..db.types import HashBytes
+from ..extensions import db
 
 
 class Subject(db.Model):

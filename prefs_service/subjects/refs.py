@@ -15,13 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import channels
-from .models import Suppression
 from ..db import fast, scopes
 from ..db.backend import chunks
 from ..errors import Erased, Invalid, NotFound
 from ..extensions import db
 from .identifiers import EXTERNAL_REF, KINDS, identifier_hash
-from .models import Identifier, Subject
+from .models import Identifier, Subject, Suppression
 
 SUBJECT_ID = "subject_id"
 # The keys that may name a person in a write (an unknown identifier or
@@ -167,4 +166,8 @@ def _live_id_query(key: str) -> sa.Select[tuple[uuid.UUID]]:
     else:
         column = Identifier.__table__.c.value_hash
         source = subjects.join(Identifier.__table__)
-    return sa.select(subjects.c.id).select_from(source).where(column == sa.bindparam("value", type_=column.type), subjects.c.erased_at.is_(None))
+    return (
+        sa.select(subjects.c.id)
+        .select_from(source)
+        .where(column == sa.bindparam("value", type_=column.type), subjects.c.erased_at.is_(None))
+    )

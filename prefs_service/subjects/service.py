@@ -23,15 +23,18 @@ from .refs import SUBJECT_ID, SubjectRef, find, find_ids, refuse_erased, refuse_
 PROFILE_FIELDS = ("name", "external_ref")
 T = TypeVar("T")
 
+
 def get(subject_id: object) -> Subject:
     subject = db.session.get(Subject, _as_uuid(subject_id))
     if subject is None:
         raise NotFound("No subject with that id.")
     return subject
 
+
 def exists(subject_id: uuid.UUID) -> bool:
     """A person we hold (erased ones are gone for every purpose but suppression)."""
     return db.session.scalar(sa.select(Subject.id).where(Subject.id == subject_id, Subject.erased_at.is_(None))) is not None
+
 
 def resolve_one(ref: SubjectRef, *, actor: str, create: bool = True) -> Subject:
     """The person `ref` names; an unknown identifier or external_ref creates
@@ -48,6 +51,7 @@ def resolve_one(ref: SubjectRef, *, actor: str, create: bool = True) -> Subject:
     subject, _ = find_or_create(values={ref.key: ref.value}, actor=actor)
     return subject
 
+
 def resolve_many(refs: Sequence[SubjectRef], *, actor: str) -> dict[SubjectRef, uuid.UUID | None]:
     """Subject ids for many refs at once, creating people for unknown
     identifiers and external_refs in bulk, each creation audited. An unknown
@@ -62,10 +66,16 @@ def resolve_many(refs: Sequence[SubjectRef], *, actor: str) -> dict[SubjectRef, 
     for ref in to_create:
         subject_id = uuid.uuid4()
         found[ref] = subject_id
-        new_subjects.append({"id": subject_id, "external_ref": ref.value if ref.key == EXTERNAL_REF else None, "created_at": now, "updated_at": now})
+        new_subjects.append(
+            {"id": subject_id, "external_ref": ref.value if ref.key == EXTERNAL_REF else None, "created_at": now, "updated_at": now}
+        )
         if ref.key != EXTERNAL_REF:
-            new_identifiers.append({"subject_id": subject_id, "kind": ref.key, "value": ref.value, "value_hash": ref.hash, "created_at": now})
-        trail.append(audit.row("subject.created", actor=actor, target_type="subject", target_id=subject_id, details={"via": "batch"}, at=now))
+            new_identifiers.append(
+                {"subject_id": subject_id, "kind": ref.key, "value": ref.value, "value_hash": ref.hash, "created_at": now}
+            )
+        trail.append(
+            audit.row("subject.created", actor=actor, target_type="subject", target_id=subject_id, details={"via": "batch"}, at=now)
+        )
     try:
         with db.session.begin_nested():
             db.session.execute(sa.insert(Subject), new_subjects)
@@ -75,6 +85,7 @@ def resolve_many(refs: Sequence[SubjectRef], *, actor: str) -> dict[SubjectRef, 
         raise Conflict("Another request created some of these subjects at the same moment; retry the batch.") from None
     db.session.execute(sa.insert(AuditEvent), trail)
     return found
+
 
 def find_or_create(*, values: Mapping[str, Any], actor: str) -> tuple[Subject, bool]:
     """POST /v1/subjects: the subject whose external_ref or email matches, else a new one.
@@ -105,6 +116,7 @@ def find_or_create(*, values: Mapping[str, Any], actor: str) -> tuple[Subject, b
     audit.record("subject.created", actor=actor, target_type="subject", target_id=subject.id)
     return subject, True
 
+
 def _matching(canonical: dict[str, str | None], external_ref: str | None) -> Subject | None:
     by_ref = find(SubjectRef(EXTERNAL_REF, external_ref)) if external_ref else None
     email = canonical.get("email")
@@ -112,6 +124,7 @@ def _matching(canonical: dict[str, str | None], external_ref: str | None) -> Sub
     if by_ref and by_email and by_ref.id != by_email.id:
         raise Conflict("external_ref and email belong to two different subjects.", errors={"email": ["already belongs to another subject"]})
     return by_ref or by_email
+
 
 def update(subject: Subject, *, values: Mapping[str, Any], actor: str) -> Subject:
     """PATCH: set or (with None) clear fields. Consent stays with the subject, so
@@ -132,9 +145,11 @@ def update(subject: Subject, *, values: Mapping[str, Any], actor: str) -> Subjec
         audit.record("subject.updated", actor=actor, target_type="subject", target_id=subject.id, details={"fields": sorted(changed)})
     return subject
 
+
 def _refs_of(canonical: dict[str, str | None], external_ref: str | None) -> list[SubjectRef]:
     refs = [SubjectRef(kind, value) for kind, value in canonical.items() if value is not None]
     return refs + ([SubjectRef(EXTERNAL_REF, external_ref)] if external_ref else [])
+
 
 def come_back(*, email: str, actor: str) -> Subject:
     """A person we erased, back by their own verified action (they opened a
@@ -148,9 +163,11 @@ def come_back(*, email: str, actor: str) -> Subject:
     audit.record("subject.returned", actor=actor, target_type="subject", target_id=subject.id)
     return subject
 
+
 def identifiers_of(subject: Subject) -> dict[str, str | None]:
     """API view: {"email": ..., "phone": ..., "fax": ..., "postal_address": ...}."""
     return {kind: (ident.value if (ident := subject.identifier(kind)) else None) for kind in KINDS}
+
 
 def _set_identifiers(subject: Subject, canonical: Mapping[str, str | None]) -> list[str]:
     changed = []
@@ -168,7 +185,10 @@ def _set_identifiers(subject: Subject, canonical: Mapping[str, str | None]) -> l
         changed.append(kind)
     return changed
 
-def _unique_or_conflict(change: Callable[[], T], *, canonical: Mapping[str, str | None], external_ref: str | None, owner: uuid.UUID | None) -> T:
+
+def _unique_or_conflict(
+    change: Callable[[], T], *, canonical: Mapping[str, str | None], external_ref: str | None, owner: uuid.UUID | None
+) -> T:
     """Run `change()` and flush it in a savepoint, so a clash with another
     subject's identifier or external_ref becomes a Conflict naming the field."""
     try:
@@ -190,6 +210,7 @@ def _unique_or_conflict(change: Callable[[], T], *, canonical: Mapping[str, str 
         if holder is not None and holder != owner:
             clashes["external_ref"] = ["already belongs to another subject"]
     raise Conflict("An identifier already belongs to another subject.", errors=clashes)
+
 
 def _as_uuid(value: object) -> uuid.UUID:
     if isinstance(value, uuid.UUID):

@@ -10,11 +10,10 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .. import channels, tokens
-from .. import consent
+from .. import channels, consent, tokens
 from ..extensions import client_key, limiter
-from ..subjects.models import Subject
 from ..subjects.identifiers import identifier_hash
+from ..subjects.models import Subject
 
 FRIENDLY = {
     400: "We could not understand that request.",
@@ -68,8 +67,12 @@ def address_key() -> str:
 def public_form_limits(view):
     """The limits every public form carries: per client (its address kept only
     as a keyed hash) and per email address given."""
-    view = limiter.limit("5 per hour", methods=["POST"], key_func=address_key, error_message="Too many requests for this address. Please try again later.")(view)
-    return limiter.limit("10 per hour", methods=["POST"], key_func=client_key, error_message="Too many requests from here. Please try again in an hour.")(view)
+    view = limiter.limit(
+        "5 per hour", methods=["POST"], key_func=address_key, error_message="Too many requests for this address. Please try again later."
+    )(view)
+    return limiter.limit(
+        "10 per hour", methods=["POST"], key_func=client_key, error_message="Too many requests from here. Please try again in an hour."
+    )(view)
 
 
 def no_store(view):

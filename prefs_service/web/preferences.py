@@ -10,9 +10,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms.validators import DataRequired, Length
 
+from .. import channels, consent, links, tokens
 from ..db.scopes import writes
-from .. import channels, links, tokens
-from .. import consent
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from . import evidence, no_store, public_form_limits, subject_from_token

@@ -7,8 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
-from ..db.scopes import reads, writes
 from .. import links
+from ..db.scopes import reads, writes
 from ..errors import Conflict, DomainError, Invalid, NotFound
 from ..extensions import csrf, db
 from ..rights import service as rights

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 
-from ..db.scopes import writes
 from .. import links
+from ..db.scopes import writes
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..orders import service as orders
@@ -78,7 +78,9 @@ def commission(token: str):
 @writes
 @no_store
 def set_password(token: str):
-    order = _order_or_404("set-password", token, "This link is not valid or has expired (it works for 24 hours). Contact support for a new one.")
+    order = _order_or_404(
+        "set-password", token, "This link is not valid or has expired (it works for 24 hours). Contact support for a new one."
+    )
     errors, done = {}, order.password_set_at is not None
     if request.method == "POST":
         form = request.form

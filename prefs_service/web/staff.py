@@ -21,11 +21,11 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange
 
-from ..db.scopes import reads, writes
 from ..access import service as access
+from ..clock import utcnow
+from ..db.scopes import reads, writes
 from ..errors import DomainError
 from ..extensions import client_key, db, limiter
-from ..clock import utcnow
 from ..orders import watchdog
 from ..rights import service as rights
 from ..rights.models import OPEN, STATUSES
@@ -75,7 +75,9 @@ def _actor() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @writes
-@limiter.limit("20 per minute", methods=["POST"], key_func=client_key, error_message="Too many sign-in attempts from here. Please wait a minute.")
+@limiter.limit(
+    "20 per minute", methods=["POST"], key_func=client_key, error_message="Too many sign-in attempts from here. Please wait a minute."
+)
 @no_store
 def login():
     form = LoginForm()
@@ -164,7 +166,11 @@ def reject(request_id: int):
     if not form.validate():
         flash("Give the reason the requester will be told.", "error")
         return redirect(url_for("staff.detail", request_id=request_id), code=303)
-    return _act(request_id, lambda: rights.reject(request_id=request_id, reason=form.reason.data, actor=_actor()), "Rejected; the requester is told why.")
+    return _act(
+        request_id,
+        lambda: rights.reject(request_id=request_id, reason=form.reason.data, actor=_actor()),
+        "Rejected; the requester is told why.",
+    )
 
 
 @bp.post("/requests/<int:request_id>/extend")

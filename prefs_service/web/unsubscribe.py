@@ -11,9 +11,8 @@ import uuid
 
 from flask import Blueprint, abort, current_app, render_template, request
 
+from .. import channels, consent, links, tokens
 from ..db.scopes import reads, writes
-from .. import channels, links, tokens
-from .. import consent
 from ..errors import NotFound
 from ..extensions import csrf, db
 from ..subjects import service as subjects
@@ -22,8 +21,7 @@ from . import evidence, no_store
 bp = Blueprint("unsubscribe", __name__)
 
 NOT_VALID = (
-    "This unsubscribe link is not valid: it may have been cut short or changed. "
-    "You can ask for a link to manage your preferences instead."
+    "This unsubscribe link is not valid: it may have been cut short or changed. You can ask for a link to manage your preferences instead."
 )
 ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")
 

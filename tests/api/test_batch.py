@@ -43,8 +43,12 @@ def test_one_bad_item_rejects_the_batch_listing_bad_items_by_index(client, heade
     assert set(response.json["errors"]) == {"1", "2"}
     assert "email" in response.json["errors"]["1"] and "channel" in response.json["errors"]["2"]
     assert client.get("/v1/consent/changes", headers=headers).json["events"] == []
-    assert client.post("/v1/consent/check", json={"channel": "email", "purpose": "newsletter", "recipients": ["ok@example.com"]},
-                       headers=headers).json["results"][0]["reason"] == "no_consent"
+    assert (
+        client.post(
+            "/v1/consent/check", json={"channel": "email", "purpose": "newsletter", "recipients": ["ok@example.com"]}, headers=headers
+        ).json["results"][0]["reason"]
+        == "no_consent"
+    )
 
 
 def test_schema_errors_are_listed_by_index_too(client, headers):

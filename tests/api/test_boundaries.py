@@ -42,13 +42,13 @@ def assert_problem(response, status, field=None):
         assert field in response.json["errors"], response.json
 
 
-@pytest.mark.parametrize("method, path", JSON_ENDPOINTS)
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS)
 def test_a_missing_body_is_refused_on_every_json_endpoint(client, admin, method, path):
     assert_problem(send(client, method, path, admin, b""), 422, "body")
     assert_problem(send(client, method, path, admin, None, content_type=None), 415)
 
 
-@pytest.mark.parametrize("method, path", JSON_ENDPOINTS)
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS)
 def test_a_body_that_is_not_json_by_its_content_type_is_415(client, admin, method, path):
     assert_problem(send(client, method, path, admin, b'{"name": "x"}', content_type="text/plain"), 415)
 
@@ -62,7 +62,7 @@ def test_an_empty_body_no_longer_creates_an_empty_person(client, admin):
     assert client.get(f"/v1/subjects/{created.json['id']}", headers=admin).json["external_ref"] == "first"
 
 
-@pytest.mark.parametrize("method, path", JSON_ENDPOINTS)
+@pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS)
 def test_json_nested_a_thousand_deep_is_400_on_every_json_endpoint(client, admin, method, path):
     deep = b"[" * 1000 + b"]" * 1000
     assert_problem(send(client, method, path, admin, b'{"name": ' + deep + b"}"), 400, "body")
@@ -97,7 +97,7 @@ def test_out_of_range_ids_in_paths_name_the_parameter(client, admin):
 
 
 @pytest.mark.parametrize(
-    "path, query, field",
+    ("path", "query", "field"),
     [
         ("/v1/subjects/6f1d8a34-0000-4000-8000-000000000000/consents", {"history": "1", "before": str(2**63)}, "before"),
         ("/v1/subjects/6f1d8a34-0000-4000-8000-000000000000/consents", {"limit": "9" * 5000}, "limit"),
@@ -120,11 +120,22 @@ def test_calendar_edge_times_with_offsets_are_refused_in_every_datetime_field(cl
     assert_problem(batch, 422, "events")
     policy = {"version": "edge", "last_updated": "2026-01-01", "effective_at": moment}
     assert_problem(client.post("/v1/policy-versions", json=policy, headers=admin), 422, "effective_at")
-    disclosure = {"subject_id": "6f1d8a34-0000-4000-8000-000000000000", "partner": "p", "data_categories": ["email"], "purpose": "share_for_fulfilment", "occurred_at": moment}
+    disclosure = {
+        "subject_id": "6f1d8a34-0000-4000-8000-000000000000",
+        "partner": "p",
+        "data_categories": ["email"],
+        "purpose": "share_for_fulfilment",
+        "occurred_at": moment,
+    }
     assert_problem(client.post("/v1/disclosures", json=disclosure, headers=admin), 422, "occurred_at")
     sales = client.get("/v1/partners/p/sales", query_string={"from": moment, "to": "2026-01-01"}, headers=admin)
     assert_problem(sales, 422, "from")
-    assert client.get("/v1/consent/check", query_string={"channel": "email", "purpose": "newsletter", "email": "edge@example.com"}, headers=admin).json["reason"] == "no_consent"
+    assert (
+        client.get(
+            "/v1/consent/check", query_string={"channel": "email", "purpose": "newsletter", "email": "edge@example.com"}, headers=admin
+        ).json["reason"]
+        == "no_consent"
+    )
 
 
 def test_lone_surrogates_in_json_strings_name_the_field(client, admin):
@@ -156,9 +167,7 @@ def test_nul_characters_are_refused_naming_the_field(client, admin):
     assert response.json["errors"]["recipients"] == {"1": ["must not contain NUL (\\u0000) characters"]}
 
 
-@pytest.mark.parametrize(
-    "channel, purpose", [("email", "transactional"), ("partner", "share_for_fulfilment"), (None, "transactional")]
-)
+@pytest.mark.parametrize(("channel", "purpose"), [("email", "transactional"), ("partner", "share_for_fulfilment"), (None, "transactional")])
 def test_unsubscribe_links_are_not_minted_for_purposes_that_need_no_consent(client, admin, channel, purpose):
     client.post("/v1/subjects", json={"email": "links@example.com"}, headers=admin)
     payload = {"email": "links@example.com", "purpose": purpose, **({"channel": channel} if channel else {})}

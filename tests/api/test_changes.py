@@ -8,9 +8,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from prefs_service.clock import utcnow
 from prefs_service.consent.models import ConsentEvent
 from prefs_service.extensions import db
-from prefs_service.clock import utcnow
 
 
 @pytest.fixture
@@ -27,7 +27,11 @@ def follow(client, headers, after=None, limit=100):
 
 def test_pages_through_the_ledger_in_order_and_resumes_from_the_cursor(client, headers):
     for i in range(5):
-        client.post("/v1/consents", json={"email": f"f{i}@example.com", "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers)
+        client.post(
+            "/v1/consents",
+            json={"email": f"f{i}@example.com", "channel": "email", "purpose": "offers", "status": "granted"},
+            headers=headers,
+        )
     first = follow(client, headers, limit=2)
     assert len(first["events"]) == 2 and first["has_more"] is True
     second = follow(client, headers, after=first["next"], limit=2)
@@ -37,7 +41,9 @@ def test_pages_through_the_ledger_in_order_and_resumes_from_the_cursor(client, h
     assert len(set(seen)) == 5
     idle = follow(client, headers, after=third["next"])
     assert idle == {"events": [], "next": third["next"], "has_more": False}
-    client.post("/v1/consents", json={"email": "f0@example.com", "channel": "email", "purpose": "offers", "status": "withdrawn"}, headers=headers)
+    client.post(
+        "/v1/consents", json={"email": "f0@example.com", "channel": "email", "purpose": "offers", "status": "withdrawn"}, headers=headers
+    )
     newest = follow(client, headers, after=third["next"])
     assert [e["status"] for e in newest["events"]] == ["withdrawn"]
 
@@ -58,16 +64,24 @@ def test_a_slow_writer_never_ends_up_behind_the_followers_cursor(app, client, he
     """Writer A starts first and commits last. On PostgreSQL its event id is
     lower than writer B's; a feed ordered by id alone would hand out B's cursor
     and skip A's event for ever. Every event must be seen exactly once."""
-    subject = client.post("/v1/consents", json={"email": "slow@example.com", "channel": "email", "purpose": "offers", "status": "granted"},
-                          headers=headers).json["subject_id"]
+    subject = client.post(
+        "/v1/consents", json={"email": "slow@example.com", "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers
+    ).json["subject_id"]
     cursor = follow(client, headers)["next"]
     a_inserted, b_done, release_a = threading.Event(), threading.Event(), threading.Event()
 
     def write(status, before_commit=None, after_insert=None):
         with app.app_context():
             db.session.add(
-                ConsentEvent(subject_id=uuid.UUID(subject), channel="email", purpose="newsletter", status=status,
-                             source="api", occurred_at=utcnow(), recorded_by="test")
+                ConsentEvent(
+                    subject_id=uuid.UUID(subject),
+                    channel="email",
+                    purpose="newsletter",
+                    status=status,
+                    source="api",
+                    occurred_at=utcnow(),
+                    recorded_by="test",
+                )
             )
             db.session.flush()
             if after_insert:

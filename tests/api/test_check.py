@@ -66,7 +66,9 @@ def test_suppression_follows_the_channel_identifier_when_checked_by_subject_id(c
 
 def test_the_answer_does_not_depend_on_the_key_that_names_the_person(client, headers, api_key):
     event = grant(client, headers, email="keys@example.com", channel="phone", purpose="marketing")
-    patched = client.patch(f"/v1/subjects/{event['subject_id']}", json={"phone": "+442079460555"}, headers={**headers, **api_key("subjects:write")})
+    patched = client.patch(
+        f"/v1/subjects/{event['subject_id']}", json={"phone": "+442079460555"}, headers={**headers, **api_key("subjects:write")}
+    )
     assert patched.status_code == 200
     client.post("/v1/suppressions", json={"email": "keys@example.com", "reason": "bounce"}, headers=headers)
     phone = {"channel": "phone", "purpose": "marketing"}
@@ -92,7 +94,7 @@ def test_unknown_people_have_no_consent(client, headers):
 
 
 @pytest.mark.parametrize(
-    "query, field",
+    ("query", "field"),
     [
         ({"email": "a@example.com", "channel": "sms"}, "channel"),
         ({"email": "a@example.com", "purpose": "spam"}, "purpose"),
@@ -148,7 +150,7 @@ def test_bulk_takes_ten_thousand_and_refuses_more_naming_the_limit(client, heade
     assert response.status_code == 200
     results = response.json["results"]
     assert len(results) == 10_000 and results[9999]["allowed"] is True and not results[0]["allowed"]
-    too_many = bulk(client, headers, recipients + ["one-more@example.com"])
+    too_many = bulk(client, headers, [*recipients, "one-more@example.com"])
     assert too_many.status_code == 422
     assert "10000" in too_many.json["errors"]["recipients"][0]
 
@@ -177,7 +179,9 @@ def test_checks_recover_when_the_database_drops_every_connection(make_app, app, 
         import psycopg
 
         with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
     else:  # a file has no server: the connections are closed under the pool
         for driver in drivers:
             driver.close()

@@ -70,7 +70,7 @@ def test_a_newer_grant_after_a_withdrawal_allows_again(client, headers):
     assert check(client, headers, email="c@example.com")["reason"] == "granted"
 
 
-@pytest.mark.parametrize("first, second", [("granted", "withdrawn"), ("withdrawn", "granted")])
+@pytest.mark.parametrize(("first", "second"), [("granted", "withdrawn"), ("withdrawn", "granted")])
 def test_on_a_tie_withdrawal_wins_whatever_the_arrival_order(client, headers, first, second):
     moment = "2026-05-05T12:00:00Z"
     record(client, headers, email="tie@example.com", status=first, occurred_at=moment)
@@ -106,7 +106,7 @@ def test_unknown_channel_or_purpose_is_422_listing_the_valid_ones(client, header
 
 
 @pytest.mark.parametrize(
-    "fields, field",
+    ("fields", "field"),
     [
         ({"status": "maybe"}, "status"),
         ({"source": "one_click"}, "source"),  # reserved for the signed-link flows

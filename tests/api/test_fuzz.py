@@ -42,7 +42,12 @@ schemathesis.openapi.format(
 )
 schemathesis.openapi.format(
     "postal-address",
-    st.builds("{} {} Street, {}".format, st.integers(1, 999), st.sampled_from(["High", "Mill", "Church"]), st.sampled_from(["Leeds", "York", "LS1 4AP"])),
+    st.builds(
+        "{} {} Street, {}".format,
+        st.integers(1, 999),
+        st.sampled_from(["High", "Mill", "Church"]),
+        st.sampled_from(["Leeds", "York", "LS1 4AP"]),
+    ),
 )
 
 

@@ -51,7 +51,7 @@ def test_keyed_operations_list_401_and_403_and_body_operations_the_parser_errors
 
 
 @pytest.mark.parametrize(
-    "path, method, status",
+    ("path", "method", "status"),
     [
         ("/v1/subjects/{subject_id}", "get", "404"),
         ("/v1/subjects/{subject_id}", "patch", "409"),
@@ -92,7 +92,16 @@ def test_health_bodies_are_documented_and_match(client, spec):
 
 def test_input_schemas_refuse_unknown_fields_and_say_which_purposes_each_channel_has(spec):
     schemas = spec["components"]["schemas"]
-    for name in ("SubjectFields", "ConsentIn", "BulkCheckIn", "SuppressionIn", "UnsubscribeLinkIn", "RequestIn", "PartnerIn", "DisclosureIn"):
+    for name in (
+        "SubjectFields",
+        "ConsentIn",
+        "BulkCheckIn",
+        "SuppressionIn",
+        "UnsubscribeLinkIn",
+        "RequestIn",
+        "PartnerIn",
+        "DisclosureIn",
+    ):
         assert schemas[name]["additionalProperties"] is False, name
     consent_in = jsonschema_rs.validator_for({**schemas["ConsentIn"], "components": spec["components"]})
     event = {"email": "a@example.com", "channel": "email", "status": "granted"}

@@ -56,7 +56,9 @@ def test_patch_changes_and_clears_fields_and_consent_follows_the_person(client, 
     assert response.json["email"] == "new@example.com" and response.json["fax"] is None and response.json["name"] == "N"
     check = {"channel": "email", "purpose": "offers"}
     assert client.get("/v1/consent/check", query_string={**check, "email": "new@example.com"}, headers=headers).json["allowed"]
-    assert client.get("/v1/consent/check", query_string={**check, "email": "old@example.com"}, headers=headers).json["reason"] == "no_consent"
+    assert (
+        client.get("/v1/consent/check", query_string={**check, "email": "old@example.com"}, headers=headers).json["reason"] == "no_consent"
+    )
 
 
 def test_patch_to_an_address_someone_else_has_is_409(client, headers):
@@ -68,7 +70,7 @@ def test_patch_to_an_address_someone_else_has_is_409(client, headers):
 
 
 @pytest.mark.parametrize(
-    "payload, field",
+    ("payload", "field"),
     [
         ({"email": "nope"}, "email"),
         ({"phone": "12"}, "phone"),
@@ -94,8 +96,14 @@ def test_consents_of_a_subject_with_history(client, headers):
     for status, when in (("granted", "2026-01-01T00:00:00Z"), ("withdrawn", "2026-02-01T00:00:00Z")):
         client.post(
             "/v1/consents",
-            json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": status, "occurred_at": when,
-                  "evidence": {"ip": "198.51.100.23", "user_agent": "UA"}},
+            json={
+                "subject_id": subject["id"],
+                "channel": "email",
+                "purpose": "newsletter",
+                "status": status,
+                "occurred_at": when,
+                "evidence": {"ip": "198.51.100.23", "user_agent": "UA"},
+            },
             headers=headers,
         )
     body = client.get(f"/v1/subjects/{subject['id']}/consents", headers=headers).json
@@ -103,8 +111,14 @@ def test_consents_of_a_subject_with_history(client, headers):
     assert len(states) == 10
     assert states[("email", "newsletter")]["status"] == "withdrawn" and states[("email", "newsletter")]["allowed"] is False
     assert states[("email", "transactional")] == {
-        "channel": "email", "purpose": "transactional", "status": None, "occurred_at": None, "source": None,
-        "allowed": True, "reason": "transactional", "since": None,
+        "channel": "email",
+        "purpose": "transactional",
+        "status": None,
+        "occurred_at": None,
+        "source": None,
+        "allowed": True,
+        "reason": "transactional",
+        "since": None,
     }
     assert states[("phone", "marketing")]["reason"] == "no_consent"
     assert "history" not in body

@@ -12,7 +12,7 @@ from prefs_service.channels import email
 
 
 @pytest.mark.parametrize(
-    "raw, canonical",
+    ("raw", "canonical"),
     [
         ("  Jane.Doe@Example.COM ", "jane.doe@example.com"),
         ("o'brien+news@sub.example.co.uk", "o'brien+news@sub.example.co.uk"),
@@ -26,8 +26,19 @@ def test_canonical_form(raw, canonical):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "plain", "a@b", "a..b@example.com", "a@example..com", "a@localhost", "a@host.test", "a@ex--ample.com",
-     '"quoted"@example.com', "a@[127.0.0.1]", "a@" + "b" * 64 + ".com"],
+    [
+        "",
+        "plain",
+        "a@b",
+        "a..b@example.com",
+        "a@example..com",
+        "a@localhost",
+        "a@host.test",
+        "a@ex--ample.com",
+        '"quoted"@example.com',
+        "a@[127.0.0.1]",
+        "a@" + "b" * 64 + ".com",
+    ],
 )
 def test_refused(raw):
     with pytest.raises(channels.InvalidIdentifier):
@@ -55,7 +66,7 @@ TLD = st.sampled_from(["com", "uk", "TEST", "local", "c", "x1", "museum", "inval
     pad=st.sampled_from(["", " ", "  \t"]),
 )
 def test_fast_path_and_email_validator_agree(local, labels, tld, pad):
-    address = f"{pad}{local}@{'.'.join(labels + [tld])}{pad}"
+    address = f"{pad}{local}@{'.'.join([*labels, tld])}{pad}"
     expected = _slow_path(address)
     try:
         actual = email.normalize(address)

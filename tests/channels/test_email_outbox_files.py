@@ -12,7 +12,6 @@ from prefs_service.channels.email import forget
 from tests.conftest import InProcessWorker
 from tests.helpers import notice, queue_preferences_mail
 
-
 pytestmark = pytest.mark.usefixtures("usual_umask")
 
 

@@ -6,7 +6,7 @@ from prefs_service import channels
 
 
 @pytest.mark.parametrize(
-    "raw, canonical",
+    ("raw", "canonical"),
     [("020 7946 0000", "+442079460000"), ("+44 (0)20 7946 0000", "+442079460000"), ("+1 202-555-0142", "+12025550142")],
 )
 def test_phone_numbers_are_e164_with_gb_by_default(raw, canonical):

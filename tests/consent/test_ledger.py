@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from prefs_service import hooks
 from prefs_service.consent import ledger
-from prefs_service.consent.events import Evidence, EventInput
+from prefs_service.consent.events import EventInput, Evidence
 from prefs_service.consent.models import ConsentEvent, ConsentState
 from prefs_service.db import scopes
 from prefs_service.errors import NotFound
@@ -54,7 +54,9 @@ def test_both_ways_record_the_same_ledger_state_and_announcements(app, steps):
         db.session.add_all(people.values())
         db.session.flush()
         for pair, status, hour in steps:
-            answers = {way: change(subject_id=people[way].id, event=_event(pair, status, hour), recorded_by="test") for way, change in WAYS.items()}
+            answers = {
+                way: change(subject_id=people[way].id, event=_event(pair, status, hour), recorded_by="test") for way, change in WAYS.items()
+            }
             assert len(set(answers.values())) == 1, (pair, status, hour, answers)
         recorded = [_ledger_and_state(person.id) for person in people.values()]
         assert recorded[0] == recorded[1]

@@ -26,13 +26,25 @@ WHEN = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 PAIRS = [("email", "newsletter"), ("email", "transactional"), ("phone", "marketing"), ("fax", "marketing"), ("mail", "marketing"),
          ("partner", "share_for_marketing"), ("partner", "share_for_fulfilment"), ("profile", "profile_enrichment")]  # fmt: skip
 PEOPLE = {
-    "granted": {"email": "granted@example.com", "phone": "+442079460100", "fax": "+442079460101", "postal_address": "1 High St, Leeds", "external_ref": "crm-1"},
+    "granted": {
+        "email": "granted@example.com",
+        "phone": "+442079460100",
+        "fax": "+442079460101",
+        "postal_address": "1 High St, Leeds",
+        "external_ref": "crm-1",
+    },
     "withdrawn": {"email": "withdrawn@example.com", "postal_address": "2 High St, Leeds", "external_ref": "crm-2"},
     "never": {"email": "never@example.com", "phone": "+442079460102"},
     "suppressed": {"email": "suppressed@example.com", "phone": "+442079460103", "fax": "+442079460105"},
     "erased": {"email": "erased@example.com", "phone": "+442079460104", "external_ref": "crm-3"},
 }
-NOBODY = {"email": "nobody@example.com", "phone": "+442079460199", "fax": "+442079460198", "postal_address": "9 Low Rd, York", "external_ref": "crm-none"}
+NOBODY = {
+    "email": "nobody@example.com",
+    "phone": "+442079460199",
+    "fax": "+442079460198",
+    "postal_address": "9 Low Rd, York",
+    "external_ref": "crm-none",
+}
 
 
 @pytest.fixture
@@ -42,7 +54,13 @@ def people(client, api_key, worker):
     for name, status in (("granted", "granted"), ("withdrawn", "withdrawn"), ("suppressed", "granted"), ("erased", "granted")):
         for channel, purpose in (("email", "newsletter"), ("phone", "marketing"), ("fax", "marketing"), ("mail", "marketing"),
                                  ("partner", "share_for_marketing"), ("profile", "profile_enrichment")):  # fmt: skip
-            body = {"subject_id": made[name]["id"], "channel": channel, "purpose": purpose, "status": status, "occurred_at": WHEN.isoformat()}
+            body = {
+                "subject_id": made[name]["id"],
+                "channel": channel,
+                "purpose": purpose,
+                "status": status,
+                "occurred_at": WHEN.isoformat(),
+            }
             assert client.post("/v1/consents", json=body, headers=headers).status_code == 201
     for suppressed in ({"email": "suppressed@example.com"}, {"fax": "+442079460105"}, {"email": NOBODY["email"]}):
         assert client.post("/v1/suppressions", json={**suppressed, "reason": "objection"}, headers=headers).status_code == 201
@@ -85,7 +103,9 @@ def test_every_check_statement_answers_as_sqlalchemy_would(app, people):
                 for with_since in (True, False):
                     shape = CheckShape(key, spec.identifier_kind, spec.purpose(purpose).needs_consent, with_since)
                     for size, bound in _batches(_lookup_keys(people, key)):
-                        found = _both_ways(queries._check_statement(shape, backend(), size), {"channel": channel, "purpose": purpose, **bound})
+                        found = _both_ways(
+                            queries._check_statement(shape, backend(), size), {"channel": channel, "purpose": purpose, **bound}
+                        )
                         assert found, (shape, size)  # someone is held by every key: nothing compared is empty
         db.session.rollback()
 
@@ -93,7 +113,9 @@ def test_every_check_statement_answers_as_sqlalchemy_would(app, people):
 def test_every_lookup_statement_answers_as_sqlalchemy_would(app, people):
     with app.app_context():
         # Suppressions are looked up by the hash of an identifier, or of an erased person's external_ref.
-        hashes = [h for kind in KINDS for h in _lookup_keys(people, kind)] + identifier_hashes(EXTERNAL_REF, _lookup_keys(people, EXTERNAL_REF))
+        hashes = [h for kind in KINDS for h in _lookup_keys(people, kind)] + identifier_hashes(
+            EXTERNAL_REF, _lookup_keys(people, EXTERNAL_REF)
+        )
         for size, bound in _batches(hashes):
             _both_ways(queries._suppression_statement(backend(), size), bound)
         for key in refs.WRITE_KEYS:
@@ -165,12 +187,14 @@ def test_the_cursor_events_see_the_fast_path(app, client, api_key, people):
 
 
 def test_a_broken_fast_path_statement_raises_what_sqlalchemy_raises_with_its_parameters_hidden(app):
-    broken = sa.select(sa.literal_column("no_such_column")).select_from(sa.table("consent_state")).where(sa.literal_column("status") == sa.bindparam("secret"))
+    broken = (
+        sa.select(sa.literal_column("no_such_column"))
+        .select_from(sa.table("consent_state"))
+        .where(sa.literal_column("status") == sa.bindparam("secret"))
+    )
     with app.app_context():
         for scope in (scopes.READ, scopes.WRITE):
             with pytest.raises(sa.exc.DBAPIError) as raised:
                 fast.rows(broken, {"secret": "jane@example.com"}, scope=scope)
             assert "jane@example.com" not in str(raised.value)
             db.session.rollback()
-
-

@@ -20,7 +20,7 @@ def test_every_view_declares_its_scope_and_one_that_does_not_is_refused(app):
     undeclared = Blueprint("undeclared", __name__)
     undeclared.add_url_rule("/undeclared", "guess", lambda: "which?")
     app.register_blueprint(undeclared)
-    with pytest.raises(RuntimeError, match="undeclared.guess"):
+    with pytest.raises(RuntimeError, match=r"undeclared\.guess"):
         scopes.refuse_views_without_scope(app)
 
 

@@ -22,12 +22,12 @@ import redis
 import sqlalchemy as sa
 
 from prefs_service import outbox
-from prefs_service.extensions import db
 from prefs_service.clock import utcnow
+from prefs_service.extensions import db
+from prefs_service.job_kinds import JobKind
 from prefs_service.jobs.dispatch import QUEUE_NAME, jobs
 from prefs_service.notices import service as notices
 from prefs_service.notices.models import Notice
-from prefs_service.job_kinds import JobKind
 from prefs_service.outbox import DONE, QUEUED, Job
 from tests.conftest import free_port
 from tests.helpers import eventually
@@ -170,7 +170,9 @@ def test_ten_thousand_jobs_queued_in_a_killed_broker_all_run_once(redis_server, 
     redis_server.start()  # the same port, empty: every message it held is gone
     assert redis_server.keys_loaded_at_start() == 0
 
-    eventually(lambda: job_counts(app, JobKind.ORDER_ESCALATION_WEBHOOK)[DONE] == JOBS, timeout=600, interval=0.5, what="every job to be done")
+    eventually(
+        lambda: job_counts(app, JobKind.ORDER_ESCALATION_WEBHOOK)[DONE] == JOBS, timeout=600, interval=0.5, what="every job to be done"
+    )
     app.extensions["prefs.jobs"].stop()
     done_after = time.monotonic() - started
 

@@ -75,9 +75,7 @@ def test_a_job_that_keeps_failing_ends_failed_and_staff_can_retry_it(make_app, a
     assert len(smtp.wait_for(1)) == 1
 
 
-def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_mail_goes_out(
-    app, smtp, base_settings, tmp_path, worker_processes
-):
+def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_mail_goes_out(app, smtp, base_settings, tmp_path, worker_processes):
     smtp.hold = threading.Event()  # the first delivery stalls inside DATA
     notice_id = queue_preferences_mail(app, key="crash")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from prefs_service.extensions import db
 from prefs_service.clock import utcnow
+from prefs_service.extensions import db
 from prefs_service.jobs.dispatch import jobs
 from prefs_service.outbox import Job
 from tests.helpers import jobs_of, notice, queue_preferences_mail

@@ -28,7 +28,9 @@ def event(type: str, obj: dict, *, event_id: str | None = None) -> dict:
 
 def post(client, payload: dict, **sign_options):
     body = json.dumps(payload).encode()
-    return client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": sign(body, **sign_options), "Content-Type": "application/json"})
+    return client.post(
+        "/webhooks/stripe", data=body, headers={"Stripe-Signature": sign(body, **sign_options), "Content-Type": "application/json"}
+    )
 
 
 def checkout_session(session_id: str, *, email="buyer@example.com", amount=4900, currency="gbp", payment_status="paid",
@@ -58,7 +60,9 @@ def checkout_session(session_id: str, *, email="buyer@example.com", amount=4900,
     }
 
 
-def invoice(invoice_id: str, *, subscription: str, billing_reason="subscription_create", amount=4900, email="buyer@example.com", paid_at=None):
+def invoice(
+    invoice_id: str, *, subscription: str, billing_reason="subscription_create", amount=4900, email="buyer@example.com", paid_at=None
+):
     return {
         "id": invoice_id,
         "object": "invoice",
@@ -80,12 +84,14 @@ def apply_accepted(app) -> None:
     import sqlalchemy as sa
 
     from prefs_service.extensions import db
-    from prefs_service.jobs.dispatch import jobs
     from prefs_service.job_kinds import JobKind
+    from prefs_service.jobs.dispatch import jobs
     from prefs_service.outbox import QUEUED, Job
 
     with app.app_context():
-        pending = db.session.scalars(sa.select(Job.id).where(Job.kind == JobKind.ORDER_APPLY_STRIPE_EVENT, Job.status == QUEUED).order_by(Job.id)).all()
+        pending = db.session.scalars(
+            sa.select(Job.id).where(Job.kind == JobKind.ORDER_APPLY_STRIPE_EVENT, Job.status == QUEUED).order_by(Job.id)
+        ).all()
         db.session.rollback()
         for job_id in pending:
             assert jobs().execute(job_id) == "done"

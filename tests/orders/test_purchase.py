@@ -10,13 +10,14 @@ import re
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
-from prefs_service.extensions import db
 from prefs_service.clock import utcnow
+from prefs_service.extensions import db
 from prefs_service.orders import service as orders
 from prefs_service.orders import watchdog
 from prefs_service.orders.models import Order, ProvisionedSystem
@@ -52,9 +53,13 @@ def test_payment_to_delivery_through_a_real_worker(app, client, smtp, worker):
 
     page = client.get("/purchase/complete?session_id=cs_test_path")
     assert b"Set up your system" in page.data
-    bad = client.post("/purchase/complete?session_id=cs_test_path", data={"csrf_token": csrf_of(page), "username": "Bea!", "system_name": "x"})
+    bad = client.post(
+        "/purchase/complete?session_id=cs_test_path", data={"csrf_token": csrf_of(page), "username": "Bea!", "system_name": "x"}
+    )
     assert bad.status_code == 400 and b"lower-case letters" in bad.data
-    done = client.post("/purchase/complete?session_id=cs_test_path", data={"csrf_token": csrf_of(page), "username": "bea", "system_name": "bea-crm"})
+    done = client.post(
+        "/purchase/complete?session_id=cs_test_path", data={"csrf_token": csrf_of(page), "username": "bea", "system_name": "bea-crm"}
+    )
     assert done.status_code == 200 and b"bea-crm" in done.data
     worker.wait()
     delivery = next(m for m in smtp.wait_for(2) if m["Subject"].startswith("Your system is ready"))
@@ -94,7 +99,7 @@ def test_the_receipt_link_commissions_too_and_system_names_are_unique(app, clien
 
 
 class _Catcher(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []
 
     def do_POST(self):
         _Catcher.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
@@ -160,10 +165,22 @@ def test_a_paid_order_not_commissioned_in_a_day_is_escalated_and_closes_itself(a
 def test_partner_referrals_disclosure_and_sales(app, client, api_key, worker):
     admin = api_key("admin")
     client.post("/v1/partners", json={"code": "acme", "name": "Acme Resellers", "contact_email": "sales@acme.example.com"}, headers=admin)
-    post(client, event("checkout.session.completed", checkout_session("cs_acme", subscription="sub_acme", partner="acme", email="ref@example.com")))
+    post(
+        client,
+        event("checkout.session.completed", checkout_session("cs_acme", subscription="sub_acme", partner="acme", email="ref@example.com")),
+    )
     first_paid = int(utcnow().timestamp()) - 100
-    post(client, event("invoice.paid", invoice("in_acme_1", subscription="sub_acme", amount=4900, email="ref@example.com", paid_at=first_paid)))
-    post(client, event("invoice.paid", invoice("in_acme_2", subscription="sub_acme", billing_reason="subscription_cycle", amount=4900, paid_at=first_paid + 50)))
+    post(
+        client,
+        event("invoice.paid", invoice("in_acme_1", subscription="sub_acme", amount=4900, email="ref@example.com", paid_at=first_paid)),
+    )
+    post(
+        client,
+        event(
+            "invoice.paid",
+            invoice("in_acme_2", subscription="sub_acme", billing_reason="subscription_cycle", amount=4900, paid_at=first_paid + 50),
+        ),
+    )
     post(client, event("checkout.session.completed", checkout_session("cs_direct", email="direct@example.com")))
     worker.wait()
     order = order_row(app, stripe_checkout_session_id="cs_acme")

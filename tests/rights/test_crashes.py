@@ -82,8 +82,12 @@ def test_killed_mid_erasures_every_subject_is_whole_or_gone(app, client, api_key
     count = 40
     made = []
     for i in range(count):
-        subject = client.post("/v1/subjects", json={"email": f"erase{i}@example.com", "phone": f"+4420794601{i:02d}", "name": f"Person {i}"}, headers=headers).json
-        made.append(client.post("/v1/requests", json={"type": "erasure", "subject_id": subject["id"], "verified": True}, headers=headers).json)
+        subject = client.post(
+            "/v1/subjects", json={"email": f"erase{i}@example.com", "phone": f"+4420794601{i:02d}", "name": f"Person {i}"}, headers=headers
+        ).json
+        made.append(
+            client.post("/v1/requests", json={"type": "erasure", "subject_id": subject["id"], "verified": True}, headers=headers).json
+        )
 
     first = worker_process(base_settings, tmp_path)
     worker_processes.append(first)

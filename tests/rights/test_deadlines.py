@@ -10,7 +10,7 @@ from prefs_service.rights.service import add_months
 
 
 @pytest.mark.parametrize(
-    "start, months, due",
+    ("start", "months", "due"),
     [
         ("2026-01-15", 1, "2026-02-15"),
         ("2026-01-31", 1, "2026-02-28"),

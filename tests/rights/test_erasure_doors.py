@@ -29,7 +29,9 @@ def erased(client, headers, worker):
         headers=headers,
     ).json
     for channel, purpose in channels.all_purposes():
-        client.post("/v1/consents", json={"subject_id": erin["id"], "channel": channel, "purpose": purpose, "status": "granted"}, headers=headers)
+        client.post(
+            "/v1/consents", json={"subject_id": erin["id"], "channel": channel, "purpose": purpose, "status": "granted"}, headers=headers
+        )
     made = client.post("/v1/requests", json={"type": "erasure", "subject_id": erin["id"], "verified": True}, headers=headers)
     assert made.status_code == 201
     worker.wait()
@@ -58,10 +60,14 @@ def people(app) -> int:
 def test_every_check_by_every_key_answers_erased_for_every_purpose(client, headers, erased):
     for key, value in keys_of(erased).items():
         for channel, purpose in channels.all_purposes():
-            answer = client.get("/v1/consent/check", query_string={"channel": channel, "purpose": purpose, key: value}, headers=headers).json
+            answer = client.get(
+                "/v1/consent/check", query_string={"channel": channel, "purpose": purpose, key: value}, headers=headers
+            ).json
             assert (answer["allowed"], answer["reason"]) == (False, "erased"), (key, channel, purpose, answer)
             bulk = client.post(
-                "/v1/consent/check", json={"channel": channel, "purpose": purpose, "identifier_type": key, "recipients": [value]}, headers=headers
+                "/v1/consent/check",
+                json={"channel": channel, "purpose": purpose, "identifier_type": key, "recipients": [value]},
+                headers=headers,
             ).json["results"]
             assert [(r["allowed"], r["reason"]) for r in bulk] == [(False, "erased")], (key, channel, purpose)
     view = client.get(f"/v1/subjects/{erased['id']}/consents", headers=headers).json["consents"]
@@ -97,7 +103,9 @@ def test_no_single_write_by_any_key_records_or_re_creates_the_person(app, client
     )
     assert disclosure.status_code == 409 and disclosure.json["type"].endswith("/problems/erased")
     correction = client.post(
-        "/v1/requests", json={"type": "correction", "subject_id": erased["id"], "changes": {"name": "Erin"}, "verified": True}, headers=headers
+        "/v1/requests",
+        json={"type": "correction", "subject_id": erased["id"], "changes": {"name": "Erin"}, "verified": True},
+        headers=headers,
     )
     assert correction.status_code == 409
     assert ledger_size(app) == before and people(app) == subjects_before + 1  # only `other`
@@ -154,7 +162,9 @@ def test_erasure_removes_every_file_of_the_person(make_app, api_key, tmp_path):
 
 
 def test_the_erased_problem_type_explains_itself(client, headers, erased):
-    refused = client.post("/v1/consents", json={"subject_id": erased["id"], "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers)
+    refused = client.post(
+        "/v1/consents", json={"subject_id": erased["id"], "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers
+    )
     page = client.get(urlsplit(refused.json["type"]).path)
     assert page.status_code == 200 and page.mimetype == "text/html" and b"erased at their request" in page.data
     assert client.get("/problems/no-such-type").status_code == 404

@@ -16,9 +16,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from prefs_service.clock import utcnow
 from prefs_service.consent.models import ConsentEvent
 from prefs_service.extensions import db
-from prefs_service.clock import utcnow
 from prefs_service.jobs.dispatch import PERIODIC, jobs
 from prefs_service.outbox import RUNNING, Job
 from prefs_service.rights import work as rights_work
@@ -40,7 +40,6 @@ def app(make_app, tmp_path):
     if hasattr(broker, "flush_all"):
         broker.flush_all()
     return app
-
 
 
 def _mode(path) -> int:
@@ -81,7 +80,9 @@ def _kill_mid_export(app, base_settings, tmp_path, worker_processes, *, lease_se
     env = {"PREFS_EXPORT_DIR": str(_export_folder(app)), "PREFS_JOB_LEASE_SECONDS": str(lease_seconds)}
     process = worker_process(base_settings, tmp_path, **env)
     worker_processes.append(process)
-    writing = eventually(lambda: _partials(app) and _export_job(app).status == RUNNING, timeout=60, interval=0.02, what="the export to be half-written")
+    writing = eventually(
+        lambda: _partials(app) and _export_job(app).status == RUNNING, timeout=60, interval=0.02, what="the export to be half-written"
+    )
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     assert writing, f"never saw the export being written\n{process.stderr.read()[-3000:]}"
@@ -102,7 +103,9 @@ def test_the_next_attempt_removes_a_killed_attempts_partial_file(app, client, he
 
     second = worker_process(base_settings, tmp_path, PREFS_EXPORT_DIR=str(_export_folder(app)))
     worker_processes.append(second)
-    completed = eventually(lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90, what="the export")
+    completed = eventually(
+        lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90, what="the export"
+    )
     assert completed, second.stderr.read()[-3000:] if second.poll() is not None else "export never completed"
 
     assert _export_job(app).attempts == 2
@@ -113,7 +116,9 @@ def test_the_next_attempt_removes_a_killed_attempts_partial_file(app, client, he
     assert _mode(export) == 0o600 and _mode(_export_folder(app)) == 0o700
 
 
-def test_the_purge_removes_a_dead_attempts_partial_file_after_a_few_minutes(app, client, headers, base_settings, tmp_path, worker_processes):
+def test_the_purge_removes_a_dead_attempts_partial_file_after_a_few_minutes(
+    app, client, headers, base_settings, tmp_path, worker_processes
+):
     _access_request_with_long_history(app, client, headers, "long.history@example.com")
     dead = _kill_mid_export(app, base_settings, tmp_path, worker_processes, lease_seconds=2)
     assert eventually(lambda: _export_job(app).lease_expires_at < utcnow(), timeout=10, what="the lease to run out")
@@ -146,7 +151,9 @@ def test_remove_request_files_removes_a_requests_export_and_partial_files_only(
     app.extensions["prefs.jobs"].start(threads=1)
     other = client.post("/v1/subjects", json={"email": "other@example.com"}, headers=headers).json
     finished = client.post("/v1/requests", json={"type": "access", "subject_id": other["id"], "verified": True}, headers=headers).json
-    assert eventually(lambda: client.get(f"/v1/requests/{finished['id']}", headers=headers).json["status"] == "completed", timeout=30, what="the export")
+    assert eventually(
+        lambda: client.get(f"/v1/requests/{finished['id']}", headers=headers).json["status"] == "completed", timeout=30, what="the export"
+    )
     export = _export_folder(app) / f"{finished['reference']}.zip"
     assert _mode(export) == 0o600 and _mode(_export_folder(app)) == 0o700
 

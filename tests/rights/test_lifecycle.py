@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from prefs_service.extensions import db
 from prefs_service.clock import utcnow
+from prefs_service.extensions import db
 from prefs_service.rights import service as rights_service
 from prefs_service.rights import work as rights_work
 from prefs_service.rights.models import RightsRequest
@@ -42,7 +42,9 @@ def test_the_intake_page_answers_alike_for_known_and_unknown_addresses(client, p
 
 
 def test_access_request_verified_exported_downloaded_and_expired(app, client, person, headers, smtp, worker):
-    client.post("/v1/partners", json={"code": "acme", "name": "Acme Resellers", "contact_email": "privacy@acme.example.com"}, headers=headers)
+    client.post(
+        "/v1/partners", json={"code": "acme", "name": "Acme Resellers", "contact_email": "privacy@acme.example.com"}, headers=headers
+    )
     client.post(
         "/v1/disclosures",
         json={"subject_id": person["id"], "partner": "acme", "data_categories": ["name", "email"], "purpose": "share_for_fulfilment"},
@@ -111,8 +113,16 @@ def test_a_correction_needs_changes_and_bad_values_are_named(client, person):
 
 def test_a_verified_api_erasure_removes_everything_but_keeps_suppression(app, client, person, headers, smtp, worker):
     client.post("/v1/partners", json={"code": "acme", "name": "Acme", "contact_email": "privacy@acme.example.com"}, headers=headers)
-    client.post("/v1/consents", json={"subject_id": person["id"], "channel": "partner", "purpose": "share_for_marketing", "status": "granted"}, headers=headers)
-    client.post("/v1/disclosures", json={"subject_id": person["id"], "partner": "acme", "data_categories": ["email"], "purpose": "share_for_marketing"}, headers=headers)
+    client.post(
+        "/v1/consents",
+        json={"subject_id": person["id"], "channel": "partner", "purpose": "share_for_marketing", "status": "granted"},
+        headers=headers,
+    )
+    client.post(
+        "/v1/disclosures",
+        json={"subject_id": person["id"], "partner": "acme", "data_categories": ["email"], "purpose": "share_for_marketing"},
+        headers=headers,
+    )
     response = client.post("/v1/requests", json={"type": "erasure", "subject_id": person["id"], "verified": True}, headers=headers)
     assert response.status_code == 201
     worker.wait()
@@ -156,7 +166,9 @@ def test_erased_people_are_never_re_added_by_an_import_only_by_their_own_grant(a
 
     # another system's grant (their signup) neither records nor re-creates the person
     signup = client.post(
-        "/v1/consents", json={"email": "ann@example.com", "channel": "email", "purpose": "offers", "status": "granted", "source": "signup"}, headers=headers
+        "/v1/consents",
+        json={"email": "ann@example.com", "channel": "email", "purpose": "offers", "status": "granted", "source": "signup"},
+        headers=headers,
     )
     assert signup.status_code == 409 and signup.json["type"].endswith("/problems/erased")
     assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "erased"
@@ -193,8 +205,14 @@ def test_erased_people_are_never_re_added_by_an_import_only_by_their_own_grant(a
 
 def test_a_correction_is_reviewed_then_applied_and_consent_follows(client, person, headers, smtp, worker):
     client.post("/v1/partners", json={"code": "acme", "name": "Acme", "contact_email": "privacy@acme.example.com"}, headers=headers)
-    client.post("/v1/disclosures", json={"subject_id": person["id"], "partner": "acme", "data_categories": ["email"], "purpose": "share_for_fulfilment"}, headers=headers)
-    made = make_request(client, type="correction", email="ann@example.com", new_email="ann.new@example.com", name="Ann New", explanation="I moved")
+    client.post(
+        "/v1/disclosures",
+        json={"subject_id": person["id"], "partner": "acme", "data_categories": ["email"], "purpose": "share_for_fulfilment"},
+        headers=headers,
+    )
+    made = make_request(
+        client, type="correction", email="ann@example.com", new_email="ann.new@example.com", name="Ann New", explanation="I moved"
+    )
     assert made.status_code == 200
     worker.wait()
     client.post(link_in(mails_to(smtp, "ann@example.com")[0], "/privacy-requests/verify/"))
@@ -207,7 +225,9 @@ def test_a_correction_is_reviewed_then_applied_and_consent_follows(client, perso
     subject = client.get(f"/v1/subjects/{person['id']}", headers=headers).json
     assert subject["email"] == "ann.new@example.com" and subject["name"] == "Ann New"
     check = {"channel": "email", "purpose": "newsletter"}
-    assert client.get("/v1/consent/check", query_string={**check, "email": "ann.new@example.com"}, headers=headers).json["reason"] == "granted"
+    assert (
+        client.get("/v1/consent/check", query_string={**check, "email": "ann.new@example.com"}, headers=headers).json["reason"] == "granted"
+    )
     smtp.wait_for(4)
     assert any("corrected" in m["Subject"] for m in mails_to(smtp, "ann@example.com"))
     assert any("Correction" in m["Subject"] for m in mails_to(smtp, "privacy@acme.example.com"))
@@ -215,7 +235,9 @@ def test_a_correction_is_reviewed_then_applied_and_consent_follows(client, perso
 
 def test_staff_reject_and_extend_and_the_requester_is_told(client, person, headers, smtp, worker):
     made = client.post(
-        "/v1/requests", json={"type": "correction", "email": "ann@example.com", "changes": {"name": "Anne"}, "verified": True}, headers=headers
+        "/v1/requests",
+        json={"type": "correction", "email": "ann@example.com", "changes": {"name": "Anne"}, "verified": True},
+        headers=headers,
     ).json
     due = made["due_at"]
     assert client.post(f"/v1/requests/{made['id']}/extend", json={"months": 3, "reason": "x"}, headers=headers).status_code == 422
@@ -237,9 +259,19 @@ def test_staff_reject_and_extend_and_the_requester_is_told(client, person, heade
 def test_request_api_errors(client, headers):
     assert client.post("/v1/requests", json={"type": "hug", "email": "a@example.com"}, headers=headers).status_code == 422
     assert client.post("/v1/requests", json={"type": "correction", "email": "a@example.com"}, headers=headers).status_code == 422
-    assert client.post("/v1/requests", json={"type": "access", "email": "a@example.com", "changes": {"name": "x"}}, headers=headers).status_code == 422
+    assert (
+        client.post(
+            "/v1/requests", json={"type": "access", "email": "a@example.com", "changes": {"name": "x"}}, headers=headers
+        ).status_code
+        == 422
+    )
     assert client.post("/v1/requests", json={"type": "access"}, headers=headers).status_code == 422
-    assert client.post("/v1/requests", json={"type": "access", "subject_id": "6f1d8a34-0000-4000-8000-000000000000"}, headers=headers).status_code == 404
+    assert (
+        client.post(
+            "/v1/requests", json={"type": "access", "subject_id": "6f1d8a34-0000-4000-8000-000000000000"}, headers=headers
+        ).status_code
+        == 404
+    )
     assert client.get("/v1/requests/999999", headers=headers).status_code == 404
     assert client.get("/v1/requests?status=sleeping", headers=headers).status_code == 422
 
@@ -251,7 +283,9 @@ def test_staff_are_reminded_before_the_due_date_and_alerted_after(app, client, p
         access.create_staff(email="officer@example.com", password="a long enough password", actor="test")
         db.session.commit()
     made = client.post(
-        "/v1/requests", json={"type": "correction", "email": "ann@example.com", "changes": {"name": "Anne"}, "verified": True}, headers=headers
+        "/v1/requests",
+        json={"type": "correction", "email": "ann@example.com", "changes": {"name": "Anne"}, "verified": True},
+        headers=headers,
     ).json
     with app.app_context():
         due = db.session.get(RightsRequest, made["id"]).due_at

@@ -135,7 +135,11 @@ def layout_width(page) -> str:
 def test_a_person_changes_two_purposes_and_the_api_agrees(api, pages):
     client, headers = api
     subject = client.post("/v1/subjects", json={"email": "browser@example.com"}, headers=headers).json
-    client.post("/v1/consents", json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=headers)
+    client.post(
+        "/v1/consents",
+        json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"},
+        headers=headers,
+    )
     link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
 
     page = pages.new_page(viewport={"width": 390, "height": 844})  # a phone
@@ -173,7 +177,9 @@ def test_the_page_works_by_keyboard_alone(api, pages):
 
 def test_opening_an_unsubscribe_link_with_get_changes_nothing(api, pages):
     client, headers = api
-    client.post("/v1/consents", json={"email": "scanner@example.com", "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers)
+    client.post(
+        "/v1/consents", json={"email": "scanner@example.com", "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers
+    )
     link = client.post("/v1/unsubscribe-links", json={"email": "scanner@example.com", "purpose": "offers"}, headers=headers).json
     page = pages.new_page()
     response = page.goto(link["url"])
@@ -195,7 +201,9 @@ def test_staff_sign_in_find_a_correction_and_approve_it(api, live_server, pages)
     assert runner.invoke(main, ["staff", "create", "officer@example.com"], input="a long staff password\n").exit_code == 0
     subject = client.post("/v1/subjects", json={"email": "moved@example.com", "name": "Old Name"}, headers=headers).json
     made = client.post(
-        "/v1/requests", json={"type": "correction", "subject_id": subject["id"], "changes": {"name": "New Name"}, "verified": True}, headers=headers
+        "/v1/requests",
+        json={"type": "correction", "subject_id": subject["id"], "changes": {"name": "New Name"}, "verified": True},
+        headers=headers,
     ).json
     live_server.extensions["prefs.jobs"].start(threads=1)
 

@@ -15,10 +15,12 @@ def headers(api_key):
 
 @pytest.fixture
 def person(client, headers):
-    subject = client.post(
-        "/v1/subjects", json={"email": "pat@example.com", "phone": "+442079460555"}, headers=headers
-    ).json
-    client.post("/v1/consents", json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"}, headers=headers)
+    subject = client.post("/v1/subjects", json={"email": "pat@example.com", "phone": "+442079460555"}, headers=headers).json
+    client.post(
+        "/v1/consents",
+        json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"},
+        headers=headers,
+    )
     link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
     return {"id": subject["id"], "path": urlsplit(link["preferences_url"]).path}
 

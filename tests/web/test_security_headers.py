@@ -69,7 +69,12 @@ def staff_client(app, client):
     result = app.test_cli_runner().invoke(main, ["staff", "create", "officer@example.com"], input=STAFF_PASSWORD + "\n")
     assert result.exit_code == 0, result.output
     page = client.get("/staff/login")
-    assert client.post("/staff/login", data={"csrf_token": csrf_of(page), "email": "officer@example.com", "password": STAFF_PASSWORD}).status_code == 303
+    assert (
+        client.post(
+            "/staff/login", data={"csrf_token": csrf_of(page), "email": "officer@example.com", "password": STAFF_PASSWORD}
+        ).status_code
+        == 303
+    )
     return client
 
 
@@ -126,7 +131,9 @@ def test_the_stylesheet_is_served_and_pages_link_it(client):
 def test_the_answers_to_forms_carry_the_headers(app, staff_client, reachable, headers):
     client = staff_client
     preferences = client.get(reachable["preferences.page"])
-    saved = client.post(reachable["preferences.page"], data={"csrf_token": csrf_of(preferences), "action": "save", "granted": ["email.offers"]})
+    saved = client.post(
+        reachable["preferences.page"], data={"csrf_token": csrf_of(preferences), "action": "save", "granted": ["email.offers"]}
+    )
     assert saved.status_code == 303
     requested = client.post("/preferences", data={"csrf_token": csrf_of(client.get("/preferences")), "email": "walker@example.com"})
     received = client.post("/privacy-requests/new", data={"csrf_token": csrf_of(client.get("/privacy-requests/new")), "type": "access",
@@ -134,7 +141,9 @@ def test_the_answers_to_forms_carry_the_headers(app, staff_client, reachable, he
     confirmed = client.post(reachable["privacy_requests.verify"])
     button = client.post(reachable["unsubscribe.confirm"], data={"confirm": "unsubscribe"})
     commission = client.get(reachable["purchase.commission"])
-    invalid_names = client.post(reachable["purchase.commission"], data={"csrf_token": csrf_of(commission), "username": "No!", "system_name": "x"})
+    invalid_names = client.post(
+        reachable["purchase.commission"], data={"csrf_token": csrf_of(commission), "username": "No!", "system_name": "x"}
+    )
     forged = client.post("/privacy-requests/new", data={"csrf_token": "forged", "type": "access", "email": "walker@example.com"})
     made = re.search(r"/staff/requests/(\d+)", reachable["staff.detail"]).group(1)
     detail = client.get(reachable["staff.detail"])
@@ -160,7 +169,9 @@ def test_api_answers_carry_the_headers(client, headers):
     query = {"channel": "email", "purpose": "newsletter", "email": "api@example.com"}
     answers = [
         client.get("/v1/consent/check", query_string=query, headers=headers),
-        client.post("/v1/consent/check", json={"channel": "email", "purpose": "newsletter", "recipients": ["a@example.com"]}, headers=headers),
+        client.post(
+            "/v1/consent/check", json={"channel": "email", "purpose": "newsletter", "recipients": ["a@example.com"]}, headers=headers
+        ),
         client.get("/v1/consent/check", query_string=query),  # no key: a problem answer
         client.get("/v1/no-such-thing", headers=headers),
         client.get("/healthz"),
@@ -192,7 +203,9 @@ def test_production_over_https_adds_hsts_everywhere(make_app, api_key):
     client = app.test_client()
     headers = api_key("admin")
     subject = client.post("/v1/subjects", json={"email": "tls@example.com"}, headers=headers, base_url=HTTPS).json
-    link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers, base_url=HTTPS).json
+    link = client.post(
+        "/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers, base_url=HTTPS
+    ).json
     secure = [
         client.get(link["preferences_url"]),
         client.get(HTTPS + "/preferences"),
@@ -201,12 +214,19 @@ def test_production_over_https_adds_hsts_everywhere(make_app, api_key):
         client.get(HTTPS + "/staff"),
         client.get(HTTPS + "/docs"),
         client.get(HTTPS + "/healthz"),
-        client.get(HTTPS + "/v1/consent/check", query_string={"channel": "email", "purpose": "newsletter", "email": "tls@example.com"}, headers=headers),
+        client.get(
+            HTTPS + "/v1/consent/check",
+            query_string={"channel": "email", "purpose": "newsletter", "email": "tls@example.com"},
+            headers=headers,
+        ),
     ]
     assert [r.status_code for r in secure] == [200, 200, 200, 404, 302, 200, 200, 200]
     for response in secure:
         assert response.headers.getlist("Strict-Transport-Security") == [HSTS]
-        assert response.headers["X-Content-Type-Options"] == "nosniff" and "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert (
+            response.headers["X-Content-Type-Options"] == "nosniff"
+            and "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        )
     # over plain HTTP a browser must ignore HSTS, so it is not sent at all
     for path in ("/preferences", "/healthz"):
         assert "Strict-Transport-Security" not in client.get("http://prefs.example.com" + path).headers

@@ -110,7 +110,9 @@ def test_staff_approve_a_correction_from_its_page(client, officer, api_key, work
     headers = api_key("admin")
     subject = client.post("/v1/subjects", json={"email": "fix@example.com", "name": "Old Name"}, headers=headers).json
     made = client.post(
-        "/v1/requests", json={"type": "correction", "subject_id": subject["id"], "changes": {"name": "New Name"}, "verified": True}, headers=headers
+        "/v1/requests",
+        json={"type": "correction", "subject_id": subject["id"], "changes": {"name": "New Name"}, "verified": True},
+        headers=headers,
     ).json
     sign_in(client, officer)
     page = client.get(f"/staff/requests/{made['id']}")
@@ -127,12 +129,16 @@ def test_staff_approve_a_correction_from_its_page(client, officer, api_key, work
 
 def test_staff_reject_needs_a_reason_and_extend_once(client, officer, api_key):
     headers = api_key("admin")
-    made = client.post("/v1/requests", json={"type": "correction", "email": "r@example.com", "changes": {"name": "X"}, "verified": True}, headers=headers).json
+    made = client.post(
+        "/v1/requests", json={"type": "correction", "email": "r@example.com", "changes": {"name": "X"}, "verified": True}, headers=headers
+    ).json
     sign_in(client, officer)
     token = csrf_of(client.get(f"/staff/requests/{made['id']}"))
     empty = client.post(f"/staff/requests/{made['id']}/reject", data={"csrf_token": token, "reason": ""}, follow_redirects=True)
     assert b"Give the reason" in empty.data
-    extended = client.post(f"/staff/requests/{made['id']}/extend", data={"csrf_token": token, "months": "1", "reason": "busy"}, follow_redirects=True)
+    extended = client.post(
+        f"/staff/requests/{made['id']}/extend", data={"csrf_token": token, "months": "1", "reason": "busy"}, follow_redirects=True
+    )
     assert b"Extended" in extended.data and b"Extend the deadline" not in extended.data
     rejected = client.post(f"/staff/requests/{made['id']}/reject", data={"csrf_token": token, "reason": "Not you"}, follow_redirects=True)
     assert b"Rejected" in rejected.data
@@ -154,5 +160,7 @@ def test_staff_see_open_escalations_and_resolve_them(app, client, officer):
     html = page.get_data(as_text=True)
     assert "Paid, not set up within 24 hours" in html and "1×" in html
     escalation_id = re.search(r"/staff/escalations/(\d+)/resolve", html).group(1)
-    done = client.post(f"/staff/escalations/{escalation_id}/resolve", data={"csrf_token": csrf_of(page), "reason": "phoned them"}, follow_redirects=True)
+    done = client.post(
+        f"/staff/escalations/{escalation_id}/resolve", data={"csrf_token": csrf_of(page), "reason": "phoned them"}, follow_redirects=True
+    )
     assert b"Resolved." in done.data and b"Nothing is waiting." in done.data

@@ -20,7 +20,9 @@ def headers(api_key):
 
 
 def granted(client, headers, email="reader@example.com", purpose="newsletter"):
-    response = client.post("/v1/consents", json={"email": email, "channel": "email", "purpose": purpose, "status": "granted"}, headers=headers)
+    response = client.post(
+        "/v1/consents", json={"email": email, "channel": "email", "purpose": purpose, "status": "granted"}, headers=headers
+    )
     assert response.status_code == 201
     return response.json["subject_id"]
 
@@ -63,7 +65,7 @@ def test_tokens_carry_ids_never_the_address(client, headers):
 
 
 @pytest.mark.parametrize(
-    "payload, field",
+    ("payload", "field"),
     [({"purpose": "newsletter"}, "subject"), ({"email": "a@example.com", "purpose": "brunch"}, "purpose"),
      ({"email": "a@example.com", "channel": "sms", "purpose": "x"}, "channel"), ({"email": "nope", "purpose": "newsletter"}, "email")],
 )  # fmt: skip
@@ -145,7 +147,9 @@ def _bad_tokens(app, good: str, subject_id: str) -> dict[str, str]:
         "wrong purpose": wrong_purpose,
         "unknown subject": unknown_subject,
         "unknown purpose": unknown_purpose,
-        "other key": URLSafeTimedSerializer("x" * 40, salt=tokens.PURPOSES["unsubscribe"].salt).dumps({"s": subject_id, "c": "email", "p": "newsletter"}),
+        "other key": URLSafeTimedSerializer("x" * 40, salt=tokens.PURPOSES["unsubscribe"].salt).dumps(
+            {"s": subject_id, "c": "email", "p": "newsletter"}
+        ),
     }
 
 
