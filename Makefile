@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate clean
+.PHONY: run test lint install migrate clean
 
 run: $(VENV)/.installed
 	$(BIN)/prefs db upgrade
@@ -14,6 +14,12 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint, format and types, as .ci/run checks them before the tests.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check prefs_service tests bench migrations wsgi.py
+	$(BIN)/ruff format --check prefs_service tests bench migrations wsgi.py
+	$(BIN)/mypy
 
 install: $(VENV)/.installed
 

@@ -57,9 +57,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to add WSGI middleware
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies
-        )  # type: ignore[method-assign]
+        )
 
     db.init_app(app)
     database.init_app(app)

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .clock import utcnow
+from .db.types import Base
 from .extensions import db
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"),)
 
@@ -26,10 +27,10 @@ class AuditEvent(db.Model):
     action: Mapped[str] = mapped_column(sa.String(64))
     target_type: Mapped[str] = mapped_column(sa.String(32))
     target_id: Mapped[str] = mapped_column(sa.String(64))
-    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
 
-def record(action: str, *, actor: str, target_type: str, target_id, details: dict | None = None) -> AuditEvent:
+def record(action: str, *, actor: str, target_type: str, target_id: object, details: dict[str, Any] | None = None) -> AuditEvent:
     """Add an audit row to the caller's transaction."""
     event = AuditEvent(actor=actor, action=action, target_type=target_type, target_id=str(target_id), details=details or {})
     db.session.add(event)
@@ -50,7 +51,7 @@ def row(
     }
 
 
-def trail(target_type: str, target_id) -> list[AuditEvent]:
+def trail(target_type: str, target_id: object) -> list[AuditEvent]:
     return list(
         db.session.scalars(
             sa.select(AuditEvent)

@@ -8,6 +8,7 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import click
 from flask import current_app
@@ -15,6 +16,7 @@ from flask.cli import FlaskGroup
 
 from . import consent, create_app
 from .access import service as access
+from .access.models import SCOPES
 from .config import ConfigError
 from .errors import DomainError
 from .extensions import db
@@ -72,7 +74,7 @@ def serve(host, port, threads, workers):
     """Serve HTTP. Without PREFS_BROKER_URL it also runs the jobs in this process."""
     from gunicorn.app.base import BaseApplication
 
-    app = current_app._get_current_object()
+    app = cast(Any, current_app)._get_current_object()
     settings = app.config["PREFS"]
     embedded = not settings.broker_url
     if embedded and workers > 1:
@@ -146,7 +148,7 @@ def api_key():
 
 @api_key.command("create")
 @click.option("--name", required=True, help="Which system uses the key.")
-@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(access.SCOPES), help="Repeat for several.")
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES), help="Repeat for several.")
 def api_key_create(name, scopes):
     """Create a key. It is printed once, alone on the last line."""
     try:
@@ -323,7 +325,7 @@ def _row_to_item(row: dict, source: str) -> dict:
     item["source"] = value.get("source") or source
     if value.get("occurred_at"):
         try:
-            item["occurred_at"] = datetime.fromisoformat(value["occurred_at"])
+            item["occurred_at"] = datetime.fromisoformat(str(value["occurred_at"]))
         except ValueError:
             item["occurred_at"] = value["occurred_at"]  # refused, with a message, by validation
     item["evidence"] = {k: value.get(k) for k in ("ip", "user_agent", "note")}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .private_files import create_private_file, private_folder
@@ -132,7 +134,7 @@ def _addresses(environ, name: str) -> tuple[str, ...]:
     return values
 
 
-def load_settings(environ: dict | None = None, **overrides) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment; keyword overrides win (used by tests)."""
     environ = os.environ if environ is None else environ
 

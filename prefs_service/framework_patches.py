@@ -10,7 +10,7 @@ request gets back.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Request
@@ -29,7 +29,7 @@ class PrefsFlask(Flask):
 
 
 def refuse_async_views(app: Flask) -> None:
-    hooks = [
+    hooks: list[Iterable[object]] = [
         *app.before_request_funcs.values(),
         *app.after_request_funcs.values(),
         *app.teardown_request_funcs.values(),

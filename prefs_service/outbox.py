@@ -7,7 +7,7 @@ domain only ever writes a row here and never imports jobs/.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .clock import utcnow
 from .db.backend import backend
+from .db.types import Base
 from .extensions import db
 from .job_kinds import JobKind
 
@@ -27,7 +28,7 @@ STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 PENDING_KEY = "prefs.pending_job_ids"
 
 
-class Job(db.Model):
+class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
@@ -36,7 +37,7 @@ class Job(db.Model):
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(64))
-    payload: Mapped[dict] = mapped_column(sa.JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     status: Mapped[str] = mapped_column(sa.String(10), default=QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=8)
@@ -112,7 +113,7 @@ def keep_alive() -> None:
 
 
 @contextmanager
-def renewing_with(renew: Callable[[], None]):
+def renewing_with(renew: Callable[[], None]) -> Iterator[None]:
     token = _keep_alive.set(renew)
     try:
         yield

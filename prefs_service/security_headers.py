@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from typing import Any, cast
 
 from flask import Flask, Response, request
 from werkzeug.datastructures import Headers
@@ -55,7 +56,7 @@ def init_app(app: Flask) -> None:
         return by_endpoint[endpoint]
 
     def add_security_headers(response: Response) -> Response:
-        current = request._get_current_object()  # one proxy look-up instead of three
+        current = cast(Any, request)._get_current_object()  # one proxy look-up instead of three
         endpoint = current.endpoint
         over_http, over_https = by_endpoint.get(endpoint) or headers_for(current, endpoint, response)
         # Headers.add would validate each constant value again on every response.
@@ -80,7 +81,7 @@ class _SwaggerUiHeaders:
     def __init__(self, cdn: str, hsts: bool):
         self.cdn = cdn
         self.hsts = hsts
-        self.headers = None
+        self.headers: tuple[list[Any], list[Any]] | None = None
 
     def for_page(self, response: Response) -> tuple[list, list]:
         if self.headers is None and response.status_code == 200:

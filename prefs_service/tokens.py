@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from .db.types import Base
 from .extensions import db
+
+T = TypeVar("T", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def verify(purpose: str, token: str) -> dict:
     if not isinstance(token, str) or len(token) > 2048:
         raise InvalidToken(purpose)
     try:
-        payload = _serializer(purpose).loads(token, max_age=PURPOSES[purpose].max_age.total_seconds())
+        payload = _serializer(purpose).loads(token, max_age=int(PURPOSES[purpose].max_age.total_seconds()))
     except BadData:
         raise InvalidToken(purpose) from None
     if not isinstance(payload, dict):
@@ -73,7 +77,7 @@ def verify(purpose: str, token: str) -> dict:
     return payload
 
 
-def row_for(purpose: str, token: str, model, key: str):
+def row_for(purpose: str, token: str, model: type[T], key: str) -> T | None:
     """The `model` row whose primary key a valid `purpose` token carries under
     `key`, or None for a bad token, a malformed id or a row that is gone."""
     try:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..extensions import db
+from ..db.types import Base
 
 SCOPES = (
     "consent:read",
@@ -19,7 +19,7 @@ SCOPES = (
 )
 
 
-class ApiKey(db.Model):
+class ApiKey(Base):
     """An API key for another system. Only a SHA-256 of the secret part is kept:
     keys are long random strings, so a slow password hash would add nothing."""
 
@@ -35,7 +35,7 @@ class ApiKey(db.Model):
     revoked_at: Mapped[datetime | None]
 
 
-class StaffUser(db.Model):
+class StaffUser(Base):
     """A person who works the request queue. Passwords are argon2 hashes."""
 
     __tablename__ = "staff_users"

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -168,7 +168,8 @@ def create_staff(*, email: str, password: str, actor: str) -> StaffUser:
 class LockedOut(Exception):
     """Too many failed logins; try again after `until`."""
 
-    def __init__(self, until):
+    def __init__(self, until: datetime):
+        super().__init__(until)
         self.until = until
 
 
@@ -182,14 +183,14 @@ def staff_login(*, email: str, password: str) -> StaffUser | None:
         email = ""
     user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email, StaffUser.active.is_(True))) if email else None
     now = utcnow()
-    locked = user is not None and user.locked_until is not None and user.locked_until > now
-    if user is None or locked:
+    locked_until = user.locked_until if user is not None and user.locked_until is not None and user.locked_until > now else None
+    if user is None or locked_until is not None:
         # The same work as checking a real password, so that neither an unknown
         # address nor a locked account answers faster.
         with contextlib.suppress(VerifyMismatchError):
             _hasher.verify(_dummy_hash(), password or "")
-        if locked:
-            raise LockedOut(user.locked_until)
+        if locked_until is not None:
+            raise LockedOut(locked_until)
         return None
     try:
         _hasher.verify(user.password_hash, password or "")
@@ -213,7 +214,7 @@ def active_staff_emails() -> list[str]:
     return list(db.session.scalars(sa.select(StaffUser.email).where(StaffUser.active.is_(True)).order_by(StaffUser.id)))
 
 
-def staff_session_user(user_id, session_version) -> StaffUser | None:
+def staff_session_user(user_id: object, session_version: object) -> StaffUser | None:
     if not isinstance(user_id, int):
         return None
     user = db.session.get(StaffUser, user_id)

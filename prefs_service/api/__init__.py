@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+from typing import Any
 
 from apispec import BasePlugin
 from flask import Flask
@@ -52,7 +53,7 @@ class PrefsApi(Api):
     def _register_responses(self):
         """One response component per status, errors as they are sent: problem+json."""
         for status in http.HTTPStatus:
-            response = {"description": status.phrase}
+            response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
                 prepare_response(response, self.spec, PROBLEM_TYPE)

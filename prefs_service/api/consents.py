@@ -41,7 +41,7 @@ class ConsentCollection(MethodView):
         subject = subjects.resolve_one(SubjectRef.one_of(data), actor=actor())
         row, applied = consent.record(subject_id=subject.id, event=event, recorded_by=actor())
         db.session.commit()
-        row.applied = applied
+        row.applied = applied  # type: ignore[attr-defined]  # for the response only: ConsentEventOut.applied
         return row
 
 

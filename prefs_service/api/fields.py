@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -180,7 +181,7 @@ class RecipientList(fields.List):
 
 def document_field(converter, field, ret, **kwargs) -> dict:
     """apispec attribute function: the OpenAPI side of the fields above."""
-    extra = {}
+    extra: dict[str, Any] = {}
     # A format (email, uuid…) already excludes NUL; a pattern beside it would
     # make generators search for strings matching both.
     if isinstance(field, Text) and not {"pattern", "enum", "format"} & set(ret):

@@ -40,7 +40,7 @@ class Strict(ma.Schema):
     """An input shape: unknown fields are refused (additionalProperties: false).
     OPENAPI_EXTRA holds the JSON Schema rules across fields; validators enforce them."""
 
-    OPENAPI_EXTRA: dict | None = None
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = None
 
     class Meta:
         unknown = ma.RAISE
@@ -109,7 +109,7 @@ class ConsentIn(SubjectRef):
     policy_version = text(40, metadata={"description": "A published policy version; defaults to the one in force."})
     evidence = fields.Nested(EvidenceIn)
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": [combos.channel_purpose(), combos.exactly_one(WRITE_KEYS)]}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {"allOf": [combos.channel_purpose(), combos.exactly_one(WRITE_KEYS)]}
 
 
 class EvidenceOut(ma.Schema):
@@ -188,7 +188,7 @@ class CheckQuery(Strict):
     subject_id = Text()
     external_ref = Text()
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": [combos.channel_purpose(), combos.exactly_one(consent.CHECK_KEYS)]}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {"allOf": [combos.channel_purpose(), combos.exactly_one(consent.CHECK_KEYS)]}
 
     @ma.validates_schema
     def _one_person(self, data, **kwargs):
@@ -214,7 +214,7 @@ class BulkCheckIn(Strict):
     )
     recipients = RecipientList(consent.BATCH_LIMIT, required=True)
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
 
     @ma.validates_schema
     def _channel_purpose(self, data, **kwargs):
@@ -271,7 +271,7 @@ class SuppressionIn(Strict):
     reason = one_of(*[r for r in consent.SUPPRESSION_REASONS if r != "erasure"], required=True)
     note = text(500)
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = combos.exactly_one(KINDS)
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = combos.exactly_one(KINDS)
 
     @ma.validates_schema
     def _one_identifier(self, data, **kwargs):
@@ -312,7 +312,7 @@ class UnsubscribeLinkIn(Strict):
         metadata={"enum": combos.CONSENT_PURPOSES, "description": "A purpose that needs consent: nobody unsubscribes from receipts."},
     )
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {
         "allOf": [combos.channel_purpose(consent_only=True, channel_default="email"), combos.exactly_one(("subject_id", "email"))]
     }
 
@@ -341,7 +341,7 @@ class ChangesIn(Strict):
     fax = phone_number()
     postal_address = postal()
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"minProperties": 1}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {"minProperties": 1}
 
     @ma.validates_schema
     def _something(self, data, **kwargs):
@@ -359,7 +359,7 @@ class RequestIn(Strict):
         load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."}
     )
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = combos.request_shape()
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = combos.request_shape()
 
     @ma.validates_schema
     def _who(self, data, **kwargs):

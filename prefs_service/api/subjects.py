@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask import url_for
 from flask.views import MethodView
 
@@ -73,7 +75,7 @@ class SubjectConsents(MethodView):
     def get(self, query, subject_id):
         """Current state for every channel and purpose; `?history=1` adds the ledger, newest first."""
         subject = subjects.get(subject_id)
-        body = {"subject_id": subject.id, "consents": consent.current(subject=subject)}
+        body: dict[str, Any] = {"subject_id": subject.id, "consents": consent.current(subject=subject)}
         if query["history"]:
             events = consent.history(subject=subject, limit=query["limit"] + 1, before=query.get("before"))
             more = len(events) > query["limit"]

@@ -90,10 +90,12 @@ def send(message: EmailMessage, *, mail_url: str) -> None:
     if url.scheme == "file":
         _write_file(message, Path(unquote(url.path)))
         return
+    host = url.hostname or "localhost"  # config.py refuses a mail URL without a host
+    client: smtplib.SMTP
     if url.scheme == "smtps":
-        client = smtplib.SMTP_SSL(url.hostname, url.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=_tls_context())
+        client = smtplib.SMTP_SSL(host, url.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=_tls_context())
     else:
-        client = smtplib.SMTP(url.hostname, url.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
+        client = smtplib.SMTP(host, url.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
     accepted = False
     try:
         if url.scheme == "smtp+starttls":
@@ -124,7 +126,7 @@ def _permanent_refusal(error: smtplib.SMTPException) -> str | None:
             return "recipient refused: " + "; ".join(_reply(code, text) for code, text in replies)
         return None
     stage = MESSAGE_STAGES.get(type(error))
-    if stage and 500 <= error.smtp_code < 600:
+    if stage and isinstance(error, smtplib.SMTPResponseException) and 500 <= error.smtp_code < 600:
         return f"{stage}: {_reply(error.smtp_code, error.smtp_error)}"
     return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from .. import channels
@@ -123,10 +124,12 @@ def current(*, subject: Subject) -> list[dict[str, Any]]:
         # A suppression names an identifier: it silences the channel that uses
         # it. An erasure silences every channel.
         own_hash = own.get(spec.identifier_kind) if spec.identifier_kind else None
+        silenced_since: datetime | None = None
+        erased = False
         if subject.erased_at is not None:
             silenced_since, erased = subject.erased_at, True
-        else:
-            silenced_since, erased = suppressed.get(own_hash, (None, False)) if own_hash else (None, False)
+        elif own_hash in suppressed:
+            silenced_since, erased = suppressed[own_hash]
         needs_consent = spec.purpose(purpose).needs_consent  # type: ignore[union-attr]  # all_purposes() names only real ones
         verdict = rules.decide(
             needs_consent=needs_consent,

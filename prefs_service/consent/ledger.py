@@ -149,7 +149,7 @@ def _apply_states(entries: Sequence[tuple[uuid.UUID, EventInput, int]]) -> int:
         held = winners.get(key)
         if held is None or wins(event.occurred_at, event.status, held[0].occurred_at, held[0].status):
             winners[key] = (event, event_id)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "subject_id": subject_id,
             "channel": channel,
@@ -162,7 +162,13 @@ def _apply_states(entries: Sequence[tuple[uuid.UUID, EventInput, int]]) -> int:
         for (subject_id, channel, purpose), (event, event_id) in winners.items()
     ]
     changed = queries.upsert_states(rows)
-    _announce([(r["subject_id"], r["channel"], r["purpose"], r["status"]) for r in rows if r["event_id"] in changed])
+    _announce(
+        [
+            (subject_id, channel, purpose, event.status)
+            for (subject_id, channel, purpose), (event, event_id) in winners.items()
+            if event_id in changed
+        ]
+    )
     return len(changed)
 
 

@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..extensions import db
+from ..db.types import Base
 
 
-class Purpose(db.Model):
+class Purpose(Base):
     """The channel × purpose pairs consent can be given for.
 
     Declared in `channels/` and written here by migrations, so that every ledger
@@ -25,7 +25,7 @@ class Purpose(db.Model):
     marketing: Mapped[bool]
 
 
-class PolicyVersion(db.Model):
+class PolicyVersion(Base):
     """A published privacy policy; its "last updated" date is what people see."""
 
     __tablename__ = "policy_versions"
@@ -38,7 +38,7 @@ class PolicyVersion(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ConsentEvent(db.Model):
+class ConsentEvent(Base):
     """One immutable entry of the consent ledger.
 
     `txid` orders the change feed: on PostgreSQL it is the writing transaction's
@@ -72,7 +72,7 @@ class ConsentEvent(db.Model):
     recorded_by: Mapped[str] = mapped_column(sa.String(64))
 
 
-class ConsentState(db.Model):
+class ConsentState(Base):
     """The current answer per subject × channel × purpose, kept with the ledger."""
 
     __tablename__ = "consent_state"

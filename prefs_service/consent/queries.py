@@ -288,7 +288,7 @@ def _suppression_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
 def suppressions(hashes: Iterable[bytes], *, scope: Scope) -> dict[bytes, tuple[datetime, bool]]:
     """{hash: (suppressed since, from an erasure)} for the suppressed ones."""
     chosen = backend()
-    found = {}
+    found: dict[bytes, tuple[datetime, bool]] = {}
     for size, bound in chosen.key_batches(list(hashes)):
         found.update(
             (value_hash, (since, bool(erased)))

@@ -11,12 +11,13 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy import orm
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -72,7 +73,7 @@ class Backend:
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         raise NotImplementedError
 
-    def feed_horizon(self, txid: sa.ColumnElement[int]) -> sa.ColumnElement[bool] | None:
+    def feed_horizon(self, txid: sa.ColumnElement[int] | orm.InstrumentedAttribute[int]) -> sa.ColumnElement[bool] | None:
         """A condition on the writing transaction's id that keeps out events a
         still-running transaction could yet commit behind a cursor; None where
         transactions commit in the order of their ids."""
@@ -130,7 +131,7 @@ class PostgreSQL(Backend):
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
 
-    def feed_horizon(self, txid: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    def feed_horizon(self, txid: sa.ColumnElement[int] | orm.InstrumentedAttribute[int]) -> sa.ColumnElement[bool]:
         # Only transactions older than every running one: none of those can commit anything now.
         return txid < sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
@@ -215,3 +216,12 @@ def chunks(items: Sequence[Any], size: int = 5000) -> Iterator[Sequence[Any]]:
     """`items` in slices of `size`: IN lists stay within what both backends bind."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def affected_rows(statement: sa.Executable, *, synchronize_session: bool = True) -> int:
+    """Run an UPDATE or DELETE in the session's transaction; how many rows it touched."""
+    from ..extensions import db
+
+    options = {} if synchronize_session else {"synchronize_session": False}
+    result = db.session.execute(statement, execution_options=options)
+    return cast("CursorResult[Any]", result).rowcount

@@ -58,7 +58,7 @@ def _autocommit_rows(stmt: ClauseElement, params: dict[str, Any]) -> list[Row]:
     prepared = _Prepared.of(stmt, engine.dialect)
     arguments = prepared.arguments(params)
     conn = engine.connect()
-    driver = conn.connection.driver_connection
+    driver: Any = conn.connection.driver_connection
     # SQLite connections are in autocommit outside a transaction already (see
     # db/backend.py); on PostgreSQL this spares the BEGIN and ROLLBACK round
     # trips around one SELECT.
@@ -128,9 +128,9 @@ class _Prepared:
             params = {**self.constants, **params}
         return [params[name] for name in self.positional] if self.positional is not None else params
 
-    def convert(self, rows: list[Any]) -> list[Row]:
+    def convert(self, rows: Sequence[Any]) -> list[Row]:
         if not self.converters:
-            return rows
+            return list(rows)
         # Bulk checks read thousands of rows whose one converted column (when
         # a suppression began) is mostly NULL: touch only the rows that need it.
         if len(self.converters) == 1:
@@ -176,10 +176,10 @@ def _run(conn: Connection, prepared: _Prepared, arguments: Any) -> list[Row]:
     return prepared.convert(found)
 
 
-def _wrapped(prepared: _Prepared, error: Exception, conn: Connection, cursor: Any) -> sa.exc.DBAPIError:
-    """The exception class SQLAlchemy would raise, parameters hidden, marked
-    when the connection is lost."""
-    return sa.exc.DBAPIError.instance(
+def _wrapped(prepared: _Prepared, error: Any, conn: Connection, cursor: Any) -> sa.exc.StatementError:
+    """The exception class SQLAlchemy would raise (a DBAPIError for a driver's
+    error), parameters hidden, marked when the connection is lost."""
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
         prepared.sql,
         None,
         error,
@@ -188,3 +188,4 @@ def _wrapped(prepared: _Prepared, error: Exception, conn: Connection, cursor: An
         connection_invalidated=prepared.dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor),
         dialect=prepared.dialect,
     )
+    return wrapped

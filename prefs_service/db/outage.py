@@ -33,14 +33,15 @@ def database_unavailable(error: BaseException) -> bool:
     """True when `error` (or what caused it) says the database connection is
     gone or the database cannot take us now."""
     seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, sa.exc.DBAPIError):
-            if error.connection_invalidated or _driver_error_unavailable(error.orig):
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, sa.exc.DBAPIError):
+            if cause.connection_invalidated or (cause.orig is not None and _driver_error_unavailable(cause.orig)):
                 return True
-        elif isinstance(error, sa.exc.TimeoutError) or _driver_error_unavailable(error):  # no pooled connection came free in time
+        elif isinstance(cause, sa.exc.TimeoutError) or _driver_error_unavailable(cause):  # no pooled connection came free in time
             return True
-        error = error.__cause__ or error.__context__
+        cause = cause.__cause__ or cause.__context__
     return False
 
 

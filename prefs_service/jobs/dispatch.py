@@ -26,7 +26,7 @@ from flask_sqlalchemy.session import Session
 from .. import outbox
 from ..clock import utcnow
 from ..db import scopes
-from ..db.backend import backend
+from ..db.backend import affected_rows, backend
 from ..errors import DomainError
 from ..extensions import db
 from ..job_kinds import JobKind
@@ -42,7 +42,7 @@ SWEEP_BATCH = 500
 
 @dataclass(frozen=True)
 class Handler:
-    kind: str
+    kind: JobKind
     fn: Callable[[dict], object]
     lease: timedelta | None
     on_failure: Callable[[dict], object] | None = None
@@ -82,7 +82,7 @@ def handler(
 @dataclass(frozen=True)
 class Periodic:
     name: str
-    kind: str
+    kind: JobKind
     every: timedelta
 
 
@@ -118,14 +118,13 @@ class JobSystem:
         self.sweep_interval = settings.sweep_interval_seconds
         self.default_lease = timedelta(seconds=settings.job_lease_seconds)
         self.actor = dramatiq.actor(
-            self._run,
             broker=broker,
             actor_name=ACTOR_NAME,
             queue_name=QUEUE_NAME,
             max_retries=0,  # retries are ours, recorded on the row
             time_limit=24 * 3600 * 1000,
             max_age=None,
-        )
+        )(self._run)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.worker: dramatiq.Worker | None = None
@@ -151,11 +150,12 @@ class JobSystem:
         if job is None:
             return None
         token = job.claim_token
+        assert token is not None  # set by the claim
         spec = HANDLERS.get(job.kind)
         try:
             if spec is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
-            prepared = ()
+            prepared: tuple[object, ...] = ()
             if spec.prepare is not None:
                 with scopes.read_only(), outbox.renewing_with(self._renewer(job)):
                     prepared = (spec.prepare(dict(job.payload)),)
@@ -163,12 +163,12 @@ class JobSystem:
             with scopes.writing():
                 spec.fn(dict(job.payload), *prepared)
                 now = utcnow()
-                finished = db.session.execute(
+                finished = affected_rows(
                     sa.update(Job)
                     .where(Job.id == job_id, Job.claim_token == token, Job.status == RUNNING)
                     .values(status=DONE, finished_at=now, updated_at=now, lease_expires_at=None, last_error=None),
-                    execution_options={"synchronize_session": False},
-                ).rowcount
+                    synchronize_session=False,
+                )
                 if not finished:
                     # Our lease ran out and another worker took the job: its run counts, ours must not.
                     db.session.rollback()
@@ -222,7 +222,7 @@ class JobSystem:
             return self._claim_row(job_id, token, lease, now)
 
     def _claim_row(self, job_id: int, token: str, lease: timedelta, now) -> Job | None:
-        claimed = db.session.execute(
+        claimed = affected_rows(
             sa.update(Job)
             .where(
                 Job.id == job_id,
@@ -238,8 +238,8 @@ class JobSystem:
                 lease_expires_at=now + lease,
                 updated_at=now,
             ),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+            synchronize_session=False,
+        )
         # Load the row inside the claiming transaction: reading it after the
         # commit would open a new (write-intent) transaction the work then sits in.
         job = db.session.get(Job, job_id, populate_existing=True) if claimed else None
@@ -252,7 +252,7 @@ class JobSystem:
         now = utcnow()
         final = job.attempts >= job.max_attempts or isinstance(exc, DomainError)
         run_after = now + backoff(job.attempts)
-        updated = db.session.execute(
+        updated = affected_rows(
             sa.update(Job)
             .where(Job.id == job.id, Job.claim_token == token)
             .values(
@@ -264,8 +264,8 @@ class JobSystem:
                 updated_at=now,
                 finished_at=now if final else None,
             ),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+            synchronize_session=False,
+        )
         spec = HANDLERS.get(job.kind)
         if updated and final and spec and spec.on_failure:
             spec.on_failure(dict(job.payload))
@@ -279,12 +279,12 @@ class JobSystem:
     def retry(self, job_id: int) -> bool:
         """Put a failed job back in the queue (staff action); joins the caller's transaction."""
         now = utcnow()
-        updated = db.session.execute(
+        updated = affected_rows(
             sa.update(Job)
             .where(Job.id == job_id, Job.status == FAILED)
             .values(status=QUEUED, run_after=now, dispatched_at=now, max_attempts=Job.attempts + 3, finished_at=None),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+            synchronize_session=False,
+        )
         if updated:
             db.session.info.setdefault(outbox.PENDING_KEY, []).append(job_id)
         return bool(updated)
@@ -338,7 +338,7 @@ class JobSystem:
         Messages are counted before jobs, so a race errs towards re-sending."""
         if waiting is None:
             return SWEEP_BATCH
-        due = db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.status == QUEUED, Job.run_after <= now))
+        due = db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.status == QUEUED, Job.run_after <= now)) or 0
         return max(due - waiting, 0)
 
     # --- in-process workers ------------------------------------------------

@@ -2,18 +2,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..extensions import db
+from ..db.types import Base
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 TRANSACTIONAL, MARKETING = "transactional", "marketing"
 
 
-class Notice(db.Model):
+class Notice(Base):
     """One message to one recipient. The idempotency key makes it one mail,
     however often the job that sends it runs."""
 
@@ -32,7 +33,7 @@ class Notice(db.Model):
     sender: Mapped[str] = mapped_column(sa.String(16), default=TRANSACTIONAL)
     template: Mapped[str] = mapped_column(sa.String(64))
     # What the template needs, until the notice is sent; emptied then.
-    context: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     status: Mapped[str] = mapped_column(sa.String(10), default=PENDING)
     # Erasure confirmations: once sent, the address and body are forgotten too.
     forget_after_send: Mapped[bool] = mapped_column(default=False)

@@ -11,6 +11,7 @@ import logging
 import uuid
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -47,7 +48,7 @@ def queue(
     kind: str,
     recipient: str,
     template: str,
-    context: dict,
+    context: dict[str, Any],
     idempotency_key: str,
     subject_id: uuid.UUID | None = None,
     sender: str = TRANSACTIONAL,
@@ -77,10 +78,12 @@ def queue(
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(Notice.__table__.c.id)
     ).scalar()
-    if notice_id is None:
-        return db.session.scalar(sa.select(Notice.id).where(Notice.idempotency_key == idempotency_key))
+    if notice_id is None:  # queued before: the first one stands
+        existing = db.session.scalar(sa.select(Notice.id).where(Notice.idempotency_key == idempotency_key))
+        assert existing is not None
+        return existing
     outbox.defer(JobKind.NOTICE_DELIVER, {"notice_id": notice_id})
-    return notice_id
+    return int(notice_id)
 
 
 def render(notice: Notice) -> EmailMessage:

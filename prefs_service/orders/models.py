@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..extensions import db
+from ..db.types import Base
 
 # An order only moves forward through these (see service.advance).
 PENDING, PAYMENT_FAILED, PAID, COMMISSIONING, DELIVERED, CANCELLED = (
@@ -16,7 +17,7 @@ PENDING, PAYMENT_FAILED, PAID, COMMISSIONING, DELIVERED, CANCELLED = (
 STATUS_ORDER = (PENDING, PAYMENT_FAILED, PAID, COMMISSIONING, DELIVERED, CANCELLED)
 
 
-class StripeEvent(db.Model):
+class StripeEvent(Base):
     """A Stripe event we accepted. `data` holds the allow-listed fields a job
     applies; it is cleared in the same transaction that applies them."""
 
@@ -24,12 +25,12 @@ class StripeEvent(db.Model):
 
     id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(100))
-    data: Mapped[dict | None] = mapped_column(sa.JSON)
+    data: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[datetime | None]
 
 
-class Order(db.Model):
+class Order(Base):
     """One purchase. An allow-list of fields: never the raw payload, never card data."""
 
     __tablename__ = "orders"
@@ -67,7 +68,7 @@ class Order(db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Payment(db.Model):
+class Payment(Base):
     """Money received for an order (the first payment and each renewal): what partners are owed on."""
 
     __tablename__ = "payments"
@@ -82,7 +83,7 @@ class Payment(db.Model):
     paid_at: Mapped[datetime]
 
 
-class ProvisionedSystem(db.Model):
+class ProvisionedSystem(Base):
     """What the local provisioner created (a real one would call out instead)."""
 
     __tablename__ = "provisioned_systems"
@@ -96,7 +97,7 @@ class ProvisionedSystem(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Escalation(db.Model):
+class Escalation(Base):
     """A delivery problem staff must look at, notified again until resolved.
     One per order and kind: once resolved, it stays resolved."""
 

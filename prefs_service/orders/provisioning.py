@@ -60,4 +60,5 @@ def provisioner() -> Provisioner:
         module_name, _, class_name = settings.provisioner.replace(":", ".").rpartition(".")
         cached = getattr(importlib.import_module(module_name), class_name)(settings)
         current_app.extensions["prefs.provisioner"] = cached
-    return cached
+    chosen: Provisioner = cached
+    return chosen

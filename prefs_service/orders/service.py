@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from .. import audit, links, outbox, tokens
 from ..clock import utcnow
 from ..consent import check
+from ..db.backend import affected_rows
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..job_kinds import JobKind
@@ -117,6 +119,7 @@ def provision(*, order_id: int) -> None:
     order = db.session.get(Order, order_id, with_for_update=True)
     if order is None or order.status != COMMISSIONING:
         return
+    assert order.system_name is not None and order.username is not None  # chosen when it was commissioned
     order.system_url = provisioner().provision(order_id=order.id, system_name=order.system_name, username=order.username)
     order.provisioned_at = order.provisioned_at or utcnow()
     _disclose_to_partner(order)
@@ -196,7 +199,7 @@ def consent_withdrawn(*, subject_id: uuid.UUID, channel: str, purpose: str) -> N
 # --- partner sales, profile, erasure --------------------------------------------------------
 
 
-def partner_sales(*, code: str, start: datetime, end: datetime) -> tuple[list[dict], dict[str, int]]:
+def partner_sales(*, code: str, start: datetime, end: datetime) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Payments on orders the partner brought, in [start, end), and totals per currency."""
     partners.get_partner(code)
     if end <= start:
@@ -224,6 +227,4 @@ def clear_profile(*, subject_id: uuid.UUID) -> int:
 
 def scrub_orders(*, subject_id: uuid.UUID) -> int:
     """Remove names and addresses from a person's orders (erasure, profile withdrawal)."""
-    return db.session.execute(
-        sa.update(Order).where(Order.subject_id == subject_id).values(billing_name=None, billing_address=None)
-    ).rowcount
+    return affected_rows(sa.update(Order).where(Order.subject_id == subject_id).values(billing_name=None, billing_address=None))

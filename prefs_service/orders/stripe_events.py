@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 import stripe
@@ -40,7 +41,7 @@ class NotConfigured(DomainError):
 # --- webhook ------------------------------------------------------------------------------
 
 
-def verify_webhook(payload: bytes, header: str | None) -> dict:
+def verify_webhook(payload: bytes, header: str | None) -> dict[str, Any]:
     """The event, if the signature over the raw body is right and at most five minutes old."""
     secret = current_app.config["PREFS"].stripe_webhook_secret
     if not secret:
@@ -65,7 +66,7 @@ def verify_webhook(payload: bytes, header: str | None) -> dict:
     return event
 
 
-def accept_event(event: dict) -> str:
+def accept_event(event: dict[str, Any]) -> str:
     """Accept one verified event in the caller's transaction: "accepted",
     "duplicate" or "ignored" (a type we do not act on).
 
@@ -80,7 +81,7 @@ def accept_event(event: dict) -> str:
     inserted = db.session.execute(
         backend()
         .insert(StripeEvent.__table__)
-        .values(id=event["id"], type=event["type"], data=_allowed(obj) if handled else None, received_at=utcnow())
+        .values(id=event["id"], type=event["type"], data=_allowed(obj) if handled and isinstance(obj, dict) else None, received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(StripeEvent.__table__.c.id)
     ).scalar()
@@ -117,7 +118,7 @@ _ALLOWED_NESTED = {
 }
 
 
-def _allowed(obj: dict) -> dict:
+def _allowed(obj: dict[str, Any]) -> dict[str, Any]:
     kept = {key: obj[key] for key in _ALLOWED if key in obj and not isinstance(obj[key], dict | list)}
     for key, fields in _ALLOWED_NESTED.items():
         if isinstance(obj.get(key), dict):
@@ -134,7 +135,9 @@ def _allowed(obj: dict) -> dict:
 def _order_for(*, session_id: str | None = None, subscription_id: str | None = None) -> Order:
     """The order for a checkout session or subscription, created on first sight.
     A subscription's checkout session and its first invoice are one purchase."""
-    backend().lock_key(subscription_id or session_id)  # concurrent events about one purchase, one at a time
+    key = subscription_id or session_id
+    assert key, "an event names its session or subscription"
+    backend().lock_key(key)  # concurrent events about one purchase, one at a time
     clauses = []
     if session_id:
         clauses.append(Order.stripe_checkout_session_id == session_id)
@@ -149,11 +152,11 @@ def _order_for(*, session_id: str | None = None, subscription_id: str | None = N
     return order
 
 
-def _stamp(seconds) -> datetime:
+def _stamp(seconds: object) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) if isinstance(seconds, int) else utcnow()
 
 
-def _attach_customer(order: Order, *, email: str | None, name: str | None, address: dict | None) -> None:
+def _attach_customer(order: Order, *, email: str | None, name: str | None, address: dict[str, Any] | None) -> None:
     if order.subject_id is None and email:
         try:
             subject = subjects.resolve_one(SubjectRef.parse("email", email), actor="stripe")
@@ -165,19 +168,19 @@ def _attach_customer(order: Order, *, email: str | None, name: str | None, addre
         order.billing_address = order.billing_address or _one_line(address)
 
 
-def _one_line(address: dict | None) -> str | None:
+def _one_line(address: dict[str, Any] | None) -> str | None:
     if not isinstance(address, dict):
         return None
     parts = [address.get(k) for k in _ADDRESS]
     return ", ".join(str(p) for p in parts if p) or None
 
 
-def _partner_of(obj: dict) -> str | None:
+def _partner_of(obj: dict[str, Any]) -> str | None:
     code = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("partner")
     return str(code)[:40] if code else None
 
 
-def _checkout_session(session: dict, *, force_paid: bool = False) -> None:
+def _checkout_session(session: dict[str, Any], *, force_paid: bool = False) -> None:
     order = _order_for(session_id=session.get("id"), subscription_id=session.get("subscription"))
     order.stripe_customer_id = order.stripe_customer_id or session.get("customer")
     order.stripe_payment_intent_id = order.stripe_payment_intent_id or session.get("payment_intent")
@@ -198,13 +201,13 @@ def _checkout_session(session: dict, *, force_paid: bool = False) -> None:
         _paid(order)
 
 
-def _async_failed(session: dict) -> None:
+def _async_failed(session: dict[str, Any]) -> None:
     order = _order_for(session_id=session.get("id"), subscription_id=session.get("subscription"))
     db.session.flush()
     advance(order, PAYMENT_FAILED)
 
 
-def _invoice_paid(invoice: dict) -> None:
+def _invoice_paid(invoice: dict[str, Any]) -> None:
     subscription = invoice.get("subscription")  # _allowed() also finds it under parent.subscription_details
     if not subscription:
         return  # a one-off invoice: its checkout session is the purchase
@@ -228,7 +231,7 @@ def _invoice_paid(invoice: dict) -> None:
         _paid(order)
 
 
-def _invoice_failed(invoice: dict) -> None:
+def _invoice_failed(invoice: dict[str, Any]) -> None:
     subscription = invoice.get("subscription")  # _allowed() also finds it under parent.subscription_details
     if not subscription:
         return
@@ -238,14 +241,14 @@ def _invoice_failed(invoice: dict) -> None:
     advance(order, PAYMENT_FAILED)
 
 
-def _subscription_deleted(subscription: dict) -> None:
+def _subscription_deleted(subscription: dict[str, Any]) -> None:
     order = _order_for(subscription_id=subscription.get("id"))
     db.session.flush()
     if advance(order, CANCELLED):
         order.cancelled_at = utcnow()
 
 
-def _record_payment(order: Order, *, stripe_id: str, amount: int, currency: str, kind: str, paid_at: datetime) -> None:
+def _record_payment(order: Order, *, stripe_id: str, amount: int, currency: str | None, kind: str, paid_at: datetime) -> None:
     db.session.execute(
         backend()
         .insert(Payment.__table__)

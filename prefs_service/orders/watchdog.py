@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -50,7 +51,7 @@ def watchdog(now: datetime | None = None) -> dict[str, int]:
     db.session.flush()
     repeat = timedelta(seconds=settings.escalation_repeat_seconds)
     for (order_id, kind), escalation in open_.items():
-        if db.session.get(Order, order_id).status != WAITING_IN[kind]:
+        if db.session.get_one(Order, order_id).status != WAITING_IN[kind]:
             escalation.resolved_at, escalation.resolved_by, escalation.resolution = now, "system", "the order moved on"
             counts["resolved"] += 1
         elif escalation.last_notified_at is None or escalation.last_notified_at <= now - repeat:
@@ -63,7 +64,7 @@ def _notify(escalation: Escalation, now: datetime) -> None:
     settings = current_app.config["PREFS"]
     escalation.notified_count += 1
     escalation.last_notified_at = now
-    order = db.session.get(Order, escalation.order_id)
+    order = db.session.get_one(Order, escalation.order_id)
     context = {
         "kind": escalation.kind,
         "reference": order.reference,
@@ -93,7 +94,7 @@ def _notify(escalation: Escalation, now: datetime) -> None:
     )
 
 
-def post_escalation(payload: dict) -> None:
+def post_escalation(payload: dict[str, Any]) -> None:
     """POST the escalation as JSON to PREFS_ESCALATION_WEBHOOK_URL; a failure retries the job."""
     import urllib.request
 

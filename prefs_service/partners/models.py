@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
-from ..extensions import db
+from ..db.types import Base
 
 
-class Partner(db.Model):
+class Partner(Base):
     __tablename__ = "partners"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -20,7 +20,7 @@ class Partner(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Disclosure(db.Model):
+class Disclosure(Base):
     """We gave `data_categories` of a person to a partner, for `purpose`."""
 
     __tablename__ = "disclosures"

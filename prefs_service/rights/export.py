@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -45,20 +46,20 @@ class Section:
     name: str
     title: str
     fields: tuple[tuple[str, str], ...]  # (field, what it means)
-    rows: Callable[[RightsRequest], Iterator[dict]]
+    rows: Callable[[RightsRequest], Iterator[dict[str, Any]]]
 
 
-def _stream(stmt, names: tuple[str, ...]) -> Iterator[dict]:
+def _stream(stmt: sa.Select[*tuple[Any, ...]], names: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     for index, row in enumerate(db.session.execute(stmt.execution_options(yield_per=STREAM_CHUNK))):
         if index % STREAM_CHUNK == 0:
             outbox.keep_alive()  # a long history: our job keeps its lease
         yield dict(zip(names, row, strict=True))
 
 
-def _subject_rows(request: RightsRequest) -> Iterator[dict]:
+def _subject_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     if request.subject_id is None:
         return
-    subject = db.session.get(Subject, request.subject_id)
+    subject = db.session.get_one(Subject, request.subject_id)
     yield {
         "id": subject.id,
         "name": subject.name,
@@ -68,7 +69,7 @@ def _subject_rows(request: RightsRequest) -> Iterator[dict]:
     }
 
 
-def _identifier_rows(request: RightsRequest) -> Iterator[dict]:
+def _identifier_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     if request.subject_id is None:
         return iter(())
     names = ("kind", "value", "created_at")
@@ -76,10 +77,10 @@ def _identifier_rows(request: RightsRequest) -> Iterator[dict]:
     return _stream(stmt.order_by(Identifier.kind), names)
 
 
-def _current_rows(request: RightsRequest) -> Iterator[dict]:
+def _current_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     if request.subject_id is None:
         return iter(())
-    subject = db.session.get(Subject, request.subject_id)
+    subject = db.session.get_one(Subject, request.subject_id)
     return (
         {k: row[k] for k in ("channel", "purpose", "status", "occurred_at", "source", "allowed", "reason")}
         for row in consent.current(subject=subject)
@@ -101,7 +102,7 @@ HISTORY_FIELDS = (
 )
 
 
-def _history_rows(request: RightsRequest) -> Iterator[dict]:
+def _history_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     if request.subject_id is None:
         return iter(())
     names = tuple(name for name, _ in HISTORY_FIELDS)
@@ -113,7 +114,7 @@ def _history_rows(request: RightsRequest) -> Iterator[dict]:
     return _stream(stmt, names)
 
 
-def _notice_rows(request: RightsRequest) -> Iterator[dict]:
+def _notice_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     if request.subject_id is None:
         return iter(())
     names = ("kind", "recipient", "sender", "status", "created_at", "sent_at")
@@ -121,7 +122,7 @@ def _notice_rows(request: RightsRequest) -> Iterator[dict]:
     return _stream(stmt.order_by(Notice.id), names)
 
 
-def _request_rows(request: RightsRequest) -> Iterator[dict]:
+def _request_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     names = ("reference", "type", "status", "created_at", "verified_at", "due_at", "finished_at")
     mine = RightsRequest.email_hash == request.email_hash
     if request.subject_id is not None:
@@ -130,7 +131,7 @@ def _request_rows(request: RightsRequest) -> Iterator[dict]:
     return _stream(stmt.order_by(RightsRequest.created_at), names)
 
 
-def _disclosure_rows(request: RightsRequest) -> Iterator[dict]:
+def _disclosure_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     if request.subject_id is None:
         return iter(())
     names = ("partner_code", "partner_name", "data_categories", "purpose", "occurred_at")
@@ -152,7 +153,7 @@ ORDER_FIELDS = (
 )  # fmt: skip
 
 
-def _order_rows(request: RightsRequest) -> Iterator[dict]:
+def _order_rows(request: RightsRequest) -> Iterator[dict[str, Any]]:
     if request.subject_id is None:
         return iter(())
     names = tuple(name for name, _ in ORDER_FIELDS)
@@ -208,7 +209,7 @@ def _readme(request: RightsRequest) -> str:
     return "\n".join(lines)
 
 
-def _csv_value(value) -> str:
+def _csv_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime | date):

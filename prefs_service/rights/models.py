@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..db.types import HashBytes
-from ..extensions import db
+from ..db.types import Base, HashBytes
 
 TYPES = ("access", "erasure", "correction")
 AWAITING_VERIFICATION = "awaiting_verification"
@@ -24,7 +24,7 @@ OPEN = (AWAITING_VERIFICATION, VERIFIED, AWAITING_REVIEW, PROCESSING, FAILED)
 CORRECTABLE_FIELDS = ("name", "email", "phone", "fax", "postal_address")
 
 
-class RightsRequest(db.Model):
+class RightsRequest(Base):
     """A person's request to see, correct or remove their data, and its deadline."""
 
     __tablename__ = "rights_requests"
@@ -43,7 +43,7 @@ class RightsRequest(db.Model):
     email: Mapped[str | None] = mapped_column(sa.String(320))
     email_hash: Mapped[bytes] = mapped_column(HashBytes, index=True)
     # Correction only: proposed values, and the requester's reason.
-    changes: Mapped[dict | None] = mapped_column(sa.JSON)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     explanation: Mapped[str | None] = mapped_column(sa.Text)
     rejection_reason: Mapped[str | None] = mapped_column(sa.Text)
     extension_months: Mapped[int | None]

@@ -17,6 +17,7 @@ from flask import current_app
 
 from .. import audit, channels, links, outbox, references, tokens
 from ..access import service as access
+from ..audit import AuditEvent
 from ..clock import utcnow
 from ..errors import Conflict, Erased, Invalid, NotFound
 from ..extensions import db
@@ -55,7 +56,7 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
-def transition(request: RightsRequest, status: str, *, actor: str, **details) -> None:
+def transition(request: RightsRequest, status: str, *, actor: str, **details: object) -> None:
     previous = request.status
     request.status = status
     if status in (COMPLETED, REJECTED, EXPIRED):
@@ -69,7 +70,7 @@ def transition(request: RightsRequest, status: str, *, actor: str, **details) ->
     )
 
 
-def tell_requester(request: RightsRequest, kind: str, **context) -> None:
+def tell_requester(request: RightsRequest, kind: str, **context: object) -> None:
     """Each kind of mail goes once per request, however often a job reruns."""
     if not request.email:
         return
@@ -91,7 +92,7 @@ def _identifier_refs(changes: dict[str, Any] | None) -> list[SubjectRef]:
     return [SubjectRef(field, value) for field, value in (changes or {}).items() if field != "name"]
 
 
-def validate_changes(changes) -> dict:
+def validate_changes(changes: object) -> dict[str, Any]:
     """A correction's proposed values, normalised; Invalid names what to fix."""
     if not isinstance(changes, dict) or not changes:
         raise Invalid("Say what to correct.", errors={"changes": [f"give new values for some of: {', '.join(CORRECTABLE_FIELDS)}"]})
@@ -100,7 +101,7 @@ def validate_changes(changes) -> dict:
         raise Invalid(
             "Unknown fields.", errors={"changes": [f"cannot correct {', '.join(unknown)}; correctable: {', '.join(CORRECTABLE_FIELDS)}"]}
         )
-    clean = {}
+    clean: dict[str, Any] = {}
     name = changes.get("name")
     if "name" in changes:
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 255:
@@ -121,8 +122,8 @@ def submit(
     *,
     type: str,
     email: str | None = None,
-    subject_id=None,
-    changes: dict | None = None,
+    subject_id: object = None,
+    changes: dict[str, Any] | None = None,
     explanation: str | None = None,
     verified: bool = False,
     actor: str,
@@ -143,9 +144,10 @@ def submit(
                 errors={"subject_id": ["names a person erased at their request"]},
             )
         held = subject.identifier("email")
-        if email is None and held is None:
-            raise Invalid("We hold no email address for this person.", errors={"email": ["give an address to answer them at"]})
-        email = email or held.value
+        if email is None:
+            if held is None:
+                raise Invalid("We hold no email address for this person.", errors={"email": ["give an address to answer them at"]})
+            email = held.value
     if not email:
         raise Invalid("Give an email address.", errors={"email": ["required"]})
     try:
@@ -225,7 +227,7 @@ def confirm(*, token: str) -> RightsRequest:
 # --- staff decisions --------------------------------------------------------------------
 
 
-def get(request_id) -> RightsRequest:
+def get(request_id: object) -> RightsRequest:
     request = db.session.get(RightsRequest, request_id) if str(request_id).isdigit() else None
     if request is None:
         raise NotFound("No request with that id.")
@@ -241,13 +243,13 @@ def list_requests(*, statuses: list[str] | None = None, limit: int = 200) -> lis
     return list(db.session.scalars(stmt))
 
 
-def approve(*, request_id, actor: str) -> RightsRequest:
+def approve(*, request_id: object, actor: str) -> RightsRequest:
     request = get(request_id)
     if request.type != "correction" or request.status != AWAITING_REVIEW:
         raise Conflict(f"Only a correction awaiting review can be approved; this one is {request.status}.")
     if request.subject_id is None:
         raise Conflict("We hold no data for this requester, so there is nothing to correct; reject it with that reason.")
-    subject = db.session.get(Subject, request.subject_id)
+    subject = db.session.get_one(Subject, request.subject_id)
     if subject.erased_at is not None:
         raise Erased("We erased this person's data at their request, so there is nothing to correct; reject it with that reason.")
     refs.refuse_erased(_identifier_refs(request.changes))
@@ -255,7 +257,7 @@ def approve(*, request_id, actor: str) -> RightsRequest:
     return request
 
 
-def reject(*, request_id, reason: str, actor: str) -> RightsRequest:
+def reject(*, request_id: object, reason: str, actor: str) -> RightsRequest:
     request = get(request_id)
     reason = (reason or "").strip()
     if not reason or len(reason) > REASON_LIMIT:
@@ -268,7 +270,7 @@ def reject(*, request_id, reason: str, actor: str) -> RightsRequest:
     return request
 
 
-def extend(*, request_id, months: int, reason: str, actor: str) -> RightsRequest:
+def extend(*, request_id: object, months: int, reason: str, actor: str) -> RightsRequest:
     request = get(request_id)
     reason = (reason or "").strip()
     errors = {}
@@ -297,7 +299,7 @@ def extend(*, request_id, months: int, reason: str, actor: str) -> RightsRequest
     return request
 
 
-def retry(*, request_id, actor: str) -> RightsRequest:
+def retry(*, request_id: object, actor: str) -> RightsRequest:
     request = get(request_id)
     if request.status != FAILED:
         raise Conflict(f"Only a failed request can be retried; this one is {request.status}.")
@@ -312,7 +314,7 @@ def mark_failed(*, request_id: int) -> None:
         transition(request, FAILED, actor="system")
 
 
-def timeline(request: RightsRequest):
+def timeline(request: RightsRequest) -> list[AuditEvent]:
     return audit.trail("rights_request", request.id)
 
 
@@ -320,7 +322,7 @@ def current_values(request: RightsRequest) -> dict[str, str | None]:
     """For a correction: what we hold now for each field it would change."""
     if request.subject_id is None or not request.changes:
         return {}
-    subject = db.session.get(Subject, request.subject_id)
+    subject = db.session.get_one(Subject, request.subject_id)
     held = {"name": subject.name, **subjects.identifiers_of(subject)}
     return {field: held.get(field) for field in request.changes}
 
@@ -358,6 +360,7 @@ def alert_deadlines(now: datetime | None = None) -> int:
 
 
 def _tell_staff(staff: list[str], request: RightsRequest, kind: str) -> None:
+    assert request.due_at is not None  # only verified requests have deadlines to tell of
     for address in staff:
         notices.queue(
             kind=kind,

@@ -74,6 +74,7 @@ def purge_expired_exports(now: datetime | None = None) -> int:
         sa.select(RightsRequest).where(RightsRequest.export_file.is_not(None), RightsRequest.export_expires_at < now)
     ).all()
     for request in expired:
+        assert request.export_file is not None  # chosen for having one
         (export_dir() / request.export_file).unlink(missing_ok=True)
         request.export_file = None
         audit.record("request.export_deleted", actor="system", target_type="rights_request", target_id=request.id)
@@ -132,6 +133,7 @@ def run_erasure(*, request_id: int) -> None:
             existing.reason = refs.ERASURE
     service.transition(request, COMPLETED, actor="system", identifiers=len(hashes))
     # The confirmation is the last mail to this address; it forgets it once sent.
+    assert request.email is not None  # every request keeps its address until its own erasure ends
     notices.queue(
         kind="erasure_done",
         recipient=request.email,

@@ -7,11 +7,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
-from ..db.types import HashBytes
-from ..extensions import db
+from ..db.types import Base, HashBytes
 
 
-class Subject(db.Model):
+class Subject(Base):
     """A person we may contact. Plain-text identifiers live on `Identifier` rows."""
 
     __tablename__ = "subjects"
@@ -29,7 +28,7 @@ class Subject(db.Model):
         return next((i for i in self.identifiers if i.kind == kind), None)
 
 
-class Identifier(db.Model):
+class Identifier(Base):
     """One contact identifier of a subject, found by its keyed hash.
 
     `value_hash` is HMAC-SHA256(identifier key, "kind:canonical value"): lookups
@@ -49,7 +48,7 @@ class Identifier(db.Model):
     subject: Mapped[Subject] = relationship(back_populates="identifiers")
 
 
-class Suppression(db.Model):
+class Suppression(Base):
     """An identifier that must not be contacted, kept by hash only: a bounce,
     a complaint or an objection (consent/suppressions.py), or a key of a person
     erased at their request (reason `erasure`)."""

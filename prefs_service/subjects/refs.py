@@ -101,12 +101,12 @@ def find_ids(refs: Iterable[SubjectRef]) -> dict[SubjectRef, uuid.UUID]:
         found.update((named[sid], sid) for sid in db.session.scalars(sa.select(Subject.id).where(Subject.id.in_(chunk))))
     external = {ref.value: ref for ref in by_key.get(EXTERNAL_REF, ())}
     for chunk in chunks(sorted(external)):
-        rows = db.session.execute(sa.select(Subject.external_ref, Subject.id).where(Subject.external_ref.in_(chunk)))
-        found.update((external[value], sid) for value, sid in rows)
+        by_ref = db.session.execute(sa.select(Subject.external_ref, Subject.id).where(Subject.external_ref.in_(chunk)))
+        found.update((external[value], sid) for value, sid in by_ref if value is not None)
     hashed = {ref.hash: ref for kind in KINDS for ref in by_key.get(kind, ())}
     for chunk in chunks(list(hashed)):
-        rows = db.session.execute(sa.select(Identifier.value_hash, Identifier.subject_id).where(Identifier.value_hash.in_(chunk)))
-        found.update((hashed[value_hash], sid) for value_hash, sid in rows)
+        by_hash = db.session.execute(sa.select(Identifier.value_hash, Identifier.subject_id).where(Identifier.value_hash.in_(chunk)))
+        found.update((hashed[value_hash], sid) for value_hash, sid in by_hash)
     return found
 
 
@@ -118,12 +118,14 @@ def erased(refs: Iterable[SubjectRef]) -> set[SubjectRef]:
     found: set[SubjectRef] = set()
     ids = {ref.subject_id: ref for ref in refs if ref.key == SUBJECT_ID}
     for chunk in chunks(sorted(ids)):
-        gone = db.session.scalars(sa.select(Subject.id).where(Subject.id.in_(chunk), Subject.erased_at.is_not(None)))
-        found.update(ids[subject_id] for subject_id in gone)
+        erased_ids = db.session.scalars(sa.select(Subject.id).where(Subject.id.in_(chunk), Subject.erased_at.is_not(None)))
+        found.update(ids[subject_id] for subject_id in erased_ids)
     by_hash = {ref.hash: ref for ref in refs if ref.key != SUBJECT_ID}
     for chunk in chunks(list(by_hash)):
-        gone = db.session.scalars(sa.select(Suppression.value_hash).where(Suppression.value_hash.in_(chunk), Suppression.reason == ERASURE))
-        found.update(by_hash[value_hash] for value_hash in gone)
+        erased_keys = db.session.scalars(
+            sa.select(Suppression.value_hash).where(Suppression.value_hash.in_(chunk), Suppression.reason == ERASURE)
+        )
+        found.update(by_hash[value_hash] for value_hash in erased_keys)
     return found
 
 

@@ -28,6 +28,7 @@ FRIENDLY = {
 
 def error_page(error: HTTPException):
     status = error.code or 500
+    message: str | None
     if isinstance(error, CSRFError):
         message = "This form has expired or was sent from elsewhere. Please reload the page and try again."
     elif status in (400, 404, 409, 429) and error.description and error.description != type(error).description:

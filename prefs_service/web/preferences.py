@@ -21,6 +21,12 @@ bp = Blueprint("preferences", __name__)
 NOT_VALID = "This link to your preferences is not valid or has expired. Ask for a new one below."
 
 
+def _chosen() -> set[tuple[str, str]]:
+    """The (channel, purpose) pairs ticked on the form ("channel.purpose" values)."""
+    pairs = (value.partition(".") for value in request.form.getlist("granted"))
+    return {(channel, purpose) for channel, dot, purpose in pairs if dot}
+
+
 def _mask(address: str) -> str:
     local, _, domain = address.partition("@")
     return f"{local[:1]}{'•' * max(len(local) - 1, 2)}@{domain}"
@@ -38,8 +44,7 @@ def page(token: str):
         if request.form.get("action") == "stop_all":
             changed = consent.stop_all_marketing(subject=subject, evidence=evidence())
         else:
-            granted = {tuple(value.split(".", 1)) for value in request.form.getlist("granted") if "." in value}
-            changed = consent.save_preferences(subject=subject, granted=granted, evidence=evidence())
+            changed = consent.save_preferences(subject=subject, granted=_chosen(), evidence=evidence())
         db.session.commit()
         return redirect(f"{request.path}?saved={len(changed)}", code=303)
     db.session.commit()
@@ -96,7 +101,7 @@ def come_back(token: str):
     errors, message, email, chosen = {}, None, "", set()
     if request.method == "POST":  # the CSRF token was checked before we got here
         email = request.form.get("email", "")
-        chosen = {tuple(value.split(".", 1)) for value in request.form.getlist("granted") if "." in value}
+        chosen = _chosen()
         try:
             subject, recorded = consent.come_back(email_hash=email_hash, typed_email=email, granted=chosen, evidence=evidence())
         except Invalid as exc:

@@ -33,9 +33,10 @@ def _target(token: str) -> tuple[uuid.UUID, channels.Channel, channels.Purpose]:
         subject_id = uuid.UUID(str(payload.get("s")))
     except (tokens.InvalidToken, ValueError):
         abort(404, description=NOT_VALID)
-    channel = channels.CHANNELS.get(payload.get("c"))
-    purpose = channel.purpose(payload.get("p")) if channel else None
-    if purpose is None:
+    named_channel, named_purpose = payload.get("c"), payload.get("p")
+    channel = channels.CHANNELS.get(named_channel) if isinstance(named_channel, str) else None
+    purpose = channel.purpose(named_purpose) if channel is not None and isinstance(named_purpose, str) else None
+    if channel is None or purpose is None:
         abort(404, description=NOT_VALID)
     return subject_id, channel, purpose
 
