@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -23,7 +22,9 @@ from prefs_service import create_app
 from prefs_service.access import service as access
 from prefs_service.clock import utcnow
 from prefs_service.extensions import db
+from prefs_service.jobs.dispatch import QUEUE_NAME
 from prefs_service.outbox import QUEUED, RUNNING, Job
+from tests.helpers import Api, eventually
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatter
 
@@ -83,9 +84,8 @@ class SmtpCapture:
         self.quit_reply = None
 
     def wait_for(self, count: int, timeout: float = 10):
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        """The messages accepted so far, once there are at least `count`."""
+        eventually(lambda: len(self.messages) >= count, timeout=timeout, interval=0.02, what=f"{count} message(s) at the SMTP server")
         return self.messages
 
 
@@ -228,6 +228,12 @@ def admin(api_key) -> dict:
     return api_key("admin")
 
 
+@pytest.fixture
+def api(client, headers) -> Api:
+    """The JSON API with the key of the requesting module's `headers` fixture."""
+    return Api(client, headers)
+
+
 class InProcessWorker:
     def __init__(self, app):
         self.app = app
@@ -235,22 +241,27 @@ class InProcessWorker:
     def wait(self, timeout: float = 15, allow_errors: bool = False) -> None:
         """Block until no job is due or running. A job that failed an attempt
         (and waits to retry) is an error here unless the test expects it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def settled() -> bool:
             with self.app.app_context():
                 rows = db.session.execute(
                     sa.select(Job.id, Job.kind, Job.status, Job.run_after, Job.last_error).where(Job.status.in_((RUNNING, QUEUED)))
                 ).all()
                 db.session.rollback()
+            broken = [row for row in rows if row.last_error]
+            if broken and not allow_errors:
+                raise AssertionError(f"jobs failed an attempt: {[(r.kind, r.last_error) for r in broken]}")
             now = utcnow()
-            if not allow_errors:
-                broken = [row for row in rows if row.last_error]
-                if broken:
-                    raise AssertionError(f"jobs failed an attempt: {[(r.kind, r.last_error) for r in broken]}")
-            if not [row for row in rows if row.status == RUNNING or row.run_after <= now]:
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"jobs still pending after {timeout}s")
+            return not [row for row in rows if row.status == RUNNING or row.run_after <= now]
+
+        eventually(settled, timeout=timeout, interval=0.02, what="every due job to finish")
+
+    def drain(self, timeout: float = 15) -> None:
+        """Block until every message sent to the broker has been handled
+        (a duplicate refused included), not only until the jobs are done."""
+        system = self.app.extensions["prefs.jobs"]
+        system.broker.join(QUEUE_NAME, timeout=int(timeout * 1000))
+        system.worker.join()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import sqlalchemy as sa
 
@@ -39,6 +40,17 @@ def jobs_of(app, kind: str | None = None) -> list[Job]:
         rows = list(db.session.scalars(stmt))
         db.session.close()  # detach loaded, not expired
         return rows
+
+
+def jobs_settled(app, *kinds: str) -> bool:
+    """Whether no job of these kinds waits or runs: nothing is left that could
+    still act (send a mail a second time, say)."""
+    with app.app_context():
+        left = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Job).where(Job.kind.in_(kinds), Job.status.in_(("queued", "running")))
+        )
+        db.session.rollback()
+    return left == 0
 
 
 def notice(app, notice_id: int) -> Notice:
@@ -102,3 +114,59 @@ def eventually(predicate: Callable[[], object], *, timeout: float, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+class Api:
+    """The JSON API as tests call it: the Flask test client and one key's
+    headers. Calls that set a test up say what status they expect (and fail the
+    test otherwise); calls a test is about return the response to assert on."""
+
+    DEFAULTS: ClassVar[dict[str, str]] = {"channel": "email", "purpose": "newsletter"}
+
+    def __init__(self, client, headers: dict):
+        self.client, self.headers = client, headers
+
+    def get(self, path: str, **query):
+        return self.client.get(path, query_string=query, headers=self.headers)
+
+    def post(self, path: str, body=None):
+        return self.client.post(path, json=body, headers=self.headers)
+
+    def patch(self, path: str, body):
+        return self.client.patch(path, json=body, headers=self.headers)
+
+    @staticmethod
+    def _expecting(response, status: int | None):
+        if status is not None:
+            assert response.status_code == status, (response.status_code, response.get_json(silent=True))
+        return response
+
+    def record(self, *, expect: int | None = 201, **fields):
+        """POST /v1/consents: a grant of the email newsletter unless `fields` say otherwise."""
+        return self._expecting(self.post("/v1/consents", {**self.DEFAULTS, "status": "granted", **fields}), expect)
+
+    def check(self, **query):
+        """GET /v1/consent/check, for the email newsletter unless `query` says otherwise."""
+        return self.get("/v1/consent/check", **{**self.DEFAULTS, **query})
+
+    def bulk(self, recipients: list, **fields):
+        """POST /v1/consent/check for many recipients."""
+        return self.post("/v1/consent/check", {**self.DEFAULTS, "recipients": recipients, **fields})
+
+    def reasons(self, recipients: list, **fields) -> list[str]:
+        """The reason of each answer of a bulk check, in order."""
+        return [r["reason"] for r in self._expecting(self.bulk(recipients, **fields), 200).json["results"]]
+
+    def links(self, **fields) -> dict:
+        """POST /v1/unsubscribe-links (the newsletter unless `fields` say otherwise)."""
+        return self._expecting(self.post("/v1/unsubscribe-links", {"purpose": "newsletter", **fields}), 201).json
+
+    def changes(self, *, after: str | None = None, limit: int = 1000) -> dict:
+        """One page of GET /v1/consent/changes."""
+        query = {"limit": limit} | ({"after": after} if after else {})
+        return self._expecting(self.get("/v1/consent/changes", **query), 200).json
+
+    def states(self, subject_id: str) -> dict[tuple[str, str], str | None]:
+        """{(channel, purpose): status} from GET /v1/subjects/{id}/consents."""
+        body = self._expecting(self.get(f"/v1/subjects/{subject_id}/consents"), 200).json
+        return {(c["channel"], c["purpose"]): c["status"] for c in body["consents"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 from prefs_service.cli import main
+from tests.helpers import Api
 
 
 def write_csv(path, rows, header=("email", "channel", "purpose", "status", "occurred_at", "ip")):
@@ -13,13 +14,6 @@ def write_csv(path, rows, header=("email", "channel", "purpose", "status", "occu
         writer.writerow(header)
         writer.writerows(rows)
     return path
-
-
-def check(client, headers, *emails):
-    response = client.post(
-        "/v1/consent/check", json={"channel": "email", "purpose": "newsletter", "recipients": list(emails)}, headers=headers
-    )
-    return [r["reason"] for r in response.json["results"]]
 
 
 def test_import_consents_records_every_row_with_the_ledger_rules(app, client, api_key, tmp_path):
@@ -31,7 +25,11 @@ def test_import_consents_records_every_row_with_the_ledger_rules(app, client, ap
     assert result.exit_code == 0, result.output
     assert "Imported 12002 consent events" in result.output
     headers = api_key("consent:read")
-    assert check(client, headers, "imp0@example.com", "imp1@example.com", "imp11999@example.com") == ["withdrawn", "granted", "granted"]
+    assert Api(client, headers).reasons(["imp0@example.com", "imp1@example.com", "imp11999@example.com"]) == [
+        "withdrawn",
+        "granted",
+        "granted",
+    ]
     event = client.get("/v1/consent/changes?limit=1", headers=headers).json["events"][0]
     assert event["source"] == "import" and event["evidence"]["ip"] == "192.0.2.0/24"
 
@@ -46,7 +44,7 @@ def test_one_bad_row_imports_nothing_and_names_the_line(app, client, api_key, tm
     assert result.exit_code == 1
     assert "line 3: email:" in result.output and "line 4: occurred_at:" in result.output
     assert "nothing was imported" in result.output
-    assert check(client, api_key("consent:read"), "ok@example.com") == ["no_consent"]
+    assert Api(client, api_key("consent:read")).reasons(["ok@example.com"]) == ["no_consent"]
 
 
 def test_an_unknown_column_is_refused_before_reading_rows(app, tmp_path):
@@ -74,4 +72,4 @@ def test_an_unknown_subject_id_is_caught_before_anything_is_written(app, client,
     path = write_csv(tmp_path / "ids.csv", rows, header=("email", "subject_id", "channel", "purpose", "status"))
     result = app.test_cli_runner().invoke(main, ["import", "consents", str(path)])
     assert result.exit_code == 1 and "line 3: subject_id: no subject with that id" in result.output
-    assert check(client, api_key("consent:read"), "ok@example.com") == ["no_consent"]
+    assert Api(client, api_key("consent:read")).reasons(["ok@example.com"]) == ["no_consent"]

@@ -37,6 +37,9 @@ class Backend:
     # Whether write transactions already run one at a time, so that what one
     # reads still holds when it writes, without locks.
     serialises_writers: bool
+    # Whether a pooled connection outside a transaction is in autocommit
+    # already (SQLite, as bind() sets it up), or must be put in it for one statement.
+    idle_in_autocommit: bool
 
     def insert(self, table: sa.Table) -> Any:
         """INSERT … ON CONFLICT for this backend (both spell it alike)."""
@@ -87,6 +90,7 @@ class SQLite(Backend):
     name = "sqlite"
     data_modifying_ctes = False
     serialises_writers = True
+    idle_in_autocommit = True
     # SQLite caps bound parameters per statement.
     BATCH = 4096
 
@@ -116,6 +120,7 @@ class PostgreSQL(Backend):
     name = "postgresql"
     data_modifying_ctes = True
     serialises_writers = False
+    idle_in_autocommit = False
 
     def insert(self, table: sa.Table) -> Any:
         return postgresql.insert(table)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import ClauseElement
 
 from ..extensions import db
+from .backend import backend
 from .scopes import READ, Scope
 
 Row = tuple[Any, ...]
@@ -59,10 +60,9 @@ def _autocommit_rows(stmt: ClauseElement, params: dict[str, Any]) -> list[Row]:
     arguments = prepared.arguments(params)
     conn = engine.connect()
     driver: Any = conn.connection.driver_connection
-    # SQLite connections are in autocommit outside a transaction already (see
-    # db/backend.py); on PostgreSQL this spares the BEGIN and ROLLBACK round
-    # trips around one SELECT.
-    toggle = engine.dialect.name == "postgresql"
+    # Where a pooled connection is not in autocommit already, putting it there
+    # spares the BEGIN and ROLLBACK round trips around one SELECT.
+    toggle = not backend().idle_in_autocommit
     try:
         try:
             if toggle:

@@ -18,33 +18,20 @@ def headers(api_key):
     return api_key("consent:read", "consent:write")
 
 
-def follow(client, headers, after=None, limit=100):
-    query = {"limit": limit} | ({"after": after} if after else {})
-    response = client.get("/v1/consent/changes", query_string=query, headers=headers)
-    assert response.status_code == 200, response.json
-    return response.json
-
-
-def test_pages_through_the_ledger_in_order_and_resumes_from_the_cursor(client, headers):
+def test_pages_through_the_ledger_in_order_and_resumes_from_the_cursor(api):
     for i in range(5):
-        client.post(
-            "/v1/consents",
-            json={"email": f"f{i}@example.com", "channel": "email", "purpose": "offers", "status": "granted"},
-            headers=headers,
-        )
-    first = follow(client, headers, limit=2)
+        api.record(email=f"f{i}@example.com", purpose="offers")
+    first = api.changes(limit=2)
     assert len(first["events"]) == 2 and first["has_more"] is True
-    second = follow(client, headers, after=first["next"], limit=2)
-    third = follow(client, headers, after=second["next"], limit=2)
+    second = api.changes(after=first["next"], limit=2)
+    third = api.changes(after=second["next"], limit=2)
     assert len(third["events"]) == 1 and third["has_more"] is False
     seen = [e["id"] for page in (first, second, third) for e in page["events"]]
     assert len(set(seen)) == 5
-    idle = follow(client, headers, after=third["next"])
+    idle = api.changes(after=third["next"], limit=100)
     assert idle == {"events": [], "next": third["next"], "has_more": False}
-    client.post(
-        "/v1/consents", json={"email": "f0@example.com", "channel": "email", "purpose": "offers", "status": "withdrawn"}, headers=headers
-    )
-    newest = follow(client, headers, after=third["next"])
+    api.record(email="f0@example.com", purpose="offers", status="withdrawn")
+    newest = api.changes(after=third["next"], limit=100)
     assert [e["status"] for e in newest["events"]] == ["withdrawn"]
 
 
@@ -60,14 +47,12 @@ def test_limit_is_bounded(client, headers, limit):
 
 
 @pytest.mark.postgresql_only  # SQLite runs one writer at a time: B cannot commit while A is open
-def test_a_slow_writer_never_ends_up_behind_the_followers_cursor(app, client, headers):
+def test_a_slow_writer_never_ends_up_behind_the_followers_cursor(app, api):
     """Writer A starts first and commits last. On PostgreSQL its event id is
     lower than writer B's; a feed ordered by id alone would hand out B's cursor
     and skip A's event for ever. Every event must be seen exactly once."""
-    subject = client.post(
-        "/v1/consents", json={"email": "slow@example.com", "channel": "email", "purpose": "offers", "status": "granted"}, headers=headers
-    ).json["subject_id"]
-    cursor = follow(client, headers)["next"]
+    subject = api.record(email="slow@example.com", purpose="offers").json["subject_id"]
+    cursor = api.changes(limit=100)["next"]
     a_inserted, b_done, release_a = threading.Event(), threading.Event(), threading.Event()
 
     def write(status, before_commit=None, after_insert=None):
@@ -103,13 +88,13 @@ def test_a_slow_writer_never_ends_up_behind_the_followers_cursor(app, client, he
     assert b_done.wait(10), "writer B should commit while A is still open"
 
     seen = []
-    page = follow(client, headers, after=cursor)
+    page = api.changes(after=cursor, limit=100)
     seen += page["events"]
     cursor = page["next"]
     release_a.set()
     writer_a.join(10)
     writer_b.join(10)
-    page = follow(client, headers, after=cursor)
+    page = api.changes(after=cursor, limit=100)
     seen += page["events"]
 
     assert sorted(e["status"] for e in seen) == ["granted", "withdrawn"]

@@ -6,66 +6,52 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import Api
+
 
 @pytest.fixture
 def headers(api_key):
     return api_key("consent:read", "consent:write")
 
 
-def grant(client, headers, status="granted", **fields):
-    payload = {"channel": "email", "purpose": "newsletter", "status": status, **fields}
-    response = client.post("/v1/consents", json=payload, headers=headers)
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def check(client, headers, **query):
-    return client.get("/v1/consent/check", query_string={"channel": "email", "purpose": "newsletter", **query}, headers=headers)
-
-
-def bulk(client, headers, recipients, **fields):
-    payload = {"channel": "email", "purpose": "newsletter", "recipients": recipients, **fields}
-    return client.post("/v1/consent/check", json=payload, headers=headers)
-
-
-def test_transactional_is_allowed_without_consent_unless_suppressed(client, headers):
-    assert check(client, headers, email="t@example.com", purpose="transactional").json == {
+def test_transactional_is_allowed_without_consent_unless_suppressed(client, headers, api):
+    assert api.check(email="t@example.com", purpose="transactional").json == {
         "allowed": True,
         "reason": "transactional",
         "since": None,
     }
     client.post("/v1/suppressions", json={"email": "T@example.com", "reason": "bounce"}, headers=headers)
-    body = check(client, headers, email="t@example.com", purpose="transactional").json
+    body = api.check(email="t@example.com", purpose="transactional").json
     assert body["allowed"] is False and body["reason"] == "suppressed" and body["since"]
 
 
-def test_a_suppressed_identifier_is_never_allowed_for_marketing_even_with_a_grant(client, headers):
-    grant(client, headers, email="s@example.com")
+def test_a_suppressed_identifier_is_never_allowed_for_marketing_even_with_a_grant(client, headers, api):
+    api.record(email="s@example.com")
     response = client.post("/v1/suppressions", json={"email": "s@example.com", "reason": "complaint"}, headers=headers)
     assert response.status_code == 201 and response.json["kind"] == "email"
     again = client.post("/v1/suppressions", json={"email": "s@example.com", "reason": "complaint"}, headers=headers)
     assert again.status_code == 200
-    grant(client, headers, email="s@example.com", occurred_at="2026-11-01T00:00:00Z")
-    assert check(client, headers, email="s@example.com").json["reason"] == "suppressed"
+    api.record(email="s@example.com", occurred_at="2026-11-01T00:00:00Z")
+    assert api.check(email="s@example.com").json["reason"] == "suppressed"
 
 
-def test_suppression_of_an_unknown_person_holds_when_they_appear_later(client, headers):
+def test_suppression_of_an_unknown_person_holds_when_they_appear_later(client, headers, api):
     client.post("/v1/suppressions", json={"phone": "020 7946 0100", "reason": "objection"}, headers=headers)
-    grant(client, headers, phone="+442079460100", channel="phone", purpose="marketing")
-    assert check(client, headers, phone="02079460100", channel="phone", purpose="marketing").json["reason"] == "suppressed"
+    api.record(phone="+442079460100", channel="phone", purpose="marketing")
+    assert api.check(phone="02079460100", channel="phone", purpose="marketing").json["reason"] == "suppressed"
 
 
-def test_suppression_follows_the_channel_identifier_when_checked_by_subject_id(client, headers):
-    event = grant(client, headers, email="by-id@example.com")
+def test_suppression_follows_the_channel_identifier_when_checked_by_subject_id(client, headers, api):
+    event = api.record(email="by-id@example.com").json
     client.post("/v1/suppressions", json={"email": "by-id@example.com", "reason": "bounce"}, headers=headers)
-    assert check(client, headers, subject_id=event["subject_id"]).json["reason"] == "suppressed"
+    assert api.check(subject_id=event["subject_id"]).json["reason"] == "suppressed"
     # a suppressed email does not silence the phone
-    grant(client, headers, subject_id=event["subject_id"], channel="phone", purpose="marketing")
-    assert check(client, headers, subject_id=event["subject_id"], channel="phone", purpose="marketing").json["reason"] == "granted"
+    api.record(subject_id=event["subject_id"], channel="phone", purpose="marketing")
+    assert api.check(subject_id=event["subject_id"], channel="phone", purpose="marketing").json["reason"] == "granted"
 
 
-def test_the_answer_does_not_depend_on_the_key_that_names_the_person(client, headers, api_key):
-    event = grant(client, headers, email="keys@example.com", channel="phone", purpose="marketing")
+def test_the_answer_does_not_depend_on_the_key_that_names_the_person(client, headers, api_key, api):
+    event = api.record(email="keys@example.com", channel="phone", purpose="marketing").json
     patched = client.patch(
         f"/v1/subjects/{event['subject_id']}", json={"phone": "+442079460555"}, headers={**headers, **api_key("subjects:write")}
     )
@@ -73,24 +59,24 @@ def test_the_answer_does_not_depend_on_the_key_that_names_the_person(client, hea
     client.post("/v1/suppressions", json={"email": "keys@example.com", "reason": "bounce"}, headers=headers)
     phone = {"channel": "phone", "purpose": "marketing"}
     answers = {
-        key: check(client, headers, **phone, **{key: value}).json["reason"]
+        key: api.check(**phone, **{key: value}).json["reason"]
         for key, value in (("email", "keys@example.com"), ("phone", "+442079460555"), ("subject_id", event["subject_id"]))
     }
     assert answers == {"email": "granted", "phone": "granted", "subject_id": "granted"}
     partner = {"channel": "partner", "purpose": "share_for_fulfilment"}
-    assert check(client, headers, **partner, email="keys@example.com").json["reason"] == "transactional"
-    assert check(client, headers, **partner, subject_id=event["subject_id"]).json["reason"] == "transactional"
+    assert api.check(**partner, email="keys@example.com").json["reason"] == "transactional"
+    assert api.check(**partner, subject_id=event["subject_id"]).json["reason"] == "transactional"
 
 
-def test_invalid_identifiers_answer_invalid(client, headers):
-    assert check(client, headers, email="not-an-address").json == {"allowed": False, "reason": "invalid", "since": None}
-    assert check(client, headers, phone="123", channel="phone", purpose="marketing").json["reason"] == "invalid"
-    assert check(client, headers, subject_id="nope").json["reason"] == "invalid"
+def test_invalid_identifiers_answer_invalid(api):
+    assert api.check(email="not-an-address").json == {"allowed": False, "reason": "invalid", "since": None}
+    assert api.check(phone="123", channel="phone", purpose="marketing").json["reason"] == "invalid"
+    assert api.check(subject_id="nope").json["reason"] == "invalid"
 
 
-def test_unknown_people_have_no_consent(client, headers):
-    assert check(client, headers, subject_id="6f1d8a34-0000-4000-8000-000000000000").json["reason"] == "no_consent"
-    assert check(client, headers, external_ref="nobody").json["reason"] == "no_consent"
+def test_unknown_people_have_no_consent(api):
+    assert api.check(subject_id="6f1d8a34-0000-4000-8000-000000000000").json["reason"] == "no_consent"
+    assert api.check(external_ref="nobody").json["reason"] == "no_consent"
 
 
 @pytest.mark.parametrize(
@@ -103,18 +89,18 @@ def test_unknown_people_have_no_consent(client, headers):
         ({"emial": "a@example.com"}, "emial"),
     ],
 )
-def test_bad_check_queries_are_422(client, headers, query, field):
-    response = check(client, headers, **query)
+def test_bad_check_queries_are_422(query, field, api):
+    response = api.check(**query)
     assert response.status_code == 422
     assert field in response.json["errors"]
 
 
-def test_bulk_answers_in_input_order_with_invalid_items_inline(client, headers):
-    grant(client, headers, email="yes@example.com")
-    grant(client, headers, email="no@example.com", status="withdrawn")
+def test_bulk_answers_in_input_order_with_invalid_items_inline(client, headers, api):
+    api.record(email="yes@example.com")
+    api.record(email="no@example.com", status="withdrawn")
     client.post("/v1/suppressions", json={"email": "gone@example.com", "reason": "bounce"}, headers=headers)
     recipients = ["no@example.com", "  YES@example.com", "garbage", "unknown@example.com", "gone@example.com", 17, "yes@example.com"]
-    response = bulk(client, headers, recipients)
+    response = api.bulk(recipients)
     assert response.status_code == 200
     assert response.json["results"] == [
         {"recipient": "no@example.com", "allowed": False, "reason": "withdrawn"},
@@ -127,37 +113,37 @@ def test_bulk_answers_in_input_order_with_invalid_items_inline(client, headers):
     ]
 
 
-def test_bulk_for_phone_and_by_external_ref(client, headers):
-    grant(client, headers, phone="+442079460200", channel="phone", purpose="marketing")
-    grant(client, headers, external_ref="R-1", channel="mail", purpose="marketing")
-    phone = bulk(client, headers, ["020 7946 0200", "+442079460201"], channel="phone", purpose="marketing").json
+def test_bulk_for_phone_and_by_external_ref(api):
+    api.record(phone="+442079460200", channel="phone", purpose="marketing")
+    api.record(external_ref="R-1", channel="mail", purpose="marketing")
+    phone = api.bulk(["020 7946 0200", "+442079460201"], channel="phone", purpose="marketing").json
     assert [r["reason"] for r in phone["results"]] == ["granted", "no_consent"]
-    refs = bulk(client, headers, ["R-1", "R-2"], channel="mail", purpose="marketing", identifier_type="external_ref").json
+    refs = api.bulk(["R-1", "R-2"], channel="mail", purpose="marketing", identifier_type="external_ref").json
     assert [r["reason"] for r in refs["results"]] == ["granted", "no_consent"]
 
 
-def test_bulk_partner_channel_needs_an_identifier_type(client, headers):
-    response = bulk(client, headers, ["a@example.com"], channel="partner", purpose="share_for_marketing")
+def test_bulk_partner_channel_needs_an_identifier_type(api):
+    response = api.bulk(["a@example.com"], channel="partner", purpose="share_for_marketing")
     assert response.status_code == 422 and "identifier_type" in response.json["errors"]
-    ok = bulk(client, headers, ["a@example.com"], channel="partner", purpose="share_for_marketing", identifier_type="email")
+    ok = api.bulk(["a@example.com"], channel="partner", purpose="share_for_marketing", identifier_type="email")
     assert ok.json["results"][0]["reason"] == "no_consent"
 
 
-def test_bulk_takes_ten_thousand_and_refuses_more_naming_the_limit(client, headers):
-    grant(client, headers, email="user9999@example.com")
+def test_bulk_takes_ten_thousand_and_refuses_more_naming_the_limit(api):
+    api.record(email="user9999@example.com")
     recipients = [f"user{i}@example.com" for i in range(10_000)]
-    response = bulk(client, headers, recipients)
+    response = api.bulk(recipients)
     assert response.status_code == 200
     results = response.json["results"]
     assert len(results) == 10_000 and results[9999]["allowed"] is True and not results[0]["allowed"]
-    too_many = bulk(client, headers, [*recipients, "one-more@example.com"])
+    too_many = api.bulk([*recipients, "one-more@example.com"])
     assert too_many.status_code == 422
     assert "10000" in too_many.json["errors"]["recipients"][0]
 
 
 @pytest.mark.parametrize("recipients", [[], "a@example.com", None, {"a": 1}])
-def test_bulk_needs_a_list_of_recipients(client, headers, recipients):
-    response = bulk(client, headers, recipients)
+def test_bulk_needs_a_list_of_recipients(recipients, api):
+    response = api.bulk(recipients)
     assert response.status_code == 422 and "recipients" in response.json["errors"]
 
 
@@ -167,9 +153,9 @@ def test_checks_recover_when_the_database_drops_every_connection(make_app, app, 
     from prefs_service.extensions import db
 
     serving = make_app(api_key_cache_seconds=60)  # as in production: checks reach the database only for consent
-    client = serving.test_client()
-    grant(client, headers, email="restart@example.com")
-    assert check(client, headers, email="restart@example.com").status_code == 200
+    api = Api(serving.test_client(), headers)
+    api.record(email="restart@example.com")
+    assert api.check(email="restart@example.com").status_code == 200
     with serving.app_context():  # several pooled connections, as a busy server holds, all to be dropped
         held = [db.engine.raw_connection() for _ in range(4)]
         drivers = [conn.driver_connection for conn in held]
@@ -185,15 +171,15 @@ def test_checks_recover_when_the_database_drops_every_connection(make_app, app, 
     else:  # a file has no server: the connections are closed under the pool
         for driver in drivers:
             driver.close()
-    first = check(client, headers, email="restart@example.com")
+    first = api.check(email="restart@example.com")
     assert first.status_code in (200, 503)
     if first.status_code == 503:
         assert first.mimetype == "application/problem+json" and "restart@example.com" not in first.get_data(as_text=True)
         assert first.headers["Retry-After"] == "5"
-    answers = [check(client, headers, email="restart@example.com") for _ in range(3)]
+    answers = [api.check(email="restart@example.com") for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert answers[-1].json["reason"] == "granted"
-    assert grant(client, headers, email="restart@example.com", status="withdrawn")["status"] == "withdrawn"
+    assert api.record(email="restart@example.com", status="withdrawn").json["status"] == "withdrawn"
     with app.app_context():  # the fixtures' own app lost its connections too
         db.engine.dispose()
 

@@ -14,17 +14,10 @@ def headers(api_key):
 
 
 @pytest.fixture
-def person(client, headers):
+def person(api):
     """Ann, with a newsletter grant (and its evidence) and a phone number."""
-    subject = client.post(
-        "/v1/subjects", json={"email": "ann@example.com", "phone": "+442079460777", "name": "Ann Example"}, headers=headers
-    ).json
-    client.post(
-        "/v1/consents",
-        json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted",
-              "evidence": {"ip": "203.0.113.9", "user_agent": "SignupForm/2", "note": "footer"}},
-        headers=headers,
-    )  # fmt: skip
+    subject = api.post("/v1/subjects", {"email": "ann@example.com", "phone": "+442079460777", "name": "Ann Example"}).json
+    api.record(subject_id=subject["id"], evidence={"ip": "203.0.113.9", "user_agent": "SignupForm/2", "note": "footer"})
     return subject
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -14,20 +13,12 @@ import sqlalchemy as sa
 
 from prefs_service.consent.models import ConsentEvent
 from prefs_service.extensions import db
+from prefs_service.job_kinds import JobKind
 from prefs_service.outbox import Job
 from prefs_service.rights.models import RightsRequest
 from prefs_service.subjects.models import Identifier, Subject
-from tests.helpers import worker_process
+from tests.helpers import eventually, jobs_settled, worker_process
 from tests.rights.conftest import unzip
-
-
-def _wait(predicate, timeout=60, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def _jobs(app, kind):
@@ -38,9 +29,11 @@ def _jobs(app, kind):
 
 
 def _kill_when(app, kind, predicate, process):
-    if not _wait(lambda: predicate(_jobs(app, kind))):
+    try:
+        eventually(lambda: predicate(_jobs(app, kind)), timeout=60, what=f"{kind} in the state to kill it")
+    except AssertionError:
         process.kill()
-        raise AssertionError(f"never saw {kind} in the state to kill it: {_jobs(app, kind)}\n{process.stderr.read()[-3000:]}")
+        raise AssertionError(f"never saw {kind} in the state to kill it: {_jobs(app, kind)}\n{process.stderr.read()[-3000:]}") from None
     process.send_signal(signal.SIGKILL)
     process.wait(10)
 
@@ -60,16 +53,20 @@ def test_killed_mid_export_one_export_and_one_mail(app, client, api_key, smtp, b
 
     first = worker_process(base_settings, tmp_path, **env)
     worker_processes.append(first)
-    _kill_when(app, "requests.export", lambda jobs: jobs and jobs[0][0] == "running", first)
+    _kill_when(app, JobKind.RIGHTS_EXPORT, lambda jobs: jobs and jobs[0][0] == "running", first)
     second = worker_process(base_settings, tmp_path, **env)
     worker_processes.append(second)
-    assert _wait(lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90)
+    eventually(
+        lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90, what="the export"
+    )
 
-    [(status, attempts)] = _jobs(app, "requests.export")
+    [(status, attempts)] = _jobs(app, JobKind.RIGHTS_EXPORT)
     assert status == "done" and attempts >= 2
     ready = lambda: [m for m in smtp.messages if "ready to download" in m["Subject"]]  # noqa: E731
-    assert _wait(lambda: ready(), timeout=30)
-    time.sleep(1)  # room for a duplicate to show up if there were one
+    eventually(ready, timeout=30, what="the download mail")
+    eventually(
+        lambda: jobs_settled(app, JobKind.RIGHTS_EXPORT, JobKind.NOTICE_DELIVER), timeout=30, what="every export and mail job to finish"
+    )
     assert len(ready()) == 1
     exports = list(app.config["PREFS"].export_dir.glob("*.zip"))
     assert [p.name for p in exports] == [f"{made['reference']}.zip"]
@@ -91,7 +88,7 @@ def test_killed_mid_erasures_every_subject_is_whole_or_gone(app, client, api_key
 
     first = worker_process(base_settings, tmp_path)
     worker_processes.append(first)
-    _kill_when(app, "requests.erase", lambda jobs: sum(1 for s, _ in jobs if s == "done") >= 3, first)
+    _kill_when(app, JobKind.RIGHTS_ERASE, lambda jobs: sum(1 for s, _ in jobs if s == "done") >= 3, first)
     with app.app_context():  # after the kill: every subject is whole or fully erased, nothing between
         for subject in db.session.scalars(sa.select(Subject)):
             held = db.session.scalars(sa.select(Identifier.kind).where(Identifier.subject_id == subject.id)).all()
@@ -105,10 +102,12 @@ def test_killed_mid_erasures_every_subject_is_whole_or_gone(app, client, api_key
     def all_done():
         return all(client.get(f"/v1/requests/{m['id']}", headers=headers).json["status"] == "completed" for m in made)
 
-    assert _wait(all_done, timeout=120)
+    eventually(all_done, timeout=120, what="every erasure")
     confirmations = lambda: [m for m in smtp.messages if "erased" in m["Subject"]]  # noqa: E731
-    assert _wait(lambda: len(confirmations()) >= count, timeout=60)
-    time.sleep(1.5)
+    eventually(lambda: len(confirmations()) >= count, timeout=60, what="every confirmation")
+    eventually(
+        lambda: jobs_settled(app, JobKind.RIGHTS_ERASE, JobKind.NOTICE_DELIVER), timeout=60, what="every erasure and mail job to finish"
+    )
     assert sorted(m["To"] for m in confirmations()) == sorted(f"erase{i}@example.com" for i in range(count))
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Identifier)) == 0
@@ -131,19 +130,23 @@ def test_killed_mid_corrections_each_applied_once(app, client, api_key, smtp, ba
 
     first = worker_process(base_settings, tmp_path)
     worker_processes.append(first)
-    _kill_when(app, "requests.correct", lambda jobs: sum(1 for s, _ in jobs if s == "done") >= 3, first)
+    _kill_when(app, JobKind.RIGHTS_CORRECT, lambda jobs: sum(1 for s, _ in jobs if s == "done") >= 3, first)
     second = worker_process(base_settings, tmp_path)
     worker_processes.append(second)
 
     def all_done():
         return all(client.get(f"/v1/requests/{item['id']}", headers=headers).json["status"] == "completed" for _, item in made)
 
-    assert _wait(all_done, timeout=120)
+    eventually(all_done, timeout=120, what="every correction")
     for i, (subject_id, _) in enumerate(made):
         assert client.get(f"/v1/subjects/{subject_id}", headers=headers).json["email"] == f"fixed{i}@example.com"
     corrected = lambda: [m for m in smtp.messages if "corrected" in m["Subject"]]  # noqa: E731
-    assert _wait(lambda: len(corrected()) >= count, timeout=60)
-    time.sleep(1.5)
+    eventually(lambda: len(corrected()) >= count, timeout=60, what="every confirmation")
+    eventually(
+        lambda: jobs_settled(app, JobKind.RIGHTS_CORRECT, JobKind.NOTICE_DELIVER),
+        timeout=60,
+        what="every correction and mail job to finish",
+    )
     assert len(corrected()) == count
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(RightsRequest).where(RightsRequest.status != "completed")) == 0

@@ -16,6 +16,7 @@ from prefs_service.extensions import db
 from prefs_service.rights import service as rights_service
 from prefs_service.rights import work as rights_work
 from prefs_service.rights.models import RightsRequest
+from tests.helpers import eventually
 from tests.rights.conftest import link_in, mails_to, unzip
 
 
@@ -139,7 +140,9 @@ def test_a_verified_api_erasure_removes_everything_but_keeps_suppression(app, cl
     minting = client.post("/v1/unsubscribe-links", json={"subject_id": person["id"], "purpose": "newsletter"}, headers=headers)
     assert minting.status_code == 404  # no more links for someone we erased
 
-    mails = smtp.wait_for(3)
+    # The confirmation and the partner's notice; the mail acknowledging the
+    # request may have been stopped by the erasure itself, if it had not left yet.
+    mails = smtp.wait_for(2)
     confirmation = [m for m in mails if m["To"] == "ann@example.com" and "erased" in m["Subject"]]
     partner = [m for m in mails if m["To"] == "privacy@acme.example.com"]
     assert len(confirmation) == 1 and len(partner) == 1
@@ -228,9 +231,10 @@ def test_a_correction_is_reviewed_then_applied_and_consent_follows(client, perso
     assert (
         client.get("/v1/consent/check", query_string={**check, "email": "ann.new@example.com"}, headers=headers).json["reason"] == "granted"
     )
-    smtp.wait_for(4)
-    assert any("corrected" in m["Subject"] for m in mails_to(smtp, "ann@example.com"))
-    assert any("Correction" in m["Subject"] for m in mails_to(smtp, "privacy@acme.example.com"))
+    eventually(lambda: any("corrected" in m["Subject"] for m in mails_to(smtp, "ann@example.com")), timeout=10, what="the requester's mail")
+    eventually(
+        lambda: any("Correction" in m["Subject"] for m in mails_to(smtp, "privacy@acme.example.com")), timeout=10, what="the partner's mail"
+    )
 
 
 def test_staff_reject_and_extend_and_the_requester_is_told(client, person, headers, smtp, worker):

@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 
 from prefs_service.cli import main
 from tests.conftest import InProcessWorker, free_port
+from tests.helpers import eventually
 
 CHROMIUM = os.environ.get("PREFS_TEST_CHROMIUM", "/usr/bin/chromium")
 
@@ -240,12 +241,11 @@ def test_commission_a_system_and_choose_its_password(api, live_server, pages, sm
     page.get_by_role("button", name="Create my system").click()
     assert "browser-crm" in page.get_by_role("status").inner_text()
 
-    import time
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not any(m["Subject"].startswith("Your system is ready") for m in smtp.messages):
-        time.sleep(0.05)
-    delivery = next(m for m in smtp.messages if m["Subject"].startswith("Your system is ready"))
+    delivery = eventually(
+        lambda: next((m for m in smtp.messages if m["Subject"].startswith("Your system is ready")), None),
+        timeout=15,
+        what="the delivery mail",
+    )
     link = re.search(r"https?://\S+/purchase/set-password/\S+", delivery.get_body(("plain",)).get_content()).group(0)
     page.goto(link)
     page.get_by_label("New password (at least 12 characters)").fill("browser chosen password")

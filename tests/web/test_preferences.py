@@ -14,28 +14,15 @@ def headers(api_key):
 
 
 @pytest.fixture
-def person(client, headers):
-    subject = client.post("/v1/subjects", json={"email": "pat@example.com", "phone": "+442079460555"}, headers=headers).json
-    client.post(
-        "/v1/consents",
-        json={"subject_id": subject["id"], "channel": "email", "purpose": "newsletter", "status": "granted"},
-        headers=headers,
-    )
-    link = client.post("/v1/unsubscribe-links", json={"subject_id": subject["id"], "purpose": "newsletter"}, headers=headers).json
+def person(api):
+    subject = api.post("/v1/subjects", {"email": "pat@example.com", "phone": "+442079460555"}).json
+    api.record(subject_id=subject["id"])
+    link = api.links(subject_id=subject["id"])
     return {"id": subject["id"], "path": urlsplit(link["preferences_url"]).path}
 
 
 def csrf_of(page) -> str:
     return re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
-
-
-def states(client, headers, subject_id):
-    body = client.get(f"/v1/subjects/{subject_id}/consents", headers=headers).json
-    return {(c["channel"], c["purpose"]): c["status"] for c in body["consents"]}
-
-
-def events(client, headers):
-    return client.get("/v1/consent/changes?limit=1000", headers=headers).json["events"]
 
 
 def test_the_page_lists_every_applicable_channel_with_state_and_policy(client, headers, person):
@@ -54,46 +41,46 @@ def test_the_page_lists_every_applicable_channel_with_state_and_policy(client, h
     assert 'name="viewport"' in html
 
 
-def test_saving_records_one_event_per_change(client, headers, person):
+def test_saving_records_one_event_per_change(client, headers, person, api):
     page = client.get(person["path"])
     response = client.post(
         person["path"], data={"csrf_token": csrf_of(page), "granted": ["email.offers", "phone.marketing"], "action": "save"}
     )
     assert response.status_code == 303
     assert b"3 changes" in client.get(response.headers["Location"]).data
-    current = states(client, headers, person["id"])
+    current = api.states(person["id"])
     assert current[("email", "newsletter")] == "withdrawn"
     assert current[("email", "offers")] == "granted" and current[("phone", "marketing")] == "granted"
-    new = [e for e in events(client, headers) if e["source"] == "preference_center"]
+    new = [e for e in api.changes()["events"] if e["source"] == "preference_center"]
     assert sorted((e["channel"], e["purpose"], e["status"]) for e in new) == [
         ("email", "newsletter", "withdrawn"), ("email", "offers", "granted"), ("phone", "marketing", "granted"),
     ]  # fmt: skip
     again = client.post(person["path"], data={"csrf_token": csrf_of(page), "granted": ["email.offers", "phone.marketing"]})
     assert b"nothing needed changing" in client.get(again.headers["Location"]).data
-    assert len([e for e in events(client, headers) if e["source"] == "preference_center"]) == 3
+    assert len([e for e in api.changes()["events"] if e["source"] == "preference_center"]) == 3
 
 
-def test_stop_all_marketing_withdraws_everything(client, headers, person):
+def test_stop_all_marketing_withdraws_everything(client, person, api):
     page = client.get(person["path"])
     client.post(person["path"], data={"csrf_token": csrf_of(page), "action": "stop_all"})
-    current = states(client, headers, person["id"])
+    current = api.states(person["id"])
     marketing = [k for k in current if k[1] not in ("transactional", "share_for_fulfilment", "profile_enrichment")]
     assert current[("profile", "profile_enrichment")] is None  # not marketing: untouched
     assert all(current[k] == "withdrawn" for k in marketing)
 
 
-def test_saving_without_the_csrf_token_is_refused_and_changes_nothing(client, headers, person):
+def test_saving_without_the_csrf_token_is_refused_and_changes_nothing(client, person, api):
     client.get(person["path"])
     response = client.post(person["path"], data={"granted": ["email.offers"]})
     assert response.status_code == 400 and b"reload the page" in response.data
-    assert states(client, headers, person["id"])[("email", "offers")] is None
+    assert api.states(person["id"])[("email", "offers")] is None
 
 
-def test_a_gpc_signal_withdraws_sharing_for_marketing_and_says_so(client, headers, person):
+def test_a_gpc_signal_withdraws_sharing_for_marketing_and_says_so(client, headers, person, api):
     page = client.get(person["path"], headers={"Sec-GPC": "1"})
     assert b"Global Privacy Control" in page.data
     client.get(person["path"], headers={"Sec-GPC": "1"})
-    gpc = [e for e in events(client, headers) if e["source"] == "gpc"]
+    gpc = [e for e in api.changes()["events"] if e["source"] == "gpc"]
     assert [(e["channel"], e["purpose"], e["status"]) for e in gpc] == [("partner", "share_for_marketing", "withdrawn")]
     assert b"Global Privacy Control" not in client.get(person["path"]).data
 

@@ -19,46 +19,23 @@ def headers(api_key):
     return api_key("consent:read", "consent:write")
 
 
-def granted(client, headers, email="reader@example.com", purpose="newsletter"):
-    response = client.post(
-        "/v1/consents", json={"email": email, "channel": "email", "purpose": purpose, "status": "granted"}, headers=headers
-    )
-    assert response.status_code == 201
-    return response.json["subject_id"]
-
-
-def mint(client, headers, **fields):
-    response = client.post("/v1/unsubscribe-links", json={"purpose": "newsletter", **fields}, headers=headers)
-    assert response.status_code == 201, response.json
-    return response.json
-
-
-def reason(client, headers, email="reader@example.com", purpose="newsletter"):
-    query = {"channel": "email", "purpose": purpose, "email": email}
-    return client.get("/v1/consent/check", query_string=query, headers=headers).json["reason"]
-
-
 def path_of(url: str) -> str:
     return urlsplit(url).path
 
 
-def ledger(client, headers):
-    return client.get("/v1/consent/changes?limit=1000", headers=headers).json["events"]
-
-
-def test_minting_returns_the_url_preferences_url_and_ready_headers(app, client, headers):
-    subject_id = granted(client, headers)
-    body = mint(client, headers, email="Reader@Example.com")
+def test_minting_returns_the_url_preferences_url_and_ready_headers(app, headers, api):
+    subject_id = api.record(email="reader@example.com").json["subject_id"]
+    body = api.links(email="Reader@Example.com")
     base = app.config["PREFS"].base_url
     assert body["subject_id"] == subject_id
     assert body["url"].startswith(base + "/u/") and body["preferences_url"].startswith(base + "/preferences/")
     assert body["headers"] == {"List-Unsubscribe": f"<{body['url']}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-    assert mint(client, headers, subject_id=subject_id)["subject_id"] == subject_id
+    assert api.links(subject_id=subject_id)["subject_id"] == subject_id
 
 
-def test_tokens_carry_ids_never_the_address(client, headers):
-    granted(client, headers)
-    token = mint(client, headers, email="reader@example.com")["url"].rsplit("/", 1)[1]
+def test_tokens_carry_ids_never_the_address(api):
+    api.record(email="reader@example.com")
+    token = api.links(email="reader@example.com")["url"].rsplit("/", 1)[1]
     payload = token.split(".")[0]
     decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert set(decoded) == {"s", "c", "p"} and "reader" not in token
@@ -81,57 +58,57 @@ def test_minting_for_someone_unknown_is_404_and_creates_nobody(client, headers, 
     assert created.status_code == 201  # not there before
 
 
-def test_get_shows_a_confirm_page_and_changes_nothing(client, headers):
-    granted(client, headers)
-    url = mint(client, headers, email="reader@example.com")["url"]
+def test_get_shows_a_confirm_page_and_changes_nothing(client, headers, api):
+    api.record(email="reader@example.com")
+    url = api.links(email="reader@example.com")["url"]
     for _ in range(3):  # a link scanner, then another
         page = client.get(path_of(url))
         assert page.status_code == 200
         assert b"Unsubscribe</button>" in page.data and b"/preferences/" in page.data
         assert "Set-Cookie" not in page.headers and page.headers["Cache-Control"] == "no-store"
-    assert reason(client, headers) == "granted"
-    assert len(ledger(client, headers)) == 1
+    assert api.check(email="reader@example.com").json["reason"] == "granted"
+    assert len(api.changes()["events"]) == 1
 
 
 @pytest.mark.parametrize("as_multipart", [False, True])
-def test_one_click_post_withdraws_at_once_without_cookies_or_redirects(client, headers, as_multipart):
-    granted(client, headers)
-    url = mint(client, headers, email="reader@example.com")["url"]
+def test_one_click_post_withdraws_at_once_without_cookies_or_redirects(client, headers, as_multipart, api):
+    api.record(email="reader@example.com")
+    url = api.links(email="reader@example.com")["url"]
     extra = {"content_type": "multipart/form-data"} if as_multipart else {}
     response = client.post(path_of(url), data=ONE_CLICK, headers={"User-Agent": "MailboxProvider/1.0"},
                            environ_base={"REMOTE_ADDR": "198.51.100.201"}, **extra)  # fmt: skip
     assert response.status_code == 200
     assert "Location" not in response.headers and "Set-Cookie" not in response.headers
-    assert reason(client, headers) == "withdrawn"
-    event = ledger(client, headers)[-1]
+    assert api.check(email="reader@example.com").json["reason"] == "withdrawn"
+    event = api.changes()["events"][-1]
     assert event["status"] == "withdrawn" and event["source"] == "one_click"
     assert event["evidence"]["ip"] == "198.51.100.0/24" and event["evidence"]["user_agent"] == "MailboxProvider/1.0"
 
 
-def test_repeating_it_is_harmless(client, headers):
-    granted(client, headers)
-    path = path_of(mint(client, headers, email="reader@example.com")["url"])
+def test_repeating_it_is_harmless(client, api):
+    api.record(email="reader@example.com")
+    path = path_of(api.links(email="reader@example.com")["url"])
     for _ in range(3):
         assert client.post(path, data=ONE_CLICK).status_code == 200
-    assert [e["status"] for e in ledger(client, headers)] == ["granted", "withdrawn"]
+    assert [e["status"] for e in api.changes()["events"]] == ["granted", "withdrawn"]
 
 
-def test_the_confirm_page_button_unsubscribes_and_confirms(client, headers):
-    granted(client, headers)
-    path = path_of(mint(client, headers, email="reader@example.com")["url"])
+def test_the_confirm_page_button_unsubscribes_and_confirms(client, api):
+    api.record(email="reader@example.com")
+    path = path_of(api.links(email="reader@example.com")["url"])
     response = client.post(path, data={"confirm": "unsubscribe"})
     assert response.status_code == 200 and b"You are unsubscribed" in response.data
-    assert ledger(client, headers)[-1]["source"] == "unsubscribe_page"
-    assert reason(client, headers) == "withdrawn"
-    assert reason(client, headers, purpose="offers") == "no_consent"  # only what the link named
+    assert api.changes()["events"][-1]["source"] == "unsubscribe_page"
+    assert api.check(email="reader@example.com").json["reason"] == "withdrawn"
+    assert api.check(email="reader@example.com", purpose="offers").json["reason"] == "no_consent"  # only what the link named
 
 
-def test_a_post_without_the_one_click_body_is_400_and_changes_nothing(client, headers):
-    granted(client, headers)
-    path = path_of(mint(client, headers, email="reader@example.com")["url"])
+def test_a_post_without_the_one_click_body_is_400_and_changes_nothing(client, api):
+    api.record(email="reader@example.com")
+    path = path_of(api.links(email="reader@example.com")["url"])
     response = client.post(path, data={"something": "else"})
     assert response.status_code == 400 and b"List-Unsubscribe=One-Click" in response.data
-    assert reason(client, headers) == "granted"
+    assert api.check(email="reader@example.com").json["reason"] == "granted"
 
 
 def _bad_tokens(app, good: str, subject_id: str) -> dict[str, str]:
@@ -153,19 +130,19 @@ def _bad_tokens(app, good: str, subject_id: str) -> dict[str, str]:
     }
 
 
-def test_bad_tokens_are_a_404_page_and_nothing_changes(app, client, headers):
-    subject_id = granted(client, headers)
-    good = mint(client, headers, email="reader@example.com")["url"].rsplit("/", 1)[1]
+def test_bad_tokens_are_a_404_page_and_nothing_changes(app, client, api):
+    subject_id = api.record(email="reader@example.com").json["subject_id"]
+    good = api.links(email="reader@example.com")["url"].rsplit("/", 1)[1]
     for name, token in _bad_tokens(app, good, subject_id).items():
         for response in (client.get(f"/u/{token}"), client.post(f"/u/{token}", data=ONE_CLICK)):
             assert response.status_code == 404, name
             assert b"This unsubscribe link is not valid" in response.data, name
-    assert reason(client, headers) == "granted"
-    assert len(ledger(client, headers)) == 1
+    assert api.check(email="reader@example.com").json["reason"] == "granted"
+    assert len(api.changes()["events"]) == 1
 
 
-def test_rotated_keys_keep_old_links_working(make_app, app, client, headers):
-    subject_id = granted(client, headers)
+def test_rotated_keys_keep_old_links_working(make_app, app, api):
+    subject_id = api.record(email="reader@example.com").json["subject_id"]
     old_key, new_key = "old-signing-key-" + "o" * 30, "new-signing-key-" + "n" * 30
     before = make_app(secret_keys=(old_key,))
     with before.app_context():
@@ -197,7 +174,7 @@ def test_links_last_a_year_and_then_expire(app, monkeypatch):
             tokens.verify("unsubscribe", too_old)
 
 
-def test_concurrent_clicks_record_one_withdrawal_per_person(app, client, headers):
+def test_concurrent_clicks_record_one_withdrawal_per_person(app, api):
     """Mailbox providers retry, and people click twice: sixteen clients at once,
     each link three times, still give one ledger withdrawal per person."""
     import random
@@ -206,8 +183,8 @@ def test_concurrent_clicks_record_one_withdrawal_per_person(app, client, headers
     people = [f"reader{i}@example.com" for i in range(12)]
     paths = []
     for email in people:
-        granted(client, headers, email=email)
-        paths.append(path_of(mint(client, headers, email=email)["url"]))
+        api.record(email=email)
+        paths.append(path_of(api.links(email=email)["url"]))
     clicks = paths * 3
     random.Random(8058).shuffle(clicks)
 
@@ -217,7 +194,7 @@ def test_concurrent_clicks_record_one_withdrawal_per_person(app, client, headers
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(click, clicks))
     assert statuses == [200] * len(clicks)
-    withdrawals = [e for e in ledger(client, headers) if e["status"] == "withdrawn"]
+    withdrawals = [e for e in api.changes()["events"] if e["status"] == "withdrawn"]
     assert sorted(e["subject_id"] for e in withdrawals) == sorted({e["subject_id"] for e in withdrawals})
     assert len(withdrawals) == len(people)
-    assert {reason(client, headers, email=email) for email in people} == {"withdrawn"}
+    assert {api.check(email=email).json["reason"] for email in people} == {"withdrawn"}
