@@ -67,8 +67,11 @@ def _declare(scope: Scope) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def scoped(*args: Any, **kwargs: Any) -> Any:
-            with _entered(scope):
+            token = _scope.set(scope)  # as _entered() does, without a generator per request
+            try:
                 return view(*args, **kwargs)
+            finally:
+                _scope.reset(token)
 
         scoped.prefs_scope = scope  # type: ignore[attr-defined]  # read by create_app's check
         return scoped  # type: ignore[return-value]
