@@ -169,6 +169,24 @@ def seed_consent(backend: str, url: str, count: int) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
+def check_database(backend: str, subjects: int, reuse: bool) -> str:
+    """The consent-check benches' database of `subjects` people (seed_consent),
+    seeded now unless `reuse` finds one an earlier run seeded; its URL."""
+    name = f"prefs_bench_check_{subjects}"
+    url = database_url(backend, name)
+    marker = WORK / f"{backend}-{name}.seeded"
+    if not (reuse and marker.exists()):
+        marker.unlink(missing_ok=True)
+        recreate_database(backend, url)
+        prefs(url, "db", "upgrade")
+        started = time.perf_counter()
+        seed_consent(backend, url, subjects)
+        print(f"[{backend}] seeded {subjects:,} subjects in {time.perf_counter() - started:.0f}s", flush=True)
+        WORK.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    return url
+
+
 # --- servers -------------------------------------------------------------------------
 
 

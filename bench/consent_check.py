@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
 import orjson
 
@@ -22,18 +21,7 @@ BATCH = 10_000
 
 
 def run(backend: str, subjects: int, reuse: bool, seconds: int, rounds_wanted: int) -> dict:
-    name = f"prefs_bench_check_{subjects}"
-    url = common.database_url(backend, name)
-    marker = common.WORK / f"{backend}-{name}.seeded"
-    if not (reuse and marker.exists()):
-        marker.unlink(missing_ok=True)
-        common.recreate_database(backend, url)
-        common.prefs(url, "db", "upgrade")
-        started = time.perf_counter()
-        common.seed_consent(backend, url, subjects)
-        print(f"[{backend}] seeded {subjects:,} subjects in {time.perf_counter() - started:.0f}s", flush=True)
-        common.WORK.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+    url = common.check_database(backend, subjects, reuse)
     key = common.api_key(url, "consent:read")
     env = common.env_for(url, PREFS_API_KEY_CACHE_SECONDS="30")
     floor_env = {**env, "BENCH_DATABASE_URL": url, "BENCH_IDENTIFIER_KEY": common.IDENTIFIER_KEY}

@@ -27,21 +27,6 @@ FIGURES = {
 LOWER_IS_BETTER = {"single_p99_ms"}
 
 
-def seeded(backend: str, subjects: int, reuse: bool) -> str:
-    """The consent-check bench's database (bench/consent_check.py seeds the same one)."""
-    name = f"prefs_bench_check_{subjects}"
-    url = common.database_url(backend, name)
-    marker = common.WORK / f"{backend}-{name}.seeded"
-    if not (reuse and marker.exists()):
-        marker.unlink(missing_ok=True)
-        common.recreate_database(backend, url)
-        common.prefs(url, "db", "upgrade")
-        common.seed_consent(backend, url, subjects)
-        common.WORK.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    return url
-
-
 def checks(url: str, subjects: int, seconds: int, label: str) -> dict:
     key = common.api_key(url, "consent:read")
     env = common.env_for(url, PREFS_API_KEY_CACHE_SECONDS="30")
@@ -63,7 +48,7 @@ def checks(url: str, subjects: int, seconds: int, label: str) -> dict:
 
 
 def run(backend: str, subjects: int, reuse: bool, seconds: int, rounds_wanted: int, requests: int) -> dict:
-    url = seeded(backend, subjects, reuse)
+    url = common.check_database(backend, subjects, reuse)
     rounds: dict[str, list[dict]] = {label: [] for label in TARGETS}
     for number in range(rounds_wanted):
         order = list(TARGETS) if number % 2 == 0 else list(reversed(TARGETS))
