@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import csv
+import logging
 import signal
 import sys
 import threading
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import click
+import sqlalchemy as sa
 from flask import current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from flask_migrate import cli as flask_migrate_cli
 
 from . import consent, create_app
 from .access import service as access
 from .access.models import SCOPES
-from .config import ConfigError
+from .clock import utcnow
+from .config import ConfigError, served_base_url
 from .errors import DomainError
 from .extensions import db
 from .jobs.dispatch import jobs
@@ -34,7 +39,108 @@ def _create_app():
         sys.exit(2)
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+# --- the database: migrated before use, and never without a policy version ----------------
+
+# The initial policy stands for whatever people were told before versions were
+# recorded, so it is in force from the start of time: no event is stamped null.
+INITIAL_POLICY_EFFECTIVE_AT = datetime(1970, 1, 1, tzinfo=UTC)
+NOT_MIGRATED = "prefs: the database is not up to date; run `prefs db upgrade` first."
+
+
+def _database_is_current() -> bool:
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    migrate = current_app.extensions["migrate"]
+    head = ScriptDirectory.from_config(migrate.migrate.get_config()).get_current_head()
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    level = migration_log.level
+    migration_log.setLevel(logging.WARNING)  # its "Context impl" lines are noise before every command
+    try:
+        with db.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        migration_log.setLevel(level)
+        db.engine.dispose()
+    return current == head
+
+
+def _require_migrated() -> None:
+    """For commands that would start work first (a server, a worker, a long
+    import, a password prompt); the others meet PrefsGroup.invoke's check."""
+    if not _database_is_current():
+        click.echo(NOT_MIGRATED, err=True)
+        sys.exit(2)
+
+
+def _publish_initial_policy() -> None:
+    if consent.list_policies():
+        return
+    version = current_app.config["PREFS"].initial_policy_version
+    try:
+        consent.publish_policy(version=version, last_updated=utcnow().date(), effective_at=INITIAL_POLICY_EFFECTIVE_AT, actor=CLI_ACTOR)
+        db.session.commit()
+    except sa.exc.IntegrityError:  # another `db upgrade` published it at the same moment
+        db.session.rollback()
+        return
+    click.echo(
+        f"Published the initial privacy-policy version {version!r}. "
+        "Publish yours with: prefs policy publish VERSION --last-updated YYYY-MM-DD --url URL"
+    )
+
+
+_flask_migrate_upgrade = flask_migrate_cli.db.commands["upgrade"]
+
+
+@click.pass_context
+def _upgrade(ctx: click.Context, **options: Any) -> None:
+    ctx.invoke(cast(Any, _flask_migrate_upgrade.callback), **options)
+    if not options.get("sql"):  # --sql only prints the statements
+        _publish_initial_policy()
+
+
+# Flask-Migrate's `db` commands, with `upgrade` also publishing the first policy version.
+database_commands = click.Group(
+    "db", callback=flask_migrate_cli.db.callback, params=flask_migrate_cli.db.params, help=flask_migrate_cli.db.help
+)
+for _name, _command in flask_migrate_cli.db.commands.items():
+    database_commands.add_command(_command, _name)
+database_commands.add_command(
+    click.Command(
+        "upgrade",
+        callback=with_appcontext(_upgrade),
+        params=_flask_migrate_upgrade.params,
+        help="Upgrade to a later version; a database without a privacy-policy version then gets the initial one.",
+    )
+)
+
+
+class PrefsGroup(FlaskGroup):
+    """The `prefs` group: our `db`, and one line instead of a traceback when a
+    command meets a database that was never migrated (or is behind)."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "db":
+            return database_commands  # before Flask's plugin loading, which registers Flask-Migrate's own
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except sa.exc.DBAPIError:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            with app.app_context():
+                try:
+                    current = _database_is_current()
+                except sa.exc.DBAPIError:
+                    current = True  # the database is unreachable: the first error says more
+            if current:
+                raise
+            click.echo(NOT_MIGRATED, err=True)
+            sys.exit(2)
+
+
+@click.group(cls=PrefsGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
 def main():
     """prefs_service: consent, unsubscribe links and data-subject rights.
 
@@ -46,20 +152,6 @@ def _fail(error: DomainError) -> None:
     for field, messages in error.errors.items():
         click.echo(f"  {field}: {messages}", err=True)
     sys.exit(1)
-
-
-def _require_migrated() -> None:
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    migrate = current_app.extensions["migrate"]
-    head = ScriptDirectory.from_config(migrate.migrate.get_config()).get_current_head()
-    with db.engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    db.engine.dispose()
-    if current != head:
-        click.echo("prefs: the database is not up to date; run `prefs db upgrade` first.", err=True)
-        sys.exit(2)
 
 
 # --- serve and worker ------------------------------------------------------------------
@@ -80,6 +172,10 @@ def serve(host, port, threads, workers):
     if embedded and workers > 1:
         raise click.UsageError("--workers > 1 needs PREFS_BROKER_URL: the embedded broker lives in one process.")
     _require_migrated()
+    links_to = served_base_url(host, port)
+    if links_to is not None:  # PREFS_BASE_URL unset: mint links for the address served
+        settings = replace(settings, base_url=links_to)
+        app.config["PREFS"] = settings
 
     def post_fork(server, worker):
         db.engine.dispose(close=False)  # never share a connection with the parent
@@ -115,7 +211,8 @@ def serve(host, port, threads, workers):
             return app
 
     mode = "with an in-process worker" if embedded else "(run `prefs worker` for jobs)"
-    click.echo(f"prefs: serving on http://{host}:{port} {mode}", err=True)
+    click.echo(f"prefs: serving on http://{host}:{port} {mode}; links in mail use {settings.base_url}", err=True)
+    click.echo(f"prefs: data folder {settings.var_dir} (PREFS_VAR_DIR)", err=True)
     Server().run()
 
 
@@ -194,6 +291,7 @@ def staff():
 def staff_create(email):
     """Create a staff account. The password is read from standard input (first
     line) when it is not a terminal, otherwise asked for twice."""
+    _require_migrated()
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
@@ -230,6 +328,7 @@ def policy_publish(version, last_updated, url):
 
 @policy.command("list")
 def policy_list():
+    """Every version, newest first."""
     for item in consent.list_policies():
         click.echo(f"{item.version:<20} last updated {item.last_updated:%Y-%m-%d}  in force from {item.effective_at:%Y-%m-%d %H:%M}Z")
 
@@ -257,6 +356,7 @@ def import_consents(path: Path, source: str):
     policy_version, ip, user_agent, note. Every row is checked first: one bad
     row and nothing is written. Then rows are recorded in chunks of 5,000.
     """
+    _require_migrated()
     with path.open(newline="", encoding="utf-8-sig") as handle:
         header = csv.DictReader(handle).fieldnames or []
         total = sum(1 for _ in handle)

@@ -22,6 +22,7 @@ ENVIRONMENTS = ("development", "test", "production")
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 MAIL_SCHEMES = ("file", "smtp", "smtp+starttls", "smtps")
 MIN_KEY_LENGTH = 32
+POLICY_VERSION_LENGTH = 40  # consent.models.PolicyVersion.version
 
 
 class ConfigError(ValueError):
@@ -31,7 +32,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
-    var_dir: Path = Path("var")
+    var_dir: Path = Path("var")  # load_settings: PREFS_VAR_DIR, else default_var_dir()
     database_url: str = ""
     broker_url: str = ""
     secret_keys: tuple[str, ...] = ()
@@ -57,6 +58,7 @@ class Settings:
     escalation_webhook_url: str = ""
     escalation_repeat_seconds: float = 900.0
     trusted_proxies: int = 0
+    initial_policy_version: str = "initial"
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
 
@@ -95,6 +97,36 @@ def _kept_secret(path: Path) -> str:
     value = secrets.token_urlsafe(48)
     with os.fdopen(create_private_file(path), "w") as handle:
         handle.write(value + "\n")
+    return value
+
+
+def default_var_dir(environ: Mapping[str, str]) -> Path:
+    """Where development data lives when PREFS_VAR_DIR is unset, the same from any
+    working directory: var/ in the source checkout the package is installed from
+    (editable), else the user's data folder ($XDG_DATA_HOME/prefs_service)."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "migrations").is_dir():
+        return checkout / "var"
+    data_home = _text(environ, "XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "prefs_service"
+
+
+def served_base_url(host: str, port: int, environ: Mapping[str, str] | None = None) -> str | None:
+    """The base URL for links when `prefs serve` binds host:port, or None when
+    PREFS_BASE_URL names it. A wildcard bind is reached as 127.0.0.1 here."""
+    environ = os.environ if environ is None else environ
+    if _text(environ, "PREFS_BASE_URL"):
+        return None
+    reachable = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)  # noqa: S104  # reading a bind address, not binding
+    if ":" in reachable and not reachable.startswith("["):
+        reachable = f"[{reachable}]"  # an IPv6 address in a URL
+    return f"http://{reachable}:{port}"
+
+
+def _initial_policy_version(environ) -> str:
+    value = _text(environ, "PREFS_INITIAL_POLICY_VERSION") or Settings.initial_policy_version
+    if len(value) > POLICY_VERSION_LENGTH or any(not ch.isprintable() for ch in value):
+        raise ConfigError(f"PREFS_INITIAL_POLICY_VERSION must be at most {POLICY_VERSION_LENGTH} printable characters, got {value!r}")
     return value
 
 
@@ -142,7 +174,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if env not in ENVIRONMENTS:
         raise ConfigError(f"PREFS_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
     env = overrides.pop("env", env)
-    var_dir = Path(overrides.pop("var_dir", _text(environ, "PREFS_VAR_DIR", "var"))).absolute()
+    var_dir = Path(overrides.pop("var_dir", None) or _text(environ, "PREFS_VAR_DIR") or default_var_dir(environ)).absolute()
     production = env == "production"
 
     database_url = overrides.pop("database_url", None) or _text(environ, "PREFS_DATABASE_URL") or f"sqlite:///{var_dir / 'prefs.db'}"
@@ -234,6 +266,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             else ""
         ),
         escalation_repeat_seconds=_number(environ, "PREFS_ESCALATION_REPEAT_SECONDS", Settings.escalation_repeat_seconds, float, 1),
+        initial_policy_version=_initial_policy_version(environ),
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known
