@@ -95,7 +95,7 @@ _flask_migrate_upgrade = flask_migrate_cli.db.commands["upgrade"]
 @click.pass_context
 def _upgrade(ctx: click.Context, **options: Any) -> None:
     ctx.invoke(cast(Any, _flask_migrate_upgrade.callback), **options)
-    if not options.get("sql"):  # --sql only prints the statements
+    if not options.get("sql") and _database_is_current():  # not for --sql (it only prints) nor a partial upgrade
         _publish_initial_policy()
 
 
