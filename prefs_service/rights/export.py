@@ -172,7 +172,7 @@ SECTIONS: list[Section] = [
     Section("consent", "Your choices now", (
         ("channel", "email, phone, fax, mail or partner."), ("purpose", "What it is for."),
         ("status", "granted, withdrawn, or empty when you never told us."), ("occurred_at", "When you made the choice."),
-        ("source", "How it reached us."), ("allowed", "Whether we may contact you this way now."),
+        ("source", "How it reached us."), ("allowed", "Whether we may contact you this way now: yes or no."),
         ("reason", "Why: granted, withdrawn, no_consent, suppressed or transactional."),
     ), _current_rows),
     Section("consent_history", "Every consent choice we recorded, with its evidence", HISTORY_FIELDS, _history_rows),
@@ -194,9 +194,9 @@ SECTIONS: list[Section] = [
 ]  # fmt: skip
 
 
-def _readme(request: RightsRequest) -> str:
+def _readme(request: RightsRequest, generated_at: datetime) -> str:
     lines = [
-        f"Your data, as held by us on {utcnow():%-d %B %Y} (request {request.reference}).",
+        f"Your data, as held by us on {generated_at:%-d %B %Y} (request {request.reference}).",
         "",
         "data.json holds everything below in one machine-readable file; each section is also a CSV file.",
         "Times are in UTC (ISO 8601). An empty value means we hold nothing there.",
@@ -212,6 +212,8 @@ def _readme(request: RightsRequest) -> str:
 def _csv_value(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):  # for a person reading the file; data.json keeps true and false
+        return "yes" if value else "no"
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, list | dict):
@@ -280,13 +282,25 @@ def write_export(request: RightsRequest, path: Path) -> None:
         raise
 
 
+def _entry(archive: zipfile.ZipFile, name: str, generated_at: datetime) -> zipfile.ZipInfo:
+    """A member dated with the export's time (UTC), compressed as the archive is;
+    opened by name, zipfile would date it 1 January 1980."""
+    info = zipfile.ZipInfo(name, date_time=generated_at.timetuple()[:6])
+    info.compress_type = archive.compression
+    # What ZipFile.open(name) sets; typeshed omits it (public as compress_level from Python 3.13).
+    info._compresslevel = archive.compresslevel  # type: ignore[attr-defined]
+    info.external_attr = 0o600 << 16  # the file's mode once unpacked: the person's data, theirs alone
+    return info
+
+
 def _write_archive(request: RightsRequest, partial: Path) -> None:
+    generated_at = utcnow()
     with (
         os.fdopen(create_private_file(partial), "wb") as handle,
         zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
     ):
-        with archive.open("data.json", "w", force_zip64=True) as out:
-            out.write(orjson.dumps({"format": FORMAT, "reference": request.reference, "generated_at": utcnow()})[:-1])
+        with archive.open(_entry(archive, "data.json", generated_at), "w", force_zip64=True) as out:
+            out.write(orjson.dumps({"format": FORMAT, "reference": request.reference, "generated_at": generated_at})[:-1])
             for section in SECTIONS:
                 out.write(b',"' + section.name.encode() + b'":[')
                 for index, row in enumerate(section.rows(request)):
@@ -295,7 +309,7 @@ def _write_archive(request: RightsRequest, partial: Path) -> None:
             out.write(b"}")
         for section in SECTIONS:
             names = [field for field, _ in section.fields]
-            with archive.open(f"{section.name}.csv", "w", force_zip64=True) as raw:
+            with archive.open(_entry(archive, f"{section.name}.csv", generated_at), "w", force_zip64=True) as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 writer = csv.writer(text)
                 writer.writerow(names)
@@ -303,4 +317,4 @@ def _write_archive(request: RightsRequest, partial: Path) -> None:
                     writer.writerow([_csv_value(row.get(name)) for name in names])
                 text.flush()
                 text.detach()
-        archive.writestr("README.txt", _readme(request))
+        archive.writestr(_entry(archive, "README.txt", generated_at), _readme(request, generated_at))
