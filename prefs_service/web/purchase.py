@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+import re
+
+from flask import Blueprint, abort, render_template, request, url_for
 
 from .. import links
 from ..db.scopes import writes
@@ -14,8 +16,13 @@ from . import no_store
 
 bp = Blueprint("purchase", __name__, url_prefix="/purchase")
 
-NOT_VALID = "This link is not valid or has expired. If you paid, the receipt we mailed you has a link to set up your system."
+NOT_VALID = (
+    "This link is not valid or has expired. If you paid, the receipt we mailed you has a link to set up your system; "
+    "if no receipt arrived, write to support with the date and amount of your payment."
+)
 CONFIRM_REFRESH_SECONDS = 3
+CONFIRM_REFRESHES = 20  # a minute of refreshing; then the page stops and says what to do
+SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")  # a Stripe Checkout Session id
 
 
 def _submit(action) -> dict:
@@ -37,7 +44,7 @@ def _page(order):
     """The commissioning page for wherever the order stands; POST takes the form."""
     errors, values = {}, {}
     if order is None or order.status not in (PAID, COMMISSIONING, DELIVERED, PAYMENT_FAILED):
-        return render_template("purchase/confirming.html", refresh=CONFIRM_REFRESH_SECONDS), 200
+        return _confirming(order, session_id=None)
     if request.method == "POST" and order.status == PAID:
         values = {"username": request.form.get("username", ""), "system_name": request.form.get("system_name", "")}
         errors = _submit(lambda: orders.commission(order=order, **values))
@@ -51,13 +58,29 @@ def _page(order):
 def complete():
     """Where Stripe sends the customer back (success_url …/purchase/complete?session_id={CHECKOUT_SESSION_ID})."""
     session_id = request.args.get("session_id", "")
-    if not session_id.startswith("cs_"):
+    if not SESSION_ID.fullmatch(session_id):
         abort(404, description=NOT_VALID)
     order = orders.order_for_session(session_id)
     if order is not None and not orders.returning_from_checkout(order):
         # The session id is not a secret for ever: later, only the mailed link works.
         abort(404, description=NOT_VALID)
+    if order is None or order.status not in (PAID, COMMISSIONING, DELIVERED, PAYMENT_FAILED):
+        return _confirming(order, session_id=session_id)
     return _page(order)
+
+
+def _confirming(order, *, session_id: str | None):
+    """Back from Stripe before its word reached us (no order yet), or a payment
+    the bank has not confirmed: refresh for a minute, counting in the URL, then
+    stop and say what to do. An order we never heard of by then is a 404."""
+    waited = max(0, request.args.get("waited", 0, type=int))
+    if session_id and waited < CONFIRM_REFRESHES:
+        refresh_url = url_for(".complete", session_id=session_id, waited=waited + 1)
+        return render_template("purchase/confirming.html", refresh=CONFIRM_REFRESH_SECONDS, refresh_url=refresh_url), 200
+    check_again = url_for(".complete", session_id=session_id) if session_id else None
+    if order is None:
+        return render_template("purchase/unknown_payment.html", check_again=check_again), 404
+    return render_template("purchase/confirming.html", refresh=None, order=order, check_again=check_again), 200
 
 
 def _order_or_404(purpose: str, token: str, not_valid: str):
