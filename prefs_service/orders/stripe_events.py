@@ -182,6 +182,17 @@ def _partner_of(obj: dict[str, Any]) -> str | None:
 
 def _checkout_session(session: dict[str, Any], *, force_paid: bool = False) -> None:
     order = _order_for(session_id=session.get("id"), subscription_id=session.get("subscription"))
+    _details_from_session(order, session)
+    db.session.flush()
+    if force_paid or session.get("payment_status") in ("paid", "no_payment_required"):
+        if not session.get("subscription") and session.get("amount_total"):
+            _record_payment(
+                order, stripe_id=session["id"], amount=session["amount_total"], currency=order.currency, kind="purchase", paid_at=utcnow()
+            )
+        _paid(order)
+
+
+def _details_from_session(order: Order, session: dict[str, Any]) -> None:
     order.stripe_customer_id = order.stripe_customer_id or session.get("customer")
     order.stripe_payment_intent_id = order.stripe_payment_intent_id or session.get("payment_intent")
     order.amount = order.amount if order.amount is not None else session.get("amount_total")
@@ -192,19 +203,24 @@ def _checkout_session(session: dict[str, Any], *, force_paid: bool = False) -> N
     _attach_customer(
         order, email=details.get("email") or session.get("customer_email"), name=details.get("name"), address=details.get("address")
     )
-    db.session.flush()
-    if force_paid or session.get("payment_status") in ("paid", "no_payment_required"):
-        if not session.get("subscription") and session.get("amount_total"):
-            _record_payment(
-                order, stripe_id=session["id"], amount=session["amount_total"], currency=order.currency, kind="purchase", paid_at=utcnow()
-            )
-        _paid(order)
 
 
 def _async_failed(session: dict[str, Any]) -> None:
     order = _order_for(session_id=session.get("id"), subscription_id=session.get("subscription"))
+    _details_from_session(order, session)  # it may be the first we hear of the purchase: the mail needs the buyer
     db.session.flush()
-    advance(order, PAYMENT_FAILED)
+    if not advance(order, PAYMENT_FAILED):
+        return  # paid already (an invoice came first), or failed before: nothing new to tell
+    email = email_of(order)
+    if email:
+        notices.queue(
+            kind="payment_failed",
+            recipient=email,
+            template="payment_failed",
+            context={"reference": order.reference, "plan": order.plan, "amount": money(order.amount, order.currency)},
+            idempotency_key=f"payment-failed:{session.get('id') or order.id}",  # once per checkout session
+            subject_id=order.subject_id,
+        )
 
 
 def _invoice_paid(invoice: dict[str, Any]) -> None:
