@@ -4,12 +4,17 @@ from the first upgrade, and links for the port actually served."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import http.cookiejar
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -119,19 +124,21 @@ def test_an_initial_policy_version_too_long_is_a_configuration_error(tmp_path):
 
 
 class Served:
-    """`prefs serve` in a folder of its own; stopped with SIGTERM."""
+    """A server started by `argv` (`prefs serve …` or `make run …`) in a process
+    group of its own; stopped with SIGTERM to that group."""
 
-    def __init__(self, tmp_path: Path, *, port: int, env: dict[str, str]):
-        self.port, self.env, self.cwd = port, env, tmp_path
+    def __init__(self, argv: list[str], *, cwd: Path, port: int, env: dict[str, str]):
+        self.port = port
         self.process = subprocess.Popen(
-            [PREFS, "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **env},
+            argv,
+            cwd=cwd,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd), **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
-        eventually(self._healthy, timeout=60, interval=0.2, what=f"prefs serve on port {port}")
+        eventually(self._healthy, timeout=120, interval=0.2, what=f"a server on port {port}")
 
     def _healthy(self) -> bool:
         assert self.process.poll() is None, self.process.stderr.read() if self.process.stderr else ""
@@ -142,9 +149,22 @@ class Served:
             return False
 
     def stop(self) -> str:
-        self.process.send_signal(signal.SIGTERM)
+        os.killpg(self.process.pid, signal.SIGTERM)
         _, stderr = self.process.communicate(timeout=60)
         return stderr
+
+
+def api_poster(port: int, key: str):
+    def post(path: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310  # our own http:// address
+            return json.loads(answer.read())
+
+    return post
 
 
 def served_links_and_event(tmp_path: Path, *, env: dict[str, str]) -> tuple[dict, dict, str]:
@@ -155,17 +175,8 @@ def served_links_and_event(tmp_path: Path, *, env: dict[str, str]) -> tuple[dict
     assert prefs("db", "upgrade", cwd=elsewhere, env=env).returncode == 0
     key = prefs("api-key", "create", "--name", "t", "--scope", "admin", cwd=elsewhere, env=env).stdout.splitlines()[-1]
     port = free_port()
-    server = Served(elsewhere, port=port, env=env)
-
-    def post(path: str, body: dict) -> dict:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{path}",
-            data=json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310  # our own http:// address
-            return json.loads(answer.read())
-
+    server = Served([PREFS, "serve", "--port", str(port)], cwd=elsewhere, port=port, env=env)
+    post = api_poster(port, key)
     try:
         subject = post("/v1/subjects", {"email": "new@example.com"})
         links = post("/v1/unsubscribe-links", {"subject_id": subject["id"], "purpose": "newsletter"})
@@ -187,3 +198,26 @@ def test_serve_on_another_port_mints_links_for_it_and_stamps_the_initial_policy(
 def test_prefs_base_url_wins_over_the_port_served(tmp_path):
     links, _, _ = served_links_and_event(tmp_path, env={"PREFS_BASE_URL": "https://prefs.example.com"})
     assert links["url"].startswith("https://prefs.example.com/u/")
+
+
+def test_make_run_on_another_port_mails_links_for_that_port(repo_root, tmp_path):
+    data = folders(tmp_path, "data")[0]
+    port = free_port()
+    server = Served(["make", "--no-print-directory", "run", f"PORT={port}"], cwd=repo_root, port=port, env={"PREFS_VAR_DIR": str(data)})
+    try:
+        env = {"PREFS_VAR_DIR": str(data)}
+        key = prefs("api-key", "create", "--name", "crm", "--scope", "subjects:write", cwd=tmp_path, env=env).stdout.splitlines()[-1]
+        api_poster(port, key)("/v1/subjects", {"email": "reader@example.com"})
+        # The person asks for their preferences link on the page, as anyone can.
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(f"http://127.0.0.1:{port}/preferences", timeout=30) as form:
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.read().decode()).group(1)
+        body = urllib.parse.urlencode({"csrf_token": csrf, "email": "reader@example.com"}).encode()
+        with browser.open(f"http://127.0.0.1:{port}/preferences", data=body, timeout=30) as answer:
+            assert answer.status == 200
+        mail = eventually(lambda: next(iter((data / "outbox").glob("*.eml")), None), timeout=30, what="the mailed link in var/outbox")
+    finally:
+        server.stop()
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert f"http://127.0.0.1:{port}/preferences/" in text and "127.0.0.1:8000" not in text
