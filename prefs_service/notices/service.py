@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from markupsafe import Markup
 from jinja2 import (
     Environment,
     PackageLoader,
@@ -88,13 +89,16 @@ def queue(
 
 def render(notice: Notice) -> EmailMessage:
     settings = current_app.config["PREFS"]
-    context = dict(notice.context, base_url=settings.base_url)
+    # Every template may name the organisation and its support address; every mail ends with them.
+    context = dict(notice.context, base_url=settings.base_url, **settings.public_face)
     subject = _templates.get_template(f"{notice.template}.subject.txt").render(context).strip()
-    text = _templates.get_template(f"{notice.template}.txt").render(context)
+    body = _templates.get_template(f"{notice.template}.txt").render(context)
+    text = body.rstrip("\n") + "\n\n" + _templates.get_template("_footer.txt").render(context)
+    footer_html = Markup(_templates.get_template("_footer.html").render(context))
     try:
-        html = _templates.get_template(f"{notice.template}.html").render(context)
+        html = _templates.get_template(f"{notice.template}.html").render(context, footer=footer_html)
     except TemplateNotFound:  # most mails are plain text; give them a plain HTML twin
-        html = _templates.get_template("_layout.html").render(paragraphs=[p for p in text.split("\n\n") if p.strip()])
+        html = _templates.get_template("_layout.html").render(paragraphs=[p for p in body.split("\n\n") if p.strip()], footer=footer_html)
 
     sender = settings.mail_from_marketing if notice.sender == MARKETING else settings.mail_from_transactional
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"

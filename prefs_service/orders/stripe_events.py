@@ -25,6 +25,7 @@ from ..notices import service as notices
 from ..subjects import service as subjects
 from ..subjects.refs import SubjectRef
 from .models import CANCELLED, PAID, PAYMENT_FAILED, Order, Payment, StripeEvent
+from .plans import plan_label
 from .service import advance, email_of, keeps_profile, money
 
 WEBHOOK_TOLERANCE_SECONDS = 300
@@ -111,7 +112,7 @@ _ALLOWED = {
 }  # fmt: skip
 _ADDRESS = ("line1", "line2", "city", "state", "postal_code", "country")
 _ALLOWED_NESTED = {
-    "metadata": ("plan", "partner"),
+    "metadata": ("plan", "plan_label", "partner"),
     "customer_details": ("email", "name", "address"),
     "customer_address": _ADDRESS,
     "status_transitions": ("paid_at",),
@@ -198,7 +199,7 @@ def _checkout_session(session: dict[str, Any], *, force_paid: bool = False) -> N
             _record_payment(
                 order, stripe_id=session["id"], amount=session["amount_total"], currency=order.currency, kind="purchase", paid_at=utcnow()
             )
-        _paid(order)
+        _paid(order, stripe_plan_label=(session.get("metadata") or {}).get("plan_label"))
 
 
 def _async_failed(session: dict[str, Any]) -> None:
@@ -228,7 +229,7 @@ def _invoice_paid(invoice: dict[str, Any]) -> None:
         kind="purchase" if first else "renewal", paid_at=paid_at,
     )  # fmt: skip
     if first:
-        _paid(order)
+        _paid(order, stripe_plan_label=(invoice.get("metadata") or {}).get("plan_label"))
 
 
 def _invoice_failed(invoice: dict[str, Any]) -> None:
@@ -257,7 +258,7 @@ def _record_payment(order: Order, *, stripe_id: str, amount: int, currency: str 
     )
 
 
-def _paid(order: Order) -> None:
+def _paid(order: Order, *, stripe_plan_label: object = None) -> None:
     if not advance(order, PAID):
         return
     order.paid_at = utcnow()
@@ -269,7 +270,8 @@ def _paid(order: Order) -> None:
             template="receipt",
             context={
                 "reference": order.reference,
-                "plan": order.plan,
+                "plan": plan_label(order.plan, stripe_label=stripe_plan_label),
+                "paid_on": f"{order.paid_at:%-d %B %Y}",
                 "amount": money(order.amount, order.currency),
                 "commission_url": links.commission_url(order.id),
             },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, make_response, render_template, request
+from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -41,6 +41,12 @@ def error_page(error: HTTPException):
 # Shared templates (base layout, error page) and the stylesheet for every page
 # blueprint. Not under /static: the app's own (empty) static route holds that.
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
+
+
+@pages.app_context_processor
+def public_face() -> dict[str, str]:
+    """The organisation's name, support address and privacy policy, for every template (staff pages too)."""
+    return current_app.config["PREFS"].public_face
 
 
 def subject_from_token(purpose: str, token: str, not_valid: str) -> Subject:
@@ -90,9 +96,10 @@ def no_store(view):
 
 
 def init_app(app: Flask) -> None:
-    from . import preferences, privacy_requests, problems, purchase, staff, unsubscribe
+    from . import home, preferences, privacy_requests, problems, purchase, staff, unsubscribe
 
     app.register_blueprint(pages)
+    app.register_blueprint(home.bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(preferences.bp)
     app.register_blueprint(privacy_requests.bp)
