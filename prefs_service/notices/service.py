@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from markupsafe import Markup
 from jinja2 import (
     Environment,
     PackageLoader,
@@ -94,11 +93,10 @@ def render(notice: Notice) -> EmailMessage:
     subject = _templates.get_template(f"{notice.template}.subject.txt").render(context).strip()
     body = _templates.get_template(f"{notice.template}.txt").render(context)
     text = body.rstrip("\n") + "\n\n" + _templates.get_template("_footer.txt").render(context)
-    footer_html = Markup(_templates.get_template("_footer.html").render(context))
-    try:
-        html = _templates.get_template(f"{notice.template}.html").render(context, footer=footer_html)
+    try:  # an HTML part of its own includes _footer.html, as _layout.html does
+        html = _templates.get_template(f"{notice.template}.html").render(context)
     except TemplateNotFound:  # most mails are plain text; give them a plain HTML twin
-        html = _templates.get_template("_layout.html").render(paragraphs=[p for p in body.split("\n\n") if p.strip()], footer=footer_html)
+        html = _templates.get_template("_layout.html").render(context, paragraphs=[p for p in body.split("\n\n") if p.strip()])
 
     sender = settings.mail_from_marketing if notice.sender == MARKETING else settings.mail_from_transactional
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"

@@ -1,6 +1,6 @@
 """Every mail we send, of every template, names the organisation and its support
 address in both its plain and its HTML part: render() adds them, so a new template
-cannot forget (an HTML template of its own must place {{ footer }}, and this finds one that does not)."""
+cannot forget (an HTML template of its own must include _footer.html, and this finds one that does not)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from prefs_service.extensions import db
 from prefs_service.notices import service as notices
 
 TEMPLATES = files("prefs_service.notices") / "templates"
-SUPPLIED_BY_RENDER = {"base_url", "org_name", "support_email", "privacy_policy_url", "footer"}
+SUPPLIED_BY_RENDER = {"base_url", "org_name", "support_email", "privacy_policy_url"}
 
 
 def every_template() -> list[str]:
@@ -21,7 +21,7 @@ def every_template() -> list[str]:
 
 def sample_context(template: str) -> dict[str, str]:
     """A value for each variable the template's parts ask for."""
-    environment = Environment()
+    environment = Environment(autoescape=True)
     names: set[str] = set()
     for part in (f"{template}.subject.txt", f"{template}.txt", f"{template}.html"):
         if (TEMPLATES / part).is_file():
