@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, current_app, make_response, render_template, request
+from flask import Blueprint, Flask, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
+from wtforms.validators import ValidationError
 
 from .. import channels, consent, tokens
 from ..extensions import client_key, limiter
@@ -26,16 +27,35 @@ FRIENDLY = {
 }
 
 
+# Page headings (and titles) for people, where the HTTP reason phrase would not do.
+HEADINGS = {
+    400: "We could not use that",
+    404: "Page not found",
+    405: "Not available here",
+    409: "This cannot be done now",
+    413: "Too much at once",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Please try again in a moment",
+}
+
+
+class LinkNotValid(NotFound):
+    """A link from one of our mails that does not work: its page offers a fresh one by email."""
+
+
 def error_page(error: HTTPException):
     status = error.code or 500
     message: str | None
+    title = "This link does not work" if isinstance(error, LinkNotValid) else HEADINGS.get(status, HTTP_STATUS_CODES.get(status, "Error"))
     if isinstance(error, CSRFError):
         message = "This form has expired or was sent from elsewhere. Please reload the page and try again."
     elif status in (400, 404, 409, 429) and error.description and error.description != type(error).description:
         message = error.description  # a message written for people, passed to abort()
     else:
         message = FRIENDLY.get(status, error.description)
-    return render_template("error.html", status=status, title=HTTP_STATUS_CODES.get(status, "Error"), message=message), status
+    page = render_template("error.html", status=status, title=title, message=message, offer_new_link=isinstance(error, LinkNotValid))
+    return page, status
 
 
 # Shared templates (base layout, error page) and the stylesheet for every page
@@ -53,8 +73,18 @@ def subject_from_token(purpose: str, token: str, not_valid: str) -> Subject:
     """The person a signed link names, or a 404 page saying the link is not valid."""
     subject = tokens.row_for(purpose, token, Subject, "s")
     if subject is None or subject.erased_at is not None:
-        abort(404, description=not_valid)
+        raise LinkNotValid(not_valid)
     return subject
+
+
+def an_email_address(form, field) -> None:
+    """WTForms validator: an address the email channel accepts (an empty optional field passes)."""
+    if not field.data:
+        return
+    try:
+        channels.normalize("email", field.data)
+    except channels.InvalidIdentifier:
+        raise ValidationError("That is not an email address. Check it and try again: it looks like name@example.com.") from None
 
 
 def evidence() -> consent.Evidence:
