@@ -244,10 +244,27 @@ def test_a_correction_is_reviewed_then_applied_and_consent_follows(client, perso
     assert (
         client.get("/v1/consent/check", query_string={**check, "email": "ann.new@example.com"}, headers=headers).json["reason"] == "granted"
     )
-    eventually(lambda: any("corrected" in m["Subject"] for m in mails_to(smtp, "ann@example.com")), timeout=10, what="the requester's mail")
+    done = eventually(
+        lambda: [m for m in mails_to(smtp, "ann@example.com") if "corrected" in m["Subject"]], timeout=10, what="the requester's mail"
+    )
+    text = " ".join(done[0].get_body(("plain",)).get_content().split())
+    assert "We have corrected your email address and name as you asked" in text
+    assert "We have told the partner who received your details." in text
     eventually(
         lambda: any("Correction" in m["Subject"] for m in mails_to(smtp, "privacy@acme.example.com")), timeout=10, what="the partner's mail"
     )
+
+
+def test_a_correction_mail_tells_no_tale_of_partners_when_there_were_none(client, person, headers, smtp, worker):
+    made = client.post("/v1/requests", json={"type": "correction", "email": "ann@example.com", "changes": {"postal_address": "2 New Road, Leeds LS1 1AA"},
+                                             "verified": True}, headers=headers).json  # fmt: skip
+    assert client.post(f"/v1/requests/{made['id']}/approve", headers=headers).status_code == 200
+    worker.wait()
+    [done] = [m for m in smtp.wait_for(1) if "corrected" in m["Subject"]]
+    text = " ".join(done.get_body(("plain",)).get_content().split())
+    assert "We have corrected your postal address as you asked" in text
+    assert "We had not shared your details with any partner, so nobody else needed telling." in text
+    assert "have told" not in text and "have been told" not in text
 
 
 def test_staff_reject_and_extend_and_the_requester_is_told(client, person, headers, smtp, worker):
