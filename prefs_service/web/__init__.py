@@ -13,6 +13,7 @@ from wtforms.validators import ValidationError
 
 from .. import channels, consent, tokens
 from ..extensions import client_key, limiter
+from ..orders import plans
 from ..subjects.identifiers import identifier_hash
 from ..subjects.models import Subject
 
@@ -67,6 +68,25 @@ pages = Blueprint("pages", __name__, template_folder="templates", static_folder=
 def public_face() -> dict[str, str]:
     """The organisation's name, support address and privacy policy, for every template (staff pages too)."""
     return current_app.config["PREFS"].public_face
+
+
+# Every template (staff pages too) names channels, purposes and plans by the labels people read.
+@pages.app_template_global()
+def channel_label(channel: str) -> str:
+    known = channels.CHANNELS.get(channel)
+    return known.label if known else channel
+
+
+@pages.app_template_global()
+def purpose_label(channel: str, purpose: str) -> str:
+    known = channels.CHANNELS.get(channel)
+    spec = known.purpose(purpose) if known else None
+    return spec.label if spec else purpose.replace("_", " ").capitalize()
+
+
+@pages.app_template_global()
+def plan_label(code: str | None) -> str | None:
+    return plans.plan_label(code)
 
 
 def subject_from_token(purpose: str, token: str, not_valid: str) -> Subject:

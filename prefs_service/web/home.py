@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 
+from .. import consent
 from ..db.scopes import reads
 
 bp = Blueprint("home", __name__)
@@ -12,4 +13,7 @@ bp = Blueprint("home", __name__)
 @bp.get("/")
 @reads
 def index():
-    return render_template("home.html")
+    # PREFS_PRIVACY_POLICY_URL first; else the address of the policy version in force, if it has one.
+    policy = consent.current_policy()
+    policy_url = current_app.config["PREFS"].privacy_policy_url or (policy.url if policy is not None else None)
+    return render_template("home.html", policy_url=policy_url)

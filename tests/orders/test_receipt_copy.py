@@ -44,6 +44,7 @@ def test_the_delivery_mail_says_where_to_write_with_urgent_in_the_subject(app, c
     [receipt] = smtp.wait_for(1)
     link = urlsplit(re.search(r"https?://\S*/purchase/commission/\S+", receipt.get_body(("plain",)).get_content()).group(0)).path
     page = client.get(link)
+    assert b"(Crm standard)" in page.data  # the plan by its label (no PREFS_PLANS here: the code made readable)
     token = re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
     done = client.post(link, data={"csrf_token": token, "username": "dee", "system_name": "dee-crm"})
     assert b"mailto:help@example.com" in done.data and b"URGENT" in done.data

@@ -90,3 +90,24 @@ def test_the_home_page_names_the_organisation_and_leads_to_both_doors(make_app):
     for path in ("/preferences", "/privacy-requests/new", "/u/x", "/staff/login"):
         other = client.get(path).get_data(as_text=True)
         assert "Example Test Ltd" in other and 'href="mailto:help@example.com"' in other, path
+
+
+def test_without_the_setting_the_home_page_links_the_policy_in_force(client, api_key):
+    assert "privacy policy" not in client.get("/").get_data(as_text=True).lower()
+    published = client.post("/v1/policy-versions", json={"version": "2026-01", "last_updated": "2026-01-01",
+                            "url": "https://example.com/policy-2026"}, headers=api_key("admin"))  # fmt: skip
+    assert published.status_code == 201
+    assert 'href="https://example.com/policy-2026">Read our privacy policy' in client.get("/").get_data(as_text=True)
+
+
+def test_templates_name_channels_purposes_and_plans_by_their_labels(make_app):
+    app = make_app(plans={"crm-standard": "OpenCRM Standard, monthly"})
+    with app.test_request_context("/"):
+        rendered = app.jinja_env.from_string(
+            "{{ channel_label('mail') }}|{{ purpose_label('email', 'offers') }}|{{ purpose_label('partner', 'share_for_marketing') }}"
+            "|{{ plan_label('crm-standard') }}|{{ plan_label('team_yearly') }}|{{ plan_label('subscription') }}"
+        ).render()
+    assert rendered.split("|") == [
+        "Postal mail", "Special offers", "Share my details with partners for their marketing",
+        "OpenCRM Standard, monthly", "Team yearly", "Subscription",
+    ]  # fmt: skip
