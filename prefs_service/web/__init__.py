@@ -42,7 +42,17 @@ HEADINGS = {
 
 
 class LinkNotValid(NotFound):
-    """A link from one of our mails that does not work: its page offers a fresh one by email."""
+    """A link from one of our mails that does not work: its page offers the way on
+    (by default, a fresh link to the person's preferences by email)."""
+
+    def __init__(self, description: str, *, next_step: tuple[str, str, str] | None = None) -> None:
+        super().__init__(description)
+        # (what to say, the button's words, the endpoint it leads to)
+        self.next_step = next_step or (
+            "We can email you a new link to manage what we send you.",
+            "Email me a new link",
+            "preferences.request_link",
+        )
 
 
 def error_page(error: HTTPException):
@@ -55,7 +65,8 @@ def error_page(error: HTTPException):
         message = error.description  # a message written for people, passed to abort()
     else:
         message = FRIENDLY.get(status, error.description)
-    page = render_template("error.html", status=status, title=title, message=message, offer_new_link=isinstance(error, LinkNotValid))
+    next_step = error.next_step if isinstance(error, LinkNotValid) else None
+    page = render_template("error.html", status=status, title=title, message=message, next_step=next_step)
     return page, status
 
 

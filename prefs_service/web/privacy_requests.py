@@ -14,11 +14,12 @@ from ..extensions import csrf, db
 from ..rights import service as rights
 from ..rights import work
 from ..rights.models import CORRECTABLE_FIELDS
-from . import an_email_address, no_store, public_form_limits
+from . import LinkNotValid, an_email_address, no_store, public_form_limits
 
 bp = Blueprint("privacy_requests", __name__, url_prefix="/privacy-requests")
 
 NOT_VALID = "This link is not valid or has expired."
+ASK_AGAIN = ("You can make your request again: it takes a minute.", "Make a new request", "privacy_requests.new")
 TYPE_CHOICES = [
     ("access", "Send me a copy of the data you hold about me"),
     ("correction", "Correct the data you hold about me"),
@@ -116,7 +117,7 @@ def verify(token: str):
             item = rights.confirm(token=token)
             db.session.commit()
     except NotFound:
-        abort(404, description=NOT_VALID + " Please make your request again.")
+        raise LinkNotValid(NOT_VALID + " Nothing was confirmed.", next_step=ASK_AGAIN) from None
     except Conflict as exc:
         abort(409, description=exc.message)
     return render_template("privacy_requests/verify.html", item=item)
@@ -129,8 +130,10 @@ def download(token: str):
     try:
         item = rights.request_from_token("download", token)
     except DomainError:
-        abort(404, description=NOT_VALID)
+        raise LinkNotValid(NOT_VALID, next_step=ASK_AGAIN) from None
     path = work.export_path(item)
     if path is None:
-        abort(404, description="This download has expired and the file is deleted. You can ask for a new copy at any time.")
+        raise LinkNotValid(
+            "This download has expired and the file is deleted. You can ask for a new copy at any time.", next_step=ASK_AGAIN
+        )
     return send_file(path, mimetype="application/zip", as_attachment=True, download_name=f"my-data-{item.reference}.zip")

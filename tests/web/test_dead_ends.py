@@ -34,6 +34,13 @@ def test_a_broken_link_offers_a_fresh_one_by_email(client, path):
     assert form.status_code == 200 and b'name="email"' in form.data
 
 
+@pytest.mark.parametrize("path", ["/privacy-requests/verify/not-a-token", "/privacy-requests/download/not-a-token"])
+def test_a_broken_privacy_request_link_offers_to_make_the_request_again(client, path):
+    page = client.get(path)
+    assert page.status_code == 404 and title_of(page) == "This link does not work – Example Test Ltd"
+    assert '<a class="button" href="/privacy-requests/new">Make a new request</a>' in page.get_data(as_text=True)
+
+
 def test_a_post_that_is_neither_one_click_nor_the_button_shows_the_button(client, api):
     api.record(email="reader@example.com")
     path = urlsplit(api.links(email="reader@example.com")["url"]).path
