@@ -6,6 +6,7 @@ never finds out about a typo from a 500 at three in the morning.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -15,6 +16,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
 
 from .private_files import create_private_file, private_folder
 
@@ -59,12 +62,23 @@ class Settings:
     escalation_repeat_seconds: float = 900.0
     trusted_proxies: int = 0
     initial_policy_version: str = "initial"
+    # Who the public pages and every mail say we are, and where people write for help.
+    org_name: str = "Example Organisation"
+    support_email: str = "support@localhost.localdomain"
+    privacy_policy_url: str = ""
+    # Plan code -> the label customers read (receipts, pages); Stripe metadata fills gaps.
+    plans: Mapping[str, str] = field(default_factory=dict)
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def public_face(self) -> dict[str, str]:
+        """Who we are and where to write: given to every page and every mail."""
+        return {"org_name": self.org_name, "support_email": self.support_email, "privacy_policy_url": self.privacy_policy_url}
 
     @property
     def mail_folder(self) -> Path | None:
@@ -164,6 +178,60 @@ def _addresses(environ, name: str) -> tuple[str, ...]:
         if "@" not in value or " " in value:
             raise ConfigError(f"{name} must be comma-separated email addresses, got {value!r}")
     return values
+
+
+def _support_email(environ, production: bool) -> str:
+    value = _text(environ, "PREFS_SUPPORT_EMAIL")
+    if not value:
+        if production:
+            raise ConfigError("PREFS_SUPPORT_EMAIL is required when PREFS_ENV=production: every page and mail tells people to write there")
+        return Settings.support_email
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ConfigError(f"PREFS_SUPPORT_EMAIL must be a plain email address such as support@example.com, got {value!r}") from None
+
+
+def _org_name(environ, production: bool) -> str:
+    value = _text(environ, "PREFS_ORG_NAME")
+    if not value and production:
+        raise ConfigError("PREFS_ORG_NAME is required when PREFS_ENV=production: every page and mail names the organisation")
+    if len(value) > 200:
+        raise ConfigError("PREFS_ORG_NAME must be at most 200 characters")
+    return value or Settings.org_name
+
+
+def _privacy_policy_url(environ) -> str:
+    value = _text(environ, "PREFS_PRIVACY_POLICY_URL")
+    if value and not (urlsplit(value).scheme in ("http", "https") and urlsplit(value).hostname):
+        raise ConfigError(f"PREFS_PRIVACY_POLICY_URL must be an http(s) URL such as https://example.com/privacy, got {value!r}")
+    return value
+
+
+def _plans(environ) -> dict[str, str]:
+    """PREFS_PLANS as a JSON object ({"pro": "Pro, yearly"}) or `code=Label,code=Label`."""
+    raw = _text(environ, "PREFS_PLANS")
+    if not raw:
+        return {}
+    problem = (
+        "PREFS_PLANS must be a JSON object of plan code to label, or code=Label pairs separated by commas, e.g. pro=Pro plan,team=Team plan"
+    )
+    if raw.startswith("{"):
+        try:
+            plans = json.loads(raw)
+        except ValueError:
+            raise ConfigError(problem + " (the JSON does not parse)") from None
+        if not isinstance(plans, dict) or not all(isinstance(v, str) for v in plans.values()):
+            raise ConfigError(problem)
+    else:
+        pairs = [item.partition("=") for item in raw.split(",") if item.strip()]
+        if not all(sep for _, sep, _ in pairs):
+            raise ConfigError(problem)
+        plans = {code: label for code, _, label in pairs}
+    plans = {str(code).strip(): label.strip() for code, label in plans.items()}
+    if not all(plans) or not all(plans.values()):
+        raise ConfigError(problem + " (a code or a label is empty)")
+    return plans
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -267,6 +335,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         ),
         escalation_repeat_seconds=_number(environ, "PREFS_ESCALATION_REPEAT_SECONDS", Settings.escalation_repeat_seconds, float, 1),
         initial_policy_version=_initial_policy_version(environ),
+        org_name=overrides.pop("org_name", None) or _org_name(environ, production),
+        support_email=overrides.pop("support_email", None) or _support_email(environ, production),
+        privacy_policy_url=_privacy_policy_url(environ),
+        plans=_plans(environ),
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

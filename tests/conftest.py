@@ -145,6 +145,8 @@ def base_settings(database_url, broker_url, smtp_server, tmp_path_factory) -> di
         "job_resend_after_seconds": 0.5,
         "stripe_webhook_secret": TEST_WEBHOOK_SECRET,
         "escalation_emails": ("oncall@example.com",),
+        "org_name": "Example Test Ltd",
+        "support_email": "help@example.com",
     }
 
 

@@ -25,6 +25,15 @@ GOOD_KEY = "k" * 40
         ({"PREFS_WORKER_THREADS": "many"}, "PREFS_WORKER_THREADS"),
         ({"PREFS_WORKER_THREADS": "0"}, "PREFS_WORKER_THREADS"),
         ({"PREFS_LOG_LEVEL": "LOUD"}, "PREFS_LOG_LEVEL"),
+        ({"PREFS_SUPPORT_EMAIL": "not an email"}, "PREFS_SUPPORT_EMAIL"),
+        ({"PREFS_SUPPORT_EMAIL": "Support <support@example.com>"}, "PREFS_SUPPORT_EMAIL"),
+        ({"PREFS_ORG_NAME": "x" * 201}, "PREFS_ORG_NAME"),
+        ({"PREFS_PRIVACY_POLICY_URL": "example.com/privacy"}, "PREFS_PRIVACY_POLICY_URL"),
+        ({"PREFS_PRIVACY_POLICY_URL": "javascript:alert(1)"}, "PREFS_PRIVACY_POLICY_URL"),
+        ({"PREFS_PLANS": "pro"}, "PREFS_PLANS"),
+        ({"PREFS_PLANS": "pro=,team=Team"}, "PREFS_PLANS"),
+        ({"PREFS_PLANS": '{"pro": 3}'}, "PREFS_PLANS"),
+        ({"PREFS_PLANS": "{not json"}, "PREFS_PLANS"),
     ],
 )
 def test_a_bad_value_names_the_variable(tmp_path, environ, variable):
@@ -40,7 +49,12 @@ def test_production_refuses_to_start_without_keys_or_https(tmp_path):
         load_settings({**base, "PREFS_SECRET_KEYS": GOOD_KEY})
     with pytest.raises(ConfigError, match="PREFS_BASE_URL"):
         load_settings({**base, "PREFS_SECRET_KEYS": GOOD_KEY, "PREFS_IDENTIFIER_KEY": GOOD_KEY, "PREFS_BASE_URL": "http://x"})
-    settings = load_settings({**base, "PREFS_SECRET_KEYS": GOOD_KEY, "PREFS_IDENTIFIER_KEY": GOOD_KEY})
+    keys = {**base, "PREFS_SECRET_KEYS": GOOD_KEY, "PREFS_IDENTIFIER_KEY": GOOD_KEY}
+    with pytest.raises(ConfigError, match="PREFS_ORG_NAME"):
+        load_settings({**keys, "PREFS_SUPPORT_EMAIL": "support@example.com"})
+    with pytest.raises(ConfigError, match="PREFS_SUPPORT_EMAIL"):
+        load_settings({**keys, "PREFS_ORG_NAME": "Example Ltd"})
+    settings = load_settings({**keys, "PREFS_ORG_NAME": "Example Ltd", "PREFS_SUPPORT_EMAIL": "support@example.com"})
     assert settings.production and not (tmp_path / "secret_key").exists()
 
 
@@ -80,3 +94,21 @@ def test_the_cli_reports_a_configuration_error_and_exits_2(tmp_path):
     )
     assert result.returncode == 2
     assert "PREFS_BROKER_URL" in result.stderr
+
+
+def test_the_public_face_has_development_defaults_and_reads_plans_either_way(tmp_path):
+    settings = load_settings({"PREFS_VAR_DIR": str(tmp_path)})
+    assert settings.org_name and "@" in settings.support_email and settings.privacy_policy_url == "" and settings.plans == {}
+    pairs = load_settings({"PREFS_VAR_DIR": str(tmp_path), "PREFS_PLANS": "pro=Pro plan, team = Team plan"})
+    assert pairs.plans == {"pro": "Pro plan", "team": "Team plan"}
+    as_json = load_settings({"PREFS_VAR_DIR": str(tmp_path), "PREFS_PLANS": '{"pro_yearly": "Pro, paid yearly"}'})
+    assert as_json.plans == {"pro_yearly": "Pro, paid yearly"}
+    named = load_settings(
+        {"PREFS_VAR_DIR": str(tmp_path), "PREFS_ORG_NAME": " Acme Ltd ", "PREFS_SUPPORT_EMAIL": "Help@Example.com",
+         "PREFS_PRIVACY_POLICY_URL": "https://acme.example/privacy"}
+    )  # fmt: skip
+    assert (named.org_name, named.support_email, named.privacy_policy_url) == (
+        "Acme Ltd",
+        "Help@example.com",
+        "https://acme.example/privacy",
+    )

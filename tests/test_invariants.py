@@ -296,37 +296,54 @@ class ConsentMachine(RuleBasedStateMachine):
         assert page.status_code == 200
         return path, re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
 
+    def _shown_ticked(self, person: Person) -> set[tuple[str, str]]:
+        """The boxes the preference page shows ticked: granted, on a channel we hold, not suppressed."""
+        kinds = {f for f in person.keys if f in KINDS} | {None}
+        return {
+            pair
+            for pair in OPT_IN
+            if channels.CHANNELS[pair[0]].identifier_kind in kinds and self.model.answer(person, pair)[1] == "granted"
+        }
+
+    def _says_saved(self, path: str, answer, before: set[tuple[str, str]], person: Person) -> None:
+        """Post/Redirect/Get: the page says once how many boxes the person saw change."""
+        assert answer.status_code == 303 and urlsplit(answer.headers["Location"]).path == path
+        shown = len(before ^ self._shown_ticked(person))
+        said = self.client.get(path).get_data(as_text=True)
+        assert (f"({shown} change" in said) if shown else ("nothing needed changing" in said), shown
+
     @rule(person=people, granted=st.sets(st.sampled_from(OPT_IN), max_size=4))
     def save_preferences(self, person, granted):
         path, token = self._preferences(person)
         if path is None:
             return
+        before = self._shown_ticked(person)
         answer = self.client.post(path, data={"csrf_token": token, "action": "save", "granted": [f"{c}.{p}" for c, p in sorted(granted)]})
         assert answer.status_code == 303
         kinds = {f for f in person.keys if f in KINDS}
-        changed = 0
         for channel, purpose in OPT_IN:
             if channels.CHANNELS[channel].identifier_kind not in kinds | {None}:
                 continue
             wanted, now = ("granted" if (channel, purpose) in granted else "withdrawn"), person.status((channel, purpose))
             if now != wanted and not (now is None and wanted == "withdrawn"):
                 person.record((channel, purpose), self.model.now(), wanted)
-                changed += 1
-        assert f"saved={changed}" in answer.headers["Location"]
         for channel in {c for c, _ in granted}:  # the person's own grant lifts a suppression of that channel
             kind = channels.CHANNELS[channel].identifier_kind
             value = person.keys.get(kind) if kind in KINDS else None
             self.model.suppressed.pop((kind, value), None)
+        self._says_saved(path, answer, before, person)
 
     @rule(person=people)
     def stop_all(self, person):
         path, token = self._preferences(person)
         if path is None:
             return
-        assert self.client.post(path, data={"csrf_token": token, "action": "stop_all"}).status_code == 303
+        before = self._shown_ticked(person)
+        answer = self.client.post(path, data={"csrf_token": token, "action": "stop_all"})
         for pair in PAIRS:
             if channels.CHANNELS[pair[0]].purpose(pair[1]).marketing and person.status(pair) != "withdrawn":
                 person.record(pair, self.model.now(), "withdrawn")
+        self._says_saved(path, answer, before, person)
 
     @rule(person=people)
     def global_privacy_control(self, person):

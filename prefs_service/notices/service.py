@@ -88,13 +88,15 @@ def queue(
 
 def render(notice: Notice) -> EmailMessage:
     settings = current_app.config["PREFS"]
-    context = dict(notice.context, base_url=settings.base_url)
+    # Every template may name the organisation and its support address; every mail ends with them.
+    context = dict(notice.context, base_url=settings.base_url, **settings.public_face)
     subject = _templates.get_template(f"{notice.template}.subject.txt").render(context).strip()
-    text = _templates.get_template(f"{notice.template}.txt").render(context)
-    try:
+    body = _templates.get_template(f"{notice.template}.txt").render(context)
+    text = body.rstrip("\n") + "\n\n" + _templates.get_template("_footer.txt").render(context)
+    try:  # an HTML part of its own includes _footer.html, as _layout.html does
         html = _templates.get_template(f"{notice.template}.html").render(context)
     except TemplateNotFound:  # most mails are plain text; give them a plain HTML twin
-        html = _templates.get_template("_layout.html").render(paragraphs=[p for p in text.split("\n\n") if p.strip()])
+        html = _templates.get_template("_layout.html").render(context, paragraphs=[p for p in body.split("\n\n") if p.strip()])
 
     sender = settings.mail_from_marketing if notice.sender == MARKETING else settings.mail_from_transactional
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"

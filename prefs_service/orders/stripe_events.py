@@ -25,6 +25,7 @@ from ..notices import service as notices
 from ..subjects import service as subjects
 from ..subjects.refs import SubjectRef
 from .models import CANCELLED, PAID, PAYMENT_FAILED, Order, Payment, StripeEvent
+from .plans import plan_label
 from .service import advance, email_of, keeps_profile, money
 
 WEBHOOK_TOLERANCE_SECONDS = 300
@@ -111,7 +112,7 @@ _ALLOWED = {
 }  # fmt: skip
 _ADDRESS = ("line1", "line2", "city", "state", "postal_code", "country")
 _ALLOWED_NESTED = {
-    "metadata": ("plan", "partner"),
+    "metadata": ("plan", "plan_label", "partner"),
     "customer_details": ("email", "name", "address"),
     "customer_address": _ADDRESS,
     "status_transitions": ("paid_at",),
@@ -189,7 +190,7 @@ def _checkout_session(session: dict[str, Any], *, force_paid: bool = False) -> N
             _record_payment(
                 order, stripe_id=session["id"], amount=session["amount_total"], currency=order.currency, kind="purchase", paid_at=utcnow()
             )
-        _paid(order)
+        _paid(order, stripe_plan_label=(session.get("metadata") or {}).get("plan_label"))
 
 
 def _details_from_session(order: Order, session: dict[str, Any]) -> None:
@@ -217,7 +218,11 @@ def _async_failed(session: dict[str, Any]) -> None:
             kind="payment_failed",
             recipient=email,
             template="payment_failed",
-            context={"reference": order.reference, "plan": order.plan, "amount": money(order.amount, order.currency)},
+            context={
+                "reference": order.reference,
+                "plan": plan_label(order.plan, stripe_label=(session.get("metadata") or {}).get("plan_label")),
+                "amount": money(order.amount, order.currency),
+            },
             idempotency_key=f"payment-failed:{session.get('id') or order.id}",  # once per checkout session
             subject_id=order.subject_id,
         )
@@ -244,7 +249,7 @@ def _invoice_paid(invoice: dict[str, Any]) -> None:
         kind="purchase" if first else "renewal", paid_at=paid_at,
     )  # fmt: skip
     if first:
-        _paid(order)
+        _paid(order, stripe_plan_label=(invoice.get("metadata") or {}).get("plan_label"))
 
 
 def _invoice_failed(invoice: dict[str, Any]) -> None:
@@ -273,7 +278,7 @@ def _record_payment(order: Order, *, stripe_id: str, amount: int, currency: str 
     )
 
 
-def _paid(order: Order) -> None:
+def _paid(order: Order, *, stripe_plan_label: object = None) -> None:
     if not advance(order, PAID):
         return
     order.paid_at = utcnow()
@@ -285,7 +290,8 @@ def _paid(order: Order) -> None:
             template="receipt",
             context={
                 "reference": order.reference,
-                "plan": order.plan,
+                "plan": plan_label(order.plan, stripe_label=stripe_plan_label),
+                "paid_on": f"{order.paid_at:%-d %B %Y}",
                 "amount": money(order.amount, order.currency),
                 "commission_url": links.commission_url(order.id),
             },

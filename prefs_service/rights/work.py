@@ -161,6 +161,6 @@ def run_correction(*, request_id: int) -> None:
     if subject is None:
         raise Conflict(f"Request {request.reference} names nobody we hold; reject it instead.")
     subjects.update(subject, values=dict(request.changes or {}), actor=f"request:{request.reference}")
-    partners.tell_partners(subject_id=subject.id, what="correction", request_reference=request.reference)
+    told = partners.tell_partners(subject_id=subject.id, what="correction", request_reference=request.reference)
     service.transition(request, COMPLETED, actor="system", fields=sorted(request.changes or {}))
-    service.tell_requester(request, "correction_done", fields=sorted(request.changes or {}))
+    service.tell_requester(request, "correction_done", fields=sorted(request.changes or {}), partners_told=told)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, make_response, render_template, request
+from flask import Blueprint, Flask, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
+from wtforms.validators import ValidationError
 
 from .. import channels, consent, tokens
 from ..extensions import client_key, limiter
+from ..orders import plans
 from ..subjects.identifiers import identifier_hash
 from ..subjects.models import Subject
 
@@ -26,16 +28,46 @@ FRIENDLY = {
 }
 
 
+# Page headings (and titles) for people, where the HTTP reason phrase would not do.
+HEADINGS = {
+    400: "We could not use that",
+    404: "Page not found",
+    405: "Not available here",
+    409: "This cannot be done now",
+    413: "Too much at once",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Please try again in a moment",
+}
+
+
+class LinkNotValid(NotFound):
+    """A link from one of our mails that does not work: its page offers the way on
+    (by default, a fresh link to the person's preferences by email)."""
+
+    def __init__(self, description: str, *, next_step: tuple[str, str, str] | None = None) -> None:
+        super().__init__(description)
+        # (what to say, the button's words, the endpoint it leads to)
+        self.next_step = next_step or (
+            "We can email you a new link to manage what we send you.",
+            "Email me a new link",
+            "preferences.request_link",
+        )
+
+
 def error_page(error: HTTPException):
     status = error.code or 500
     message: str | None
+    title = "This link does not work" if isinstance(error, LinkNotValid) else HEADINGS.get(status, HTTP_STATUS_CODES.get(status, "Error"))
     if isinstance(error, CSRFError):
         message = "This form has expired or was sent from elsewhere. Please reload the page and try again."
     elif status in (400, 404, 409, 429) and error.description and error.description != type(error).description:
         message = error.description  # a message written for people, passed to abort()
     else:
         message = FRIENDLY.get(status, error.description)
-    return render_template("error.html", status=status, title=HTTP_STATUS_CODES.get(status, "Error"), message=message), status
+    next_step = error.next_step if isinstance(error, LinkNotValid) else None
+    page = render_template("error.html", status=status, title=title, message=message, next_step=next_step)
+    return page, status
 
 
 # Shared templates (base layout, error page) and the stylesheet for every page
@@ -43,12 +75,47 @@ def error_page(error: HTTPException):
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
 
+@pages.app_context_processor
+def public_face() -> dict[str, str]:
+    """The organisation's name, support address and privacy policy, for every template (staff pages too)."""
+    return current_app.config["PREFS"].public_face
+
+
+# Every template (staff pages too) names channels, purposes and plans by the labels people read.
+@pages.app_template_global()
+def channel_label(channel: str) -> str:
+    known = channels.CHANNELS.get(channel)
+    return known.label if known else channel
+
+
+@pages.app_template_global()
+def purpose_label(channel: str, purpose: str) -> str:
+    known = channels.CHANNELS.get(channel)
+    spec = known.purpose(purpose) if known else None
+    return spec.label if spec else purpose.replace("_", " ").capitalize()
+
+
+@pages.app_template_global()
+def plan_label(code: str | None) -> str | None:
+    return plans.plan_label(code)
+
+
 def subject_from_token(purpose: str, token: str, not_valid: str) -> Subject:
     """The person a signed link names, or a 404 page saying the link is not valid."""
     subject = tokens.row_for(purpose, token, Subject, "s")
     if subject is None or subject.erased_at is not None:
-        abort(404, description=not_valid)
+        raise LinkNotValid(not_valid)
     return subject
+
+
+def an_email_address(form, field) -> None:
+    """WTForms validator: an address the email channel accepts (an empty optional field passes)."""
+    if not field.data:
+        return
+    try:
+        channels.normalize("email", field.data)
+    except channels.InvalidIdentifier:
+        raise ValidationError("That is not an email address. Check it and try again: it looks like name@example.com.") from None
 
 
 def evidence() -> consent.Evidence:
@@ -90,9 +157,10 @@ def no_store(view):
 
 
 def init_app(app: Flask) -> None:
-    from . import preferences, privacy_requests, problems, purchase, staff, unsubscribe
+    from . import home, preferences, privacy_requests, problems, purchase, staff, unsubscribe
 
     app.register_blueprint(pages)
+    app.register_blueprint(home.bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(preferences.bp)
     app.register_blueprint(privacy_requests.bp)

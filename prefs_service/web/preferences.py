@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, redirect, render_template, request
+from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms.validators import DataRequired, Length
@@ -14,7 +14,7 @@ from .. import channels, consent, links, tokens
 from ..db.scopes import writes
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from . import evidence, no_store, public_form_limits, subject_from_token
+from . import LinkNotValid, an_email_address, evidence, no_store, public_form_limits, subject_from_token
 
 bp = Blueprint("preferences", __name__)
 
@@ -41,26 +41,55 @@ def page(token: str):
     if gpc:
         consent.honour_gpc(subject=subject, evidence=evidence())
     if request.method == "POST":  # the CSRF token was checked before we got here
+        shown_before = _ticked(consent.preference_view(subject))
         if request.form.get("action") == "stop_all":
-            changed = consent.stop_all_marketing(subject=subject, evidence=evidence())
+            consent.stop_all_marketing(subject=subject, evidence=evidence())
         else:
-            changed = consent.save_preferences(subject=subject, granted=_chosen(), evidence=evidence())
+            consent.save_preferences(subject=subject, granted=_chosen(), evidence=evidence())
+        # Count what the person sees change on the page: stopping all marketing also
+        # withdraws what was never granted or not shown, and that is no change to them.
+        _flash_saved(len(shown_before ^ _ticked(consent.preference_view(subject))))
         db.session.commit()
-        return redirect(f"{request.path}?saved={len(changed)}", code=303)
+        return redirect(request.path, code=303)  # Post/Redirect/Get: a reload repeats nothing
     db.session.commit()
     email = subject.identifier("email")
+    saved = get_flashed_messages(category_filter=[SAVED])
     return render_template(
         "preferences.html",
         channels=consent.preference_view(subject),
         policy=consent.current_policy(),
         gpc=gpc,
-        saved=request.args.get("saved", type=int),
+        saved=saved[-1] if saved else None,
         who=_mask(email.value) if email else None,
     )
 
 
+SAVED = "preferences-saved"
+
+
+def _ticked(view: list[dict]) -> set[tuple[str, str]]:
+    """The boxes the page shows ticked."""
+    return {
+        (channel["name"], purpose["name"])
+        for channel in view
+        for purpose in channel["purposes"]
+        if purpose["choice"] and purpose["granted"] and not channel["suppressed"]
+    }
+
+
+def _flash_saved(changes: int) -> None:
+    """A one-time message for the page the browser is redirected to."""
+    if changes:
+        flash(f"Your choices are saved ({changes} change{'s' if changes != 1 else ''}).", SAVED)
+    else:
+        flash("Your choices are saved; nothing needed changing.", SAVED)
+
+
 class LinkRequestForm(FlaskForm):
-    email = EmailField("Your email address", validators=[DataRequired(), Length(max=320)])
+    email = EmailField(
+        "Your email address",
+        validators=[DataRequired("Enter your email address."), Length(max=320, message="That address is too long."), an_email_address],
+    )
 
 
 @bp.route("/preferences", methods=["GET", "POST"])
@@ -86,7 +115,7 @@ def _returning_hash(token: str) -> bytes:
     try:
         return bytes.fromhex(str(tokens.verify("return", token).get("h")))
     except (tokens.InvalidToken, ValueError):
-        abort(404, description=RETURN_NOT_VALID)
+        raise LinkNotValid(RETURN_NOT_VALID) from None
 
 
 @bp.route(links.RETURN_ROUTE, methods=["GET", "POST"])
@@ -96,7 +125,7 @@ def come_back(token: str):
     """A person we erased, back through a link mailed to their old address."""
     email_hash = _returning_hash(token)
     if not consent.erased_address(email_hash):
-        abort(404, description=RETURN_USED)
+        raise LinkNotValid(RETURN_USED)
     purposes = [p for p in channels.CHANNELS["email"].purposes if p.needs_consent]
     errors, message, email, chosen = {}, None, "", set()
     if request.method == "POST":  # the CSRF token was checked before we got here
@@ -109,9 +138,10 @@ def come_back(token: str):
             errors, message = exc.errors, exc.message
         except Conflict:
             db.session.rollback()
-            abort(404, description=RETURN_USED)
+            raise LinkNotValid(RETURN_USED) from None
         else:
+            _flash_saved(recorded)
             db.session.commit()
-            return redirect(f"{urlsplit(links.preferences_url(subject.id)).path}?saved={recorded}", code=303)
+            return redirect(urlsplit(links.preferences_url(subject.id)).path, code=303)
     page = render_template("preferences_return.html", purposes=purposes, errors=errors, message=message, email=email, chosen=chosen)
     return page, (400 if errors else 200)

@@ -9,16 +9,17 @@ from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from .. import links
 from ..db.scopes import reads, writes
-from ..errors import Conflict, DomainError, Invalid, NotFound
+from ..errors import Conflict, DomainError, Erased, Invalid, NotFound
 from ..extensions import csrf, db
 from ..rights import service as rights
 from ..rights import work
 from ..rights.models import CORRECTABLE_FIELDS
-from . import no_store, public_form_limits
+from . import LinkNotValid, an_email_address, no_store, public_form_limits
 
 bp = Blueprint("privacy_requests", __name__, url_prefix="/privacy-requests")
 
 NOT_VALID = "This link is not valid or has expired."
+ASK_AGAIN = ("You can make your request again: it takes a minute.", "Make a new request", "privacy_requests.new")
 TYPE_CHOICES = [
     ("access", "Send me a copy of the data you hold about me"),
     ("correction", "Correct the data you hold about me"),
@@ -26,20 +27,52 @@ TYPE_CHOICES = [
 ]
 
 
+CHOOSE = "Choose what you would like us to do."
+TOO_LONG = "That is longer than we can take: at most {max} characters."
+
+
 class RequestForm(FlaskForm):
-    type = StringField("What would you like?", validators=[DataRequired(), AnyOf([value for value, _ in TYPE_CHOICES])])
-    email = EmailField("Your email address", validators=[DataRequired(), Length(max=320)])
-    name = StringField("Correct name", validators=[Optional(), Length(max=255)])
-    new_email = EmailField("Correct email address", validators=[Optional(), Length(max=320)])
-    phone = StringField("Correct telephone number", validators=[Optional(), Length(max=64)])
-    fax = StringField("Correct fax number", validators=[Optional(), Length(max=64)])
-    postal_address = TextAreaField("Correct postal address", validators=[Optional(), Length(max=500)])
-    explanation = TextAreaField("Why (for a correction)", validators=[Optional(), Length(max=2000)])
+    type = StringField("What would you like?", validators=[DataRequired(CHOOSE), AnyOf([value for value, _ in TYPE_CHOICES], CHOOSE)])
+    email = EmailField(
+        "Your email address", validators=[DataRequired("Enter your email address."), Length(max=320, message=TOO_LONG), an_email_address]
+    )
+    name = StringField("Correct name", validators=[Optional(), Length(max=255, message=TOO_LONG)])
+    new_email = EmailField("Correct email address", validators=[Optional(), Length(max=320, message=TOO_LONG), an_email_address])
+    phone = StringField("Correct telephone number", validators=[Optional(), Length(max=64, message=TOO_LONG)])
+    fax = StringField("Correct fax number", validators=[Optional(), Length(max=64, message=TOO_LONG)])
+    postal_address = TextAreaField("Correct postal address", validators=[Optional(), Length(max=500, message=TOO_LONG)])
+    explanation = TextAreaField("Why (for a correction)", validators=[Optional(), Length(max=2000, message=TOO_LONG)])
 
     def changes(self) -> dict:
         values = {"name": self.name.data, "email": self.new_email.data, "phone": self.phone.data,
                   "fax": self.fax.data, "postal_address": self.postal_address.data}  # fmt: skip
         return {field: value.strip() for field, value in values.items() if field in CORRECTABLE_FIELDS and value and value.strip()}
+
+
+# The form field for each key the rights service names in its errors.
+FIELD_OF = {"type": "type", "email": "email", "explanation": "explanation", "changes": "name", "changes.name": "name",
+            "changes.email": "new_email", "changes.phone": "phone", "changes.fax": "fax", "changes.postal_address": "postal_address"}  # fmt: skip
+SAY_WHAT_TO_CORRECT = (
+    "For a correction, fill in at least one correct value: your name, email address, telephone number, fax number or postal address."
+)
+ERASED_VALUE = "We erased the data of the person this belongs to, at their request, so we cannot use it."
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "?", "!")) else ".")
+
+
+def _problems(form: RequestForm, found: dict[str, list[str]], *, erased: bool = False) -> dict[str, str]:
+    """One sentence for each field with a problem, keyed by the field's id, in the page's order."""
+    problems = {name: field.errors[0] for name, field in form._fields.items() if field.errors and name != "csrf_token"}
+    for key, messages in found.items():
+        if erased:  # Erased names the identifier kinds of the new values
+            key = f"changes.{key}"
+        field = FIELD_OF.get(key, "name" if key.startswith("changes") else "email")
+        text = SAY_WHAT_TO_CORRECT if key == "changes" else ERASED_VALUE if erased else _sentence(messages[0])
+        problems.setdefault(field, text)
+    return {name: problems[name] for name in form._fields if name in problems}
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -48,7 +81,8 @@ class RequestForm(FlaskForm):
 @no_store
 def new():
     form = RequestForm()
-    errors = {}
+    found: dict[str, list[str]] = {}
+    erased = False
     if form.validate_on_submit():
         try:
             made = rights.submit(
@@ -62,9 +96,13 @@ def new():
             return render_template("privacy_requests/received.html", reference=made.reference)
         except Invalid as exc:
             db.session.rollback()
-            errors = exc.errors
-    status = 400 if request.method == "POST" else 200
-    return render_template("privacy_requests/new.html", form=form, errors=errors, choices=TYPE_CHOICES), status
+            found = exc.errors
+        except Erased as exc:
+            db.session.rollback()
+            found, erased = exc.errors, True
+    problems = _problems(form, found, erased=erased)
+    page = render_template("privacy_requests/new.html", form=form, problems=problems, choices=TYPE_CHOICES)
+    return page, (400 if request.method == "POST" else 200)
 
 
 @bp.route(links.VERIFY_ROUTE.removeprefix("/privacy-requests"), methods=["GET", "POST"])
@@ -79,7 +117,7 @@ def verify(token: str):
             item = rights.confirm(token=token)
             db.session.commit()
     except NotFound:
-        abort(404, description=NOT_VALID + " Please make your request again.")
+        raise LinkNotValid(NOT_VALID + " Nothing was confirmed.", next_step=ASK_AGAIN) from None
     except Conflict as exc:
         abort(409, description=exc.message)
     return render_template("privacy_requests/verify.html", item=item)
@@ -92,8 +130,10 @@ def download(token: str):
     try:
         item = rights.request_from_token("download", token)
     except DomainError:
-        abort(404, description=NOT_VALID)
+        raise LinkNotValid(NOT_VALID, next_step=ASK_AGAIN) from None
     path = work.export_path(item)
     if path is None:
-        abort(404, description="This download has expired and the file is deleted. You can ask for a new copy at any time.")
+        raise LinkNotValid(
+            "This download has expired and the file is deleted. You can ask for a new copy at any time.", next_step=ASK_AGAIN
+        )
     return send_file(path, mimetype="application/zip", as_attachment=True, download_name=f"my-data-{item.reference}.zip")

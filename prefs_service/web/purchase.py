@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 
 from .. import links
 from ..db.scopes import writes
@@ -18,8 +18,9 @@ bp = Blueprint("purchase", __name__, url_prefix="/purchase")
 
 NOT_VALID = (
     "This link is not valid or has expired. If you paid, the receipt we mailed you has a link to set up your system; "
-    "if no receipt arrived, write to support with the date and amount of your payment."
+    "if no receipt arrived, write to {support} with the date and amount of your payment."
 )
+PASSWORD_LINK_NOT_VALID = "This link is not valid or has expired (it works for 24 hours). Write to {support} for a new one."
 CONFIRM_REFRESH_SECONDS = 3
 CONFIRM_REFRESHES = 20  # a minute of refreshing; then the page stops and says what to do
 SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")  # a Stripe Checkout Session id
@@ -59,11 +60,11 @@ def complete():
     """Where Stripe sends the customer back (success_url …/purchase/complete?session_id={CHECKOUT_SESSION_ID})."""
     session_id = request.args.get("session_id", "")
     if not SESSION_ID.fullmatch(session_id):
-        abort(404, description=NOT_VALID)
+        abort(404, description=_with_support(NOT_VALID))
     order = orders.order_for_session(session_id)
     if order is not None and not orders.returning_from_checkout(order):
         # The session id is not a secret for ever: later, only the mailed link works.
-        abort(404, description=NOT_VALID)
+        abort(404, description=_with_support(NOT_VALID))
     if order is None or order.status not in (PAID, COMMISSIONING, DELIVERED, PAYMENT_FAILED):
         return _confirming(order, session_id=session_id)
     return _page(order)
@@ -83,11 +84,15 @@ def _confirming(order, *, session_id: str | None):
     return render_template("purchase/confirming.html", refresh=None, order=order, check_again=check_again), 200
 
 
+def _with_support(message: str) -> str:
+    return message.format(support=current_app.config["PREFS"].support_email)
+
+
 def _order_or_404(purpose: str, token: str, not_valid: str):
     try:
         return orders.order_from_token(purpose, token)
     except NotFound:
-        abort(404, description=not_valid)
+        abort(404, description=_with_support(not_valid))
 
 
 @bp.route(links.COMMISSION_ROUTE.removeprefix("/purchase"), methods=["GET", "POST"])
@@ -101,9 +106,7 @@ def commission(token: str):
 @writes
 @no_store
 def set_password(token: str):
-    order = _order_or_404(
-        "set-password", token, "This link is not valid or has expired (it works for 24 hours). Contact support for a new one."
-    )
+    order = _order_or_404("set-password", token, PASSWORD_LINK_NOT_VALID)
     errors, done = {}, order.password_set_at is not None
     if request.method == "POST":
         form = request.form

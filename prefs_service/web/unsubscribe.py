@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
 from .. import channels, consent, links, tokens
 from ..db.scopes import reads, writes
 from ..errors import NotFound
 from ..extensions import csrf, db
 from ..subjects import service as subjects
-from . import evidence, no_store
+from . import LinkNotValid, evidence, no_store
 
 bp = Blueprint("unsubscribe", __name__)
 
-NOT_VALID = (
-    "This unsubscribe link is not valid: it may have been cut short or changed. You can ask for a link to manage your preferences instead."
-)
+NOT_VALID = "This unsubscribe link is not valid: it may have been cut short or changed. Nothing was changed."
 ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")
 
 
@@ -32,12 +30,12 @@ def _target(token: str) -> tuple[uuid.UUID, channels.Channel, channels.Purpose]:
         payload = tokens.verify("unsubscribe", token)
         subject_id = uuid.UUID(str(payload.get("s")))
     except (tokens.InvalidToken, ValueError):
-        abort(404, description=NOT_VALID)
+        raise LinkNotValid(NOT_VALID) from None
     named_channel, named_purpose = payload.get("c"), payload.get("p")
     channel = channels.CHANNELS.get(named_channel) if isinstance(named_channel, str) else None
     purpose = channel.purpose(named_purpose) if channel is not None and isinstance(named_purpose, str) else None
     if channel is None or purpose is None:
-        abort(404, description=NOT_VALID)
+        raise LinkNotValid(NOT_VALID)
     return subject_id, channel, purpose
 
 
@@ -45,12 +43,17 @@ def _target(token: str) -> tuple[uuid.UUID, channels.Channel, channels.Purpose]:
 @reads
 @no_store
 def confirm(token: str):
-    subject_id, channel, purpose = _target(token)
+    return _confirm_page(*_target(token))
+
+
+def _confirm_page(subject_id: uuid.UUID, channel: channels.Channel, purpose: channels.Purpose, *, not_yet: bool = False):
+    """The page with the Unsubscribe button; `not_yet` when a POST could not be taken as a choice."""
     if not subjects.exists(subject_id):
-        abort(404, description=NOT_VALID)
-    return render_template(
-        "unsubscribe.html", channel=channel, purpose=purpose, done=False, preferences_url=links.preferences_url(subject_id)
+        raise LinkNotValid(NOT_VALID)
+    page = render_template(
+        "unsubscribe.html", channel=channel, purpose=purpose, done=False, not_yet=not_yet, preferences_url=links.preferences_url(subject_id)
     )
+    return page, (400 if not_yet else 200)
 
 
 @bp.post(links.UNSUBSCRIBE_ROUTE)
@@ -65,11 +68,14 @@ def unsubscribe(token: str):
     elif form.get("confirm") == "unsubscribe":
         source = "unsubscribe_page"
     else:
-        abort(400, description="To unsubscribe, send List-Unsubscribe=One-Click in the body, or use the button on this page.")
+        # Neither a mailbox provider's one-click (RFC 8058) nor our button: a mail program
+        # that left out the body, or a browser re-sending a form. A person sees the button;
+        # a program reads the 400 and the line addressed to it. Nothing changes.
+        return _confirm_page(subject_id, channel, purpose, not_yet=True)
     try:
         consent.unsubscribe(subject_id=subject_id, channel=channel.name, purpose=purpose.name, source=source, evidence=evidence())
     except NotFound:
-        abort(404, description=NOT_VALID)
+        raise LinkNotValid(NOT_VALID) from None
     db.session.commit()
     if source == "one_click":
         # A mailbox provider's request, not a person's: a short answer is all it reads.

@@ -34,7 +34,7 @@ def post(client, payload: dict, **sign_options):
 
 
 def checkout_session(session_id: str, *, email="buyer@example.com", amount=4900, currency="gbp", payment_status="paid",
-                     subscription=None, partner=None, plan="crm-standard"):  # fmt: skip
+                     subscription=None, partner=None, plan="crm-standard", plan_label=None):  # fmt: skip
     return {
         "id": session_id,
         "object": "checkout.session",
@@ -47,7 +47,7 @@ def checkout_session(session_id: str, *, email="buyer@example.com", amount=4900,
         "payment_intent": None if subscription else f"pi_{session_id}",
         "subscription": subscription,
         "client_reference_id": partner,
-        "metadata": {"plan": plan},
+        "metadata": {"plan": plan, **({"plan_label": plan_label} if plan_label else {})},
         "customer_details": {
             "email": email,
             "name": "Bea Buyer",

@@ -36,7 +36,7 @@ def test_a_failed_bank_debit_mails_the_customer_what_happened_and_what_to_do(app
     body = mail.get_body(("plain",)).get_content()
     assert f"Your bank did not confirm the payment for order {reference}" in body and "Nothing was charged" in body
     assert "Amount: 49.00 GBP" in body and "Try again: start a new purchase" in body
-    assert f"write to support quoting order {reference}" in body
+    assert f"write to {app.config['PREFS'].support_email} quoting order {reference}" in body
     assert "4242" not in body  # nothing of the card
 
     post(client, failed)  # Stripe delivers the same event again

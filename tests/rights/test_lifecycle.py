@@ -105,11 +105,23 @@ def test_verification_links_are_posts_and_unknown_or_expired_ones_are_404(app, c
     assert late.status_code == 409 and b"expired" in late.data
 
 
-def test_a_correction_needs_changes_and_bad_values_are_named(client, person):
+def visible_text(html: str) -> str:
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_a_correction_needs_changes_and_bad_values_are_named_in_words(client, person):
     page = make_request(client, type="correction", email="ann@example.com")
-    assert page.status_code == 400 and b"Say what to correct" not in page.data and b"changes" in page.data
-    bad = make_request(client, type="correction", email="ann@example.com", phone="12")
-    assert bad.status_code == 400 and b"phone" in bad.data
+    assert page.status_code == 400 and "fill in at least one correct value" in page.get_data(as_text=True)
+    assert "changes" not in visible_text(page.get_data(as_text=True))
+    bad = make_request(client, type="correction", email="ann@example.com", phone="12", postal_address="x")
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "<title>Error: Your data: make a request" in html
+    assert '<a href="#phone">Correct telephone number</a>: Not a valid telephone number' in html and 'value="12"' in html
+    assert '<a href="#postal_address">Correct postal address</a>: Not a postal address' in html
+    assert "postal_address" not in visible_text(html) and "changes" not in visible_text(html)
+    nothing = make_request(client, email="not an email")
+    assert '<a href="#type-access">What would you like?</a>: Choose what you would like us to do.' in nothing.get_data(as_text=True)
+    assert "That is not an email address" in nothing.get_data(as_text=True) and 'value="not an email"' in nothing.get_data(as_text=True)
 
 
 def test_a_verified_api_erasure_removes_everything_but_keeps_suppression(app, client, person, headers, smtp, worker):
@@ -189,7 +201,8 @@ def test_erased_people_are_never_re_added_by_an_import_only_by_their_own_grant(a
     assert wrong.status_code == 400 and b"not the address this link was sent to" in wrong.data
     assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "erased"
     back = client.post(come_back, data={"csrf_token": csrf_of(offer), "email": "ann@example.com", "granted": ["email.offers"]})
-    assert back.status_code == 303 and "/preferences/" in back.headers["Location"] and "saved=1" in back.headers["Location"]
+    assert back.status_code == 303 and "/preferences/" in back.headers["Location"]
+    assert b"Your choices are saved (1 change)." in client.get(back.headers["Location"]).data
     assert client.get("/v1/consent/check", query_string=check, headers=headers).json["reason"] == "granted"
     returned = client.post("/v1/unsubscribe-links", json={"email": "ann@example.com", "purpose": "offers"}, headers=headers).json
     assert returned["subject_id"] != person["id"]  # a new person; the erased one stays erased
@@ -231,10 +244,27 @@ def test_a_correction_is_reviewed_then_applied_and_consent_follows(client, perso
     assert (
         client.get("/v1/consent/check", query_string={**check, "email": "ann.new@example.com"}, headers=headers).json["reason"] == "granted"
     )
-    eventually(lambda: any("corrected" in m["Subject"] for m in mails_to(smtp, "ann@example.com")), timeout=10, what="the requester's mail")
+    done = eventually(
+        lambda: [m for m in mails_to(smtp, "ann@example.com") if "corrected" in m["Subject"]], timeout=10, what="the requester's mail"
+    )
+    text = " ".join(done[0].get_body(("plain",)).get_content().split())
+    assert "We have corrected your email address and name as you asked" in text
+    assert "We have told the partner who received your details." in text
     eventually(
         lambda: any("Correction" in m["Subject"] for m in mails_to(smtp, "privacy@acme.example.com")), timeout=10, what="the partner's mail"
     )
+
+
+def test_a_correction_mail_tells_no_tale_of_partners_when_there_were_none(client, person, headers, smtp, worker):
+    made = client.post("/v1/requests", json={"type": "correction", "email": "ann@example.com", "changes": {"postal_address": "2 New Road, Leeds LS1 1AA"},
+                                             "verified": True}, headers=headers).json  # fmt: skip
+    assert client.post(f"/v1/requests/{made['id']}/approve", headers=headers).status_code == 200
+    worker.wait()
+    [done] = [m for m in smtp.wait_for(1) if "corrected" in m["Subject"]]
+    text = " ".join(done.get_body(("plain",)).get_content().split())
+    assert "We have corrected your postal address as you asked" in text
+    assert "We had not shared your details with any partner, so nobody else needed telling." in text
+    assert "have told" not in text and "have been told" not in text
 
 
 def test_staff_reject_and_extend_and_the_requester_is_told(client, person, headers, smtp, worker):

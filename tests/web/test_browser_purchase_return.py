@@ -13,7 +13,7 @@ def test_the_return_page_for_a_payment_never_heard_of_stops_refreshing_and_says_
     page.goto(f"{base}/purchase/complete?session_id=cs_test_lost&waited={last_refresh}")
     assert "being confirmed" in page.get_by_role("status").inner_text()
     page.wait_for_selector("text=We cannot find this payment", timeout=(CONFIRM_REFRESH_SECONDS + 10) * 1000)  # refreshed by itself
-    assert page.title() == "We cannot find this payment"
+    assert page.title() == f"We cannot find this payment – {live_server.config['PREFS'].org_name}"
     assert "do not pay a second time" in page.locator("main").inner_text()
     with page.expect_navigation(timeout=5000) as navigation:  # "Check again now" starts a fresh minute
         page.get_by_role("link", name="Check again now").click()

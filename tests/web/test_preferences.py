@@ -114,10 +114,16 @@ def test_asking_twice_quickly_sends_one_mail(client, person, smtp, worker):
     assert len(smtp.wait_for(1)) == 1
 
 
-def test_an_invalid_address_is_a_form_error(client):
+def test_an_invalid_address_is_a_form_error_that_keeps_what_was_typed(client):
     token = csrf_of(client.get("/preferences"))
     response = client.post("/preferences", data={"csrf_token": token, "email": ""})
-    assert response.status_code == 400 and b"Please enter your email address" in response.data
+    assert response.status_code == 400 and b"Enter your email address." in response.data
+    typed = client.post("/preferences", data={"csrf_token": token, "email": "not an email"})
+    html = typed.get_data(as_text=True)
+    assert typed.status_code == 400 and "That is not an email address" in html and "Check your inbox" not in html
+    assert 'value="not an email"' in html and 'aria-invalid="true"' in html
+    assert "<title>Error: Get a link to your preferences" in html
+    assert "<title>Get a link to your preferences" in client.get("/preferences").get_data(as_text=True)
 
 
 def test_requests_are_rate_limited_per_address_and_per_client(client):
