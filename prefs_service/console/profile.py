@@ -28,6 +28,7 @@ from ..subjects.models import Subject, Suppression
 LEDGER_PAGE = 25
 # Reasons staff may give when they suppress an identifier themselves.
 STAFF_SUPPRESSION_REASONS = ("manual", "objection", "complaint", "bounce")
+DISCLOSURE_PURPOSES = {"share_for_fulfilment": "to fulfil an order", "share_for_marketing": "for their marketing"}
 KIND_LABELS = {"email": "Email", "phone": "Phone", "fax": "Fax", "postal_address": "Postal address"}
 
 

@@ -3,11 +3,11 @@ password, change the role), API keys (list, revoke) and the audit log."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 
 from ... import audit
 from ...access import service as access
-from ...access.models import ROLES
+from ...access.models import ADMIN, ROLES
 from ...clock import utcnow
 from ...db.scopes import reads, writes
 from ...errors import DomainError
@@ -52,7 +52,8 @@ def _account_action(user_id: int, change, done: str):
     except DomainError as exc:
         db.session.rollback()
         flash_error(exc)
-    return redirect(url_for("staff.accounts"), code=303)
+    # An admin who just made themselves a reviewer may no longer see the accounts.
+    return redirect(url_for("staff.accounts" if g.staff.role == ADMIN else "staff.dashboard"), code=303)
 
 
 @bp.post("/accounts/<int:user_id>/disable")

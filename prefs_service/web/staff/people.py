@@ -75,6 +75,7 @@ def person(subject_id: uuid.UUID):
         record=record,
         names=access.actor_names(record.actors()),
         kind_labels=profile.KIND_LABELS,
+        disclosure_purposes=profile.DISCLOSURE_PURPOSES,
         reasons=profile.STAFF_SUPPRESSION_REASONS,
         request_types=TYPES,
         correctable=CORRECTABLE_FIELDS,
