@@ -101,7 +101,7 @@ def test_statuses_read_as_words_and_actors_by_name(app, client, officer, admin, 
     assert "Waiting for staff review" in page
     assert "awaiting review by requester" not in page and "api_key:" not in page
     queue = officer.get("/staff").get_data(as_text=True)
-    assert "<td>Waiting for staff review</td>" in queue and "awaiting_review" not in queue.split("<table>")[1]
+    assert "<td>Waiting for staff review</td>" in queue and "awaiting_review" not in queue.split("<tbody>")[1]
 
 
 def test_the_dashboard_counts_what_needs_attention(app, client, officer, admin):
