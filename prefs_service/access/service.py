@@ -345,10 +345,11 @@ def set_role(*, user: StaffUser, role: str, actor: str) -> bool:
 # Actors recorded without an id, as people should read them.
 FIXED_ACTOR_NAMES = {
     "requester": "the requester",
-    "subject": "the person",
+    "subject": "the person themselves",
     "customer": "the customer",
     "system": "system",
     "cli": "the command line",
+    "cli:import": "a command-line import",
     "stripe": "Stripe",
     "erasure": "the erasure",
 }
