@@ -26,7 +26,8 @@ ADMIN_PAGES = ["/staff/accounts", "/staff/api-keys", "/staff/audit"]
 def test_a_reviewer_is_refused_every_admin_page_and_action(app, boss):
     reviewer = signed_in(app, "rev@example.com")
     for path in ADMIN_PAGES:
-        assert reviewer.get(path).status_code == 403, path
+        refused = reviewer.get(path)
+        assert refused.status_code == 403 and "Only an admin may use this page" in refused.get_data(as_text=True), path
         assert boss.get(path).status_code == 200, path
     target = account_id(boss, "boss@example.com")
     for action in ("disable", "enable", "unlock", "reset-password", "role"):

@@ -184,3 +184,13 @@ def test_an_erased_person_shows_as_erased_with_no_identifiers(app, client, offic
     assert by_email.status_code == 200 and "a person erased at their request" in by_email.get_data(as_text=True)
     by_ref = search(officer, made["reference"])
     assert by_ref.headers["Location"] == f"/staff/requests/{made['id']}"
+
+
+def test_the_ledger_names_the_person_for_what_they_did_themselves(client, officer, person, admin):
+    from urllib.parse import urlsplit
+
+    link = Api(client, admin).links(subject_id=person["id"])
+    assert client.post(urlsplit(link["url"]).path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    ledger = officer.get(f"/staff/people/{person['id']}").get_data(as_text=True).split('id="ledger"')[1].split("</table>")[0]
+    withdrawal = next(r for r in ledger.split("<tr>") if "<td>Withdrawn</td>" in r)
+    assert "<td>the person themselves</td>" in withdrawal and "one click" in withdrawal

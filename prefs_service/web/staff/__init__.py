@@ -59,7 +59,7 @@ def admin_required(view):
     @wraps(view)
     def admin_only(*args, **kwargs):
         if g.staff.role != ADMIN:
-            abort(403)
+            abort(403, description="Only an admin may use this page. Ask an admin if you need it.")
         return view(*args, **kwargs)
 
     return staff_required(admin_only)
