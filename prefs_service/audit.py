@@ -59,3 +59,24 @@ def trail(target_type: str, target_id: object) -> list[AuditEvent]:
             .order_by(AuditEvent.id)
         )
     )
+
+
+def page(*, action: str | None, actor: str | None, before: int | None, limit: int) -> list[AuditEvent]:
+    """The newest `limit` events before id `before`, of one action and one actor if given."""
+    stmt = sa.select(AuditEvent)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if before is not None:
+        stmt = stmt.where(AuditEvent.id < before)
+    return list(db.session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def actions() -> list[str]:
+    return list(db.session.scalars(sa.select(AuditEvent.action).distinct().order_by(AuditEvent.action)))
+
+
+def actors(limit: int = 500) -> list[str]:
+    """The actors the trail names (for a filter), at most `limit` of them."""
+    return list(db.session.scalars(sa.select(AuditEvent.actor).distinct().order_by(AuditEvent.actor).limit(limit)))

@@ -20,7 +20,7 @@ from flask_migrate import cli as flask_migrate_cli
 
 from . import consent, create_app
 from .access import service as access
-from .access.models import SCOPES
+from .access.models import REVIEWER, ROLES, SCOPES
 from .clock import utcnow
 from .config import ConfigError, served_base_url
 from .errors import DomainError
@@ -286,22 +286,104 @@ def staff():
     """Staff accounts for the console at /staff."""
 
 
+def _new_password() -> str:
+    """A password from standard input (first line) when it is not a terminal,
+    otherwise asked for twice."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _staff_account(email: str):
+    try:
+        return access.staff_by_email(email)
+    except DomainError as exc:
+        _fail(exc)
+
+
 @staff.command("create")
 @click.argument("email")
-def staff_create(email):
+@click.option("--role", type=click.Choice(ROLES), default=REVIEWER, show_default=True, help="admin also manages staff and API keys.")
+def staff_create(email, role):
     """Create a staff account. The password is read from standard input (first
     line) when it is not a terminal, otherwise asked for twice."""
     _require_migrated()
-    if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\n")
+    password = _new_password()
     try:
-        user = access.create_staff(email=email, password=password, actor=CLI_ACTOR)
+        user = access.create_staff(email=email, password=password, role=role, actor=CLI_ACTOR)
     except DomainError as exc:
         _fail(exc)
     db.session.commit()
-    click.echo(f"Created staff account {user.id} for {user.email}.")
+    click.echo(f"Created staff account {user.id} for {user.email} ({user.role}).")
+
+
+@staff.command("list")
+def staff_list():
+    """Every staff account: role, state and last sign-in."""
+    for user in access.list_staff():
+        state = "disabled" if not user.active else "locked" if access.is_locked(user) else "active"
+        last = f"{user.last_login_at:%Y-%m-%d %H:%M}" if user.last_login_at else "never"
+        click.echo(f"{user.email:<40} {user.role:<9} {state:<9} last sign-in {last}")
+
+
+def _change(email: str, change, done: str, unchanged: str) -> None:
+    user = _staff_account(email)
+    try:
+        changed = change(user)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo((done if changed else unchanged).format(email=user.email))
+
+
+@staff.command("disable")
+@click.argument("email")
+def staff_disable(email):
+    """Refuse the account's sign-ins and end its sessions."""
+    _change(
+        email,
+        lambda u: access.disable_staff(user=u, actor=CLI_ACTOR),
+        "Disabled {email}; its sessions have ended.",
+        "{email} was disabled already.",
+    )
+
+
+@staff.command("enable")
+@click.argument("email")
+def staff_enable(email):
+    """Let a disabled account sign in again."""
+    _change(email, lambda u: access.enable_staff(user=u, actor=CLI_ACTOR), "Enabled {email}.", "{email} was enabled already.")
+
+
+@staff.command("unlock")
+@click.argument("email")
+def staff_unlock(email):
+    """Lift a lock-out after too many wrong passwords."""
+    _change(email, lambda u: access.unlock_staff(user=u, actor=CLI_ACTOR), "Unlocked {email}.", "{email} was not locked.")
+
+
+@staff.command("reset-password")
+@click.argument("email")
+def staff_reset_password(email):
+    """Set a new password (read as `staff create` reads it) and end the account's sessions."""
+    user = _staff_account(email)
+    password = _new_password()
+    try:
+        access.reset_password(user=user, password=password, actor=CLI_ACTOR)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    click.echo(f"Set a new password for {user.email}; its sessions have ended.")
+
+
+@staff.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+def staff_set_role(email, role):
+    """Make the account an admin or a reviewer."""
+    _change(
+        email, lambda u: access.set_role(user=u, role=role, actor=CLI_ACTOR), f"{{email}} is now {role}.", f"{{email}} was {role} already."
+    )
 
 
 # --- privacy policy versions --------------------------------------------------------------

@@ -73,3 +73,70 @@ def test_an_unknown_subject_id_is_caught_before_anything_is_written(app, client,
     result = app.test_cli_runner().invoke(main, ["import", "consents", str(path)])
     assert result.exit_code == 1 and "line 3: subject_id: no subject with that id" in result.output
     assert Api(client, api_key("consent:read")).reasons(["ok@example.com"]) == ["no_consent"]
+
+
+# --- staff accounts -------------------------------------------------------------------
+
+STAFF_PASSWORD = "a long enough password"
+
+
+def staff_cli(app, *args, input=None):
+    return app.test_cli_runner().invoke(main, ["staff", *args], input=input)
+
+
+def signs_in(app, email: str, password: str = STAFF_PASSWORD) -> bool:
+    from tests.web.staff_support import sign_in
+
+    return sign_in(app.test_client(), email, password).status_code == 303
+
+
+def test_staff_create_with_a_role_and_list(app):
+    assert staff_cli(app, "create", "Boss@Example.com", "--role", "admin", input=STAFF_PASSWORD + "\n").exit_code == 0
+    made = staff_cli(app, "create", "rev@example.com", input=STAFF_PASSWORD + "\n")
+    assert made.exit_code == 0 and "(reviewer)" in made.output
+    assert staff_cli(app, "create", "x@example.com", "--role", "owner", input=STAFF_PASSWORD + "\n").exit_code == 2
+    lines = staff_cli(app, "list").output.splitlines()
+    assert [line.split()[:3] for line in lines] == [["boss@example.com", "admin", "active"], ["rev@example.com", "reviewer", "active"]]
+    assert STAFF_PASSWORD not in staff_cli(app, "list").output
+
+
+def test_staff_disable_enable_and_the_last_admin(app):
+    staff_cli(app, "create", "boss@example.com", "--role", "admin", input=STAFF_PASSWORD + "\n")
+    staff_cli(app, "create", "rev@example.com", input=STAFF_PASSWORD + "\n")
+    disabled = staff_cli(app, "disable", "REV@example.com")
+    assert disabled.exit_code == 0 and "Disabled rev@example.com" in disabled.output
+    assert not signs_in(app, "rev@example.com")
+    assert "disabled" in staff_cli(app, "list").output
+    assert "was disabled already" in staff_cli(app, "disable", "rev@example.com").output
+    assert staff_cli(app, "enable", "rev@example.com").exit_code == 0 and signs_in(app, "rev@example.com")
+    last = staff_cli(app, "disable", "boss@example.com")
+    assert last.exit_code == 1 and "last active admin" in last.output
+    demote = staff_cli(app, "set-role", "boss@example.com", "reviewer")
+    assert demote.exit_code == 1 and "last active admin" in demote.output
+    assert staff_cli(app, "set-role", "rev@example.com", "admin").exit_code == 0
+    assert staff_cli(app, "disable", "boss@example.com").exit_code == 0
+    unknown = staff_cli(app, "disable", "nobody@example.com")
+    assert unknown.exit_code == 1 and "No staff account with that address" in unknown.output
+
+
+def test_staff_unlock_and_reset_password(app):
+    staff_cli(app, "create", "locked@example.com", input=STAFF_PASSWORD + "\n")
+    for _ in range(5):
+        signs_in(app, "locked@example.com", "wrong password!")
+    assert not signs_in(app, "locked@example.com")
+    assert "locked" in staff_cli(app, "list").output
+    unlocked = staff_cli(app, "unlock", "locked@example.com")
+    assert unlocked.exit_code == 0 and "Unlocked" in unlocked.output and signs_in(app, "locked@example.com")
+    assert "was not locked" in staff_cli(app, "unlock", "locked@example.com").output
+
+    from tests.web.staff_support import sign_in
+
+    session = app.test_client()
+    sign_in(session, "locked@example.com", STAFF_PASSWORD)
+    assert session.get("/staff/dashboard").status_code == 200
+    short = staff_cli(app, "reset-password", "locked@example.com", input="short\n")
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    reset = staff_cli(app, "reset-password", "locked@example.com", input="another long password\n")
+    assert reset.exit_code == 0 and "another long password" not in reset.output
+    assert session.get("/staff/dashboard").status_code == 302  # the old session ended
+    assert not signs_in(app, "locked@example.com") and signs_in(app, "locked@example.com", "another long password")

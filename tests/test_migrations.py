@@ -108,3 +108,32 @@ def test_postal_addresses_keep_their_people_and_suppressions_across_the_kind_ren
 
     assert check("1 High Street, Leeds")["reason"] == "granted"  # the person, found by their address's hash
     assert check("2 Low Road, York")["reason"] == "erased"
+
+
+def test_staff_accounts_that_exist_become_admins_and_new_ones_reviewers(make_app, tmp_path):
+    """0006 adds roles: nobody who could manage accounts before is locked out of it."""
+    import flask_migrate
+
+    from prefs_service.access import service as access
+    from prefs_service.access.models import StaffUser
+
+    app = make_app(database_url=f"sqlite:///{tmp_path / 'before-0006.db'}")
+    with app.app_context():
+        flask_migrate.upgrade(revision="0005")
+        db.session.execute(
+            sa.text(
+                "INSERT INTO staff_users (email, password_hash, active, failed_logins, session_version, created_at) "
+                "VALUES ('old@example.com', 'x', 1, 0, 1, '2026-01-01')"
+            )
+        )
+        db.session.commit()
+        flask_migrate.upgrade()
+        access.create_staff(email="new@example.com", password="a long enough password", actor="test")
+        db.session.commit()
+        roles = dict(db.session.execute(sa.select(StaffUser.email, StaffUser.role)).all())
+        db.session.rollback()  # the read's transaction ends before the downgrade writes
+        flask_migrate.downgrade(revision="0005")
+        columns = {c["name"] for c in sa.inspect(db.engine).get_columns("staff_users")}
+        db.engine.dispose()
+    assert roles == {"old@example.com": "admin", "new@example.com": "reviewer"}
+    assert "role" not in columns

@@ -18,6 +18,11 @@ SCOPES = (
     "admin",
 )
 
+# A reviewer handles rights requests; an admin also manages staff accounts and
+# API keys, and reads the audit log.
+REVIEWER, ADMIN = "reviewer", "admin"
+ROLES = (REVIEWER, ADMIN)
+
 
 class ApiKey(Base):
     """An API key for another system. Only a SHA-256 of the secret part is kept:
@@ -39,10 +44,12 @@ class StaffUser(Base):
     """A person who works the request queue. Passwords are argon2 hashes."""
 
     __tablename__ = "staff_users"
+    __table_args__ = (sa.CheckConstraint(f"role IN {ROLES}", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(16), default=REVIEWER, server_default=REVIEWER)
     active: Mapped[bool] = mapped_column(default=True)
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]

@@ -13,6 +13,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +27,7 @@ from ..clock import utcnow
 from ..db import scopes
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from .models import SCOPES, ApiKey, StaffUser
+from .models import ADMIN, REVIEWER, ROLES, SCOPES, ApiKey, StaffUser
 
 KEY_PREFIX = "pk_"
 LAST_USED_RESOLUTION = timedelta(hours=1)
@@ -149,20 +150,30 @@ MIN_PASSWORD_LENGTH = 12
 _hasher = PasswordHasher()
 
 
-def create_staff(*, email: str, password: str, actor: str) -> StaffUser:
+def create_staff(*, email: str, password: str, actor: str, role: str = REVIEWER) -> StaffUser:
     try:
         email = channels.normalize("email", email)
     except channels.InvalidIdentifier as exc:
         raise Invalid("Not a valid email address.", errors={"email": [str(exc)]}) from None
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid("The password is too short.", errors={"password": [f"use at least {MIN_PASSWORD_LENGTH} characters"]})
+    _check_password(password)
+    _check_role(role)
     if db.session.scalar(sa.select(StaffUser.id).where(StaffUser.email == email)):
         raise Conflict("A staff account with that address exists.", errors={"email": ["already exists"]})
-    user = StaffUser(email=email, password_hash=_hasher.hash(password))
+    user = StaffUser(email=email, password_hash=_hasher.hash(password), role=role)
     db.session.add(user)
     db.session.flush()
-    audit.record("staff.created", actor=actor, target_type="staff_user", target_id=user.id)
+    audit.record("staff.created", actor=actor, target_type="staff_user", target_id=user.id, details={"role": role})
     return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid("The password is too short.", errors={"password": [f"use at least {MIN_PASSWORD_LENGTH} characters"]})
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise Invalid("Unknown role.", errors={"role": [f"must be one of: {', '.join(ROLES)}"]})
 
 
 class LockedOut(Exception):
@@ -227,6 +238,150 @@ def staff_logout(user: StaffUser) -> None:
     """Ends every session of this user: their cookies carry the old version."""
     user.session_version += 1
     audit.record("staff.logout", actor=f"staff:{user.id}", target_type="staff_user", target_id=user.id)
+
+
+# --- managing staff accounts (the CLI and the admin pages) ------------------------------
+
+
+def list_staff() -> list[StaffUser]:
+    return list(db.session.scalars(sa.select(StaffUser).order_by(StaffUser.email)))
+
+
+def staff_by_email(email: str) -> StaffUser:
+    """The account for `email` (any spelling of it); NotFound otherwise."""
+    try:
+        email = channels.normalize("email", email or "")
+    except channels.InvalidIdentifier:
+        raise NotFound("No staff account with that address.") from None
+    user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email))
+    if user is None:
+        raise NotFound("No staff account with that address.")
+    return user
+
+
+def staff_by_id(user_id: object) -> StaffUser:
+    user = db.session.get(StaffUser, user_id) if str(user_id).isdigit() else None
+    if user is None:
+        raise NotFound("No such staff account.")
+    return user
+
+
+def is_locked(user: StaffUser) -> bool:
+    return user.locked_until is not None and user.locked_until > utcnow()
+
+
+def _refuse_losing_the_last_admin(user: StaffUser) -> None:
+    """Somebody must always be able to manage accounts."""
+    if not (user.active and user.role == ADMIN):
+        return
+    others = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(StaffUser)
+        .where(StaffUser.active.is_(True), StaffUser.role == ADMIN, StaffUser.id != user.id)
+    )
+    if not others:
+        raise Conflict(f"{user.email} is the last active admin; make another account admin first.")
+
+
+def disable_staff(*, user: StaffUser, actor: str) -> bool:
+    """Ends the account's sessions and refuses its sign-ins. Returns whether it changed."""
+    if not user.active:
+        return False
+    _refuse_losing_the_last_admin(user)
+    user.active = False
+    user.session_version += 1
+    audit.record("staff.disabled", actor=actor, target_type="staff_user", target_id=user.id)
+    return True
+
+
+def enable_staff(*, user: StaffUser, actor: str) -> bool:
+    if user.active:
+        return False
+    user.active = True
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record("staff.enabled", actor=actor, target_type="staff_user", target_id=user.id)
+    return True
+
+
+def unlock_staff(*, user: StaffUser, actor: str) -> bool:
+    """Lifts a lock-out after too many wrong passwords. Returns whether it was locked."""
+    was_locked = is_locked(user)
+    user.failed_logins = 0
+    user.locked_until = None
+    if was_locked:
+        audit.record("staff.unlocked", actor=actor, target_type="staff_user", target_id=user.id)
+    return was_locked
+
+
+def new_password() -> str:
+    """A random password to hand over once (20 characters, easy to type)."""
+    return secrets.token_urlsafe(15)
+
+
+def reset_password(*, user: StaffUser, password: str, actor: str) -> None:
+    """Sets a new password, lifts any lock-out and ends every session of the account."""
+    _check_password(password)
+    user.password_hash = _hasher.hash(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.session_version += 1
+    audit.record("staff.password_reset", actor=actor, target_type="staff_user", target_id=user.id)
+
+
+def set_role(*, user: StaffUser, role: str, actor: str) -> bool:
+    _check_role(role)
+    if user.role == role:
+        return False
+    if role != ADMIN:
+        _refuse_losing_the_last_admin(user)
+    previous, user.role = user.role, role
+    audit.record("staff.role_changed", actor=actor, target_type="staff_user", target_id=user.id, details={"from": previous, "to": role})
+    return True
+
+
+# --- naming who did something ----------------------------------------------------------
+
+# Actors recorded without an id, as people should read them.
+FIXED_ACTOR_NAMES = {
+    "requester": "the requester",
+    "subject": "the person themselves",
+    "customer": "the customer",
+    "system": "system",
+    "cli": "the command line",
+    "cli:import": "a command-line import",
+    "stripe": "Stripe",
+    "erasure": "the erasure",
+}
+
+
+def actor_names(actors: Iterable[str]) -> dict[str, str]:
+    """How each recorded actor reads on a page: a staff member's address, an API
+    key's name, "the requester"; an actor of a kind not known here as it was recorded."""
+    actors = set(actors)
+    staff_ids = {_id_of(a, "staff:") for a in actors} - {None}
+    key_ids = {_id_of(a, "api_key:") for a in actors} - {None}
+    staff = dict(db.session.execute(sa.select(StaffUser.id, StaffUser.email).where(StaffUser.id.in_(staff_ids))).all())
+    keys = dict(db.session.execute(sa.select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(key_ids))).all())
+    names = {}
+    for actor in actors:
+        staff_id, key_id = _id_of(actor, "staff:"), _id_of(actor, "api_key:")
+        if staff_id is not None and staff_id in staff:
+            names[actor] = staff[staff_id]
+        elif key_id is not None and key_id in keys:
+            names[actor] = f"API key “{keys[key_id]}”"
+        elif actor.startswith("request:"):
+            names[actor] = f"request {actor.removeprefix('request:')}"
+        elif actor.startswith("order:"):
+            names[actor] = f"order {actor.removeprefix('order:')}"
+        else:
+            names[actor] = FIXED_ACTOR_NAMES.get(actor, actor)
+    return names
+
+
+def _id_of(actor: str, prefix: str) -> int | None:
+    rest = actor.removeprefix(prefix)
+    return int(rest) if actor.startswith(prefix) and rest.isdigit() else None
 
 
 @functools.cache

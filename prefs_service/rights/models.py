@@ -23,6 +23,30 @@ STATUSES = (AWAITING_VERIFICATION, VERIFIED, AWAITING_REVIEW, PROCESSING, COMPLE
 OPEN = (AWAITING_VERIFICATION, VERIFIED, AWAITING_REVIEW, PROCESSING, FAILED)
 CORRECTABLE_FIELDS = ("name", "email", "phone", "fax", "postal_address")
 
+# How staff read each status, and each step of a request's timeline ("… by <who>").
+STATUS_LABELS = {
+    AWAITING_VERIFICATION: "Waiting for the requester to confirm",
+    VERIFIED: "Confirmed",
+    AWAITING_REVIEW: "Waiting for staff review",
+    PROCESSING: "In progress",
+    COMPLETED: "Completed",
+    REJECTED: "Rejected",
+    EXPIRED: "Expired unconfirmed",
+    FAILED: "Failed",
+}
+STEP_LABELS = {
+    "request.submitted": "Received",
+    f"request.{VERIFIED}": "Identity confirmed",
+    f"request.{AWAITING_REVIEW}": "Sent for staff review",
+    f"request.{PROCESSING}": "Work started",
+    f"request.{COMPLETED}": "Completed",
+    f"request.{REJECTED}": "Rejected",
+    f"request.{EXPIRED}": "Expired unconfirmed",
+    f"request.{FAILED}": "Failed",
+    "request.extended": "Deadline extended",
+}
+TYPE_LABELS = {"access": "Access", "erasure": "Erasure", "correction": "Correction"}
+
 
 class RightsRequest(Base):
     """A person's request to see, correct or remove their data, and its deadline."""

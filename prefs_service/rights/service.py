@@ -234,13 +234,65 @@ def get(request_id: object) -> RightsRequest:
     return request
 
 
-def list_requests(*, statuses: list[str] | None = None, limit: int = 200) -> list[RightsRequest]:
+def _most_urgent_first() -> tuple[sa.ColumnElement[Any], ...]:
+    """Open work by due date (unverified ones, with no date yet, after it), then
+    finished requests, most recent first."""
+    is_open = RightsRequest.status.in_(OPEN)
+    open_due = sa.case((is_open, RightsRequest.due_at), else_=None)
+    return (
+        sa.case((is_open, 0), else_=1),
+        sa.case((is_open, RightsRequest.due_at.is_(None)), else_=False),
+        open_due,
+        RightsRequest.created_at.desc(),
+        RightsRequest.id.desc(),
+    )
+
+
+def _filtered(statuses: list[str] | None, types: list[str] | None = None) -> sa.Select[RightsRequest]:
     stmt = sa.select(RightsRequest)
     if statuses:
         stmt = stmt.where(RightsRequest.status.in_(statuses))
-    # Most urgent first; unverified ones (no due date yet) after them, newest first.
-    stmt = stmt.order_by(RightsRequest.due_at.is_(None), RightsRequest.due_at, RightsRequest.created_at.desc()).limit(limit)
-    return list(db.session.scalars(stmt))
+    if types:
+        stmt = stmt.where(RightsRequest.type.in_(types))
+    return stmt
+
+
+def list_requests(*, statuses: list[str] | None = None, limit: int = 200) -> list[RightsRequest]:
+    return list(db.session.scalars(_filtered(statuses).order_by(*_most_urgent_first()).limit(limit)))
+
+
+def queue_page(*, statuses: list[str], types: list[str], page: int, per_page: int) -> tuple[list[RightsRequest], int]:
+    """One page (counted from 1) of the staff queue, most urgent first, and how many match in all."""
+    stmt = _filtered(statuses, types)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery())) or 0
+    rows = db.session.scalars(stmt.order_by(*_most_urgent_first()).offset((page - 1) * per_page).limit(per_page))
+    return list(rows), total
+
+
+def deadline_counts(*, now: datetime, soon: timedelta) -> dict[str, int]:
+    """Open requests, and how many of them are due within `soon` or overdue."""
+    is_open = RightsRequest.status.in_(OPEN)
+    due = RightsRequest.due_at
+    row = db.session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(due >= now, due < now + soon),
+            sa.func.count().filter(due < now),
+        ).where(is_open)
+    ).one()
+    return {"open": row[0], "due_soon": row[1], "overdue": row[2]}
+
+
+def requests_of(*, subject_id: Any, email_hash: bytes | None) -> list[RightsRequest]:
+    """A person's requests: named by their subject, or made from their address."""
+    match = RightsRequest.subject_id == subject_id
+    if email_hash is not None:
+        match = sa.or_(match, RightsRequest.email_hash == email_hash)
+    return list(db.session.scalars(sa.select(RightsRequest).where(match).order_by(RightsRequest.created_at.desc()).limit(100)))
+
+
+def by_reference(reference: str) -> RightsRequest | None:
+    return db.session.scalar(sa.select(RightsRequest).where(RightsRequest.reference == reference.strip().upper()))
 
 
 def approve(*, request_id: object, actor: str) -> RightsRequest:

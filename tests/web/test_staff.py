@@ -101,9 +101,9 @@ def test_the_queue_is_sorted_by_due_date_with_badges_and_filters(app, client, of
     order = [page.index(made[i]["reference"]) for i in (1, 2, 0)]
     assert order == sorted(order)
     assert page.count("badge overdue") == 1 and page.count("badge soon") == 1
-    assert "not verified yet" in page
+    assert "not confirmed yet" in page
     only_unverified = client.get("/staff?status=awaiting_verification").get_data(as_text=True)
-    assert made[0]["reference"] not in only_unverified and "not verified yet" in only_unverified
+    assert made[0]["reference"] not in only_unverified and "not confirmed yet" in only_unverified
 
 
 def test_staff_approve_a_correction_from_its_page(client, officer, api_key, worker, smtp):
@@ -124,7 +124,9 @@ def test_staff_approve_a_correction_from_its_page(client, officer, api_key, work
     worker.wait()
     assert client.get(f"/v1/subjects/{subject['id']}", headers=headers).json["name"] == "New Name"
     timeline = client.get(f"/staff/requests/{made['id']}").get_data(as_text=True)
-    assert "processing by staff:" in timeline and "completed by system" in timeline
+    # actors by name: the staff member's address, not "staff:1"
+    assert "Work started by officer@example.com" in timeline and "Completed by system" in timeline
+    assert "staff:" not in timeline
 
 
 def test_staff_reject_needs_a_reason_and_extend_once(client, officer, api_key):

@@ -1,0 +1,161 @@
+"""The rights-request queue, one request's page and staff decisions on it,
+and the delivery escalations."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange
+
+from ...access import service as access
+from ...clock import utcnow
+from ...console.dashboard import DUE_SOON
+from ...db.scopes import reads, writes
+from ...errors import DomainError
+from ...extensions import db
+from ...orders import watchdog
+from ...rights import service as rights
+from ...rights.models import OPEN, STATUSES, TYPES
+from .. import no_store
+from . import actor, bp, flash_error, staff_required
+
+PER_PAGE = 50
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("Reason (the requester is told)", validators=[DataRequired(), Length(max=2000)])
+
+
+class ExtendForm(ReasonForm):
+    months = IntegerField("Extend by (months)", validators=[DataRequired(), NumberRange(min=1, max=2)])
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
+
+
+@bp.get("")
+@reads
+@staff_required
+@no_store
+def queue():
+    chosen = [s for s in request.args.getlist("status") if s in STATUSES] or list(OPEN)
+    types = [t for t in request.args.getlist("type") if t in TYPES]
+    page = _page_number()
+    items, total = rights.queue_page(statuses=chosen, types=types, page=page, per_page=PER_PAGE)
+    pages = max(1, -(-total // PER_PAGE))
+    now = utcnow()
+    return render_template(
+        "staff/queue.html",
+        items=items,
+        total=total,
+        page=page,
+        pages=pages,
+        chosen=chosen,
+        chosen_types=types,
+        statuses=STATUSES,
+        types=TYPES,
+        now=now,
+        soon=now + DUE_SOON,
+    )
+
+
+@bp.get("/requests/<int:request_id>")
+@reads
+@staff_required
+@no_store
+def detail(request_id: int):
+    item = rights.get(request_id)
+    current = rights.current_values(item)
+    timeline = rights.timeline(item)
+    now = utcnow()
+    return render_template(
+        "staff/request.html",
+        item=item,
+        current=current,
+        timeline=timeline,
+        names=access.actor_names(event.actor for event in timeline),
+        reason_form=ReasonForm(),
+        extend_form=ExtendForm(),
+        now=now,
+        soon=now + DUE_SOON,
+    )
+
+
+def _act(request_id: int, action, done: str):
+    try:
+        action()
+        db.session.commit()
+        flash(done, "ok")
+    except DomainError as exc:
+        db.session.rollback()
+        flash_error(exc)
+    return redirect(url_for("staff.detail", request_id=request_id), code=303)
+
+
+@bp.post("/requests/<int:request_id>/approve")
+@writes
+@staff_required
+def approve(request_id: int):
+    return _act(request_id, lambda: rights.approve(request_id=request_id, actor=actor()), "Approved: the correction is being applied.")
+
+
+@bp.post("/requests/<int:request_id>/reject")
+@writes
+@staff_required
+def reject(request_id: int):
+    form = ReasonForm()
+    if not form.validate():
+        flash("Give the reason the requester will be told.", "error")
+        return redirect(url_for("staff.detail", request_id=request_id), code=303)
+    return _act(
+        request_id,
+        lambda: rights.reject(request_id=request_id, reason=form.reason.data, actor=actor()),
+        "Rejected; the requester is told why.",
+    )
+
+
+@bp.post("/requests/<int:request_id>/extend")
+@writes
+@staff_required
+def extend(request_id: int):
+    form = ExtendForm()
+    if not form.validate():
+        flash("Extend by 1 or 2 months, with the reason the requester will be told.", "error")
+        return redirect(url_for("staff.detail", request_id=request_id), code=303)
+    return _act(
+        request_id,
+        lambda: rights.extend(request_id=request_id, months=form.months.data, reason=form.reason.data, actor=actor()),
+        "Extended; the requester is told the new date.",
+    )
+
+
+@bp.post("/requests/<int:request_id>/retry")
+@writes
+@staff_required
+def retry(request_id: int):
+    return _act(request_id, lambda: rights.retry(request_id=request_id, actor=actor()), "Retrying.")
+
+
+@bp.get("/escalations")
+@reads
+@staff_required
+@no_store
+def escalations():
+    return render_template("staff/escalations.html", items=watchdog.open_escalations(), form=ReasonForm())
+
+
+@bp.post("/escalations/<int:escalation_id>/resolve")
+@writes
+@staff_required
+def resolve_escalation(escalation_id: int):
+    try:
+        watchdog.resolve_escalation(escalation_id=escalation_id, note=request.form.get("reason", ""), actor=actor())
+        db.session.commit()
+        flash("Resolved.", "ok")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("staff.escalations"), code=303)
