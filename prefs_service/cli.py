@@ -1,4 +1,4 @@
-"""The `prefs` command: serve, worker, db, api-key, import, policy."""
+"""The `prefs` command: serve, worker, db, api-key, jobs, import, policy."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from flask.cli import FlaskGroup
 from . import consent, create_app
 from .access import service as access
 from .access.models import SCOPES
+from .cli_jobs import jobs_cli
 from .config import ConfigError
 from .errors import DomainError
 from .extensions import db
@@ -342,3 +343,6 @@ def _flatten(errors) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+main.add_command(jobs_cli)  # prefs jobs list|retry|cancel (cli_jobs.py)

@@ -9,7 +9,8 @@ step in the audit trail. The work itself (export, erasure, correction) is in wor
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from .. import audit, channels, job_queue, links, outbox, references, tokens
 from ..access import service as access
 from ..audit import AuditEvent
 from ..clock import utcnow
+from ..db.types import UTCDateTime
 from ..errors import Conflict, Erased, Invalid, NotFound
 from ..extensions import db
 from ..job_kinds import JobKind
@@ -245,6 +247,45 @@ def list_requests(*, statuses: list[str] | None = None, limit: int = 200) -> lis
     # Most urgent first; unverified ones (no due date yet) after them, newest first.
     stmt = stmt.order_by(RightsRequest.due_at.is_(None), RightsRequest.due_at, RightsRequest.created_at.desc()).limit(limit)
     return list(db.session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class QueueKey:
+    """Where a request stands in the queue's order: open ones first (by due date,
+    unverified ones without a date after them), then closed ones; the id breaks ties."""
+
+    closed: bool
+    due: datetime
+    id: int
+
+
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)  # sorts unverified requests after every date
+
+
+def queue_key(request: RightsRequest) -> QueueKey:
+    return QueueKey(request.status not in OPEN, request.due_at or NO_DUE_DATE, request.id)
+
+
+def page_requests(
+    *, statuses: list[str] | None = None, after: QueueKey | None = None, limit: int = 200
+) -> tuple[list[RightsRequest], QueueKey | None]:
+    """One page of the queue after `after`, and the key to read on from (None on
+    the last page). The order is total, so pages never overlap; a request whose
+    due date or status changes while someone pages moves in it."""
+    closed = sa.case((RightsRequest.status.in_(OPEN), 0), else_=1)
+    due = sa.func.coalesce(RightsRequest.due_at, sa.literal(NO_DUE_DATE, UTCDateTime()))
+    stmt = sa.select(RightsRequest)
+    if statuses:
+        stmt = stmt.where(RightsRequest.status.in_(statuses))
+    if after is not None:
+        stmt = stmt.where(
+            sa.tuple_(closed, due, RightsRequest.id)
+            > sa.tuple_(sa.literal(int(after.closed)), sa.literal(after.due, UTCDateTime()), sa.literal(after.id))
+        )
+    rows = list(db.session.scalars(stmt.order_by(closed, due, RightsRequest.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (queue_key(rows[-1]) if more else None)
 
 
 def approve(*, request_id: object, actor: str) -> RightsRequest:

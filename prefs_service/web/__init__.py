@@ -90,7 +90,7 @@ def no_store(view):
 
 
 def init_app(app: Flask) -> None:
-    from . import preferences, privacy_requests, problems, purchase, staff, unsubscribe
+    from . import preferences, privacy_requests, problems, purchase, staff, staff_jobs, unsubscribe
 
     app.register_blueprint(pages)
     app.register_blueprint(unsubscribe.bp)
@@ -98,4 +98,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(privacy_requests.bp)
     app.register_blueprint(purchase.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(staff_jobs.bp)
     app.register_blueprint(problems.bp)

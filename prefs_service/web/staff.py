@@ -21,6 +21,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange
 
+from .. import job_queue
 from ..access import service as access
 from ..clock import utcnow
 from ..db.scopes import reads, writes
@@ -28,7 +29,7 @@ from ..errors import DomainError
 from ..extensions import client_key, db, limiter
 from ..orders import watchdog
 from ..rights import service as rights
-from ..rights.models import OPEN, STATUSES
+from ..rights.models import FAILED, OPEN, PROCESSING, STATUSES
 from . import no_store
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -128,9 +129,11 @@ def queue():
 def detail(request_id: int):
     item = rights.get(request_id)
     current = rights.current_values(item)
+    job = job_queue.latest_for_request(item.id) if item.status in (PROCESSING, FAILED) else None
     return render_template(
         "staff/request.html",
         item=item,
+        job=job_queue.summary(job) if job else None,
         current=current,
         timeline=rights.timeline(item),
         reason_form=ReasonForm(),
