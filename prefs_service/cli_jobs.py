@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask.cli import AppGroup
 
 from . import job_queue
 from .errors import DomainError
@@ -13,7 +14,7 @@ from .extensions import db
 CLI_ACTOR = "cli"
 
 
-@click.group("jobs")
+@click.group("jobs", cls=AppGroup)  # each command runs in the app context
 def jobs_cli():
     """Durable jobs that failed or wait to retry."""
 
