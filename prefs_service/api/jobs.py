@@ -37,7 +37,7 @@ class Retry(MethodView):
     @writes
     @require("admin")
     @blp.response(200, job_schemas.JobOut)
-    @blp.problems(404, 409)
+    @blp.problems(404, 409, 422)
     def post(self, job_id):
         """Queue a failed job again with three more attempts, starting now. A rights request it works for goes
         back to processing (409 if that request was closed since)."""
@@ -51,7 +51,7 @@ class Cancel(MethodView):
     @writes
     @require("admin")
     @blp.response(200, job_schemas.JobOut)
-    @blp.problems(404, 409)
+    @blp.problems(404, 409, 422)
     def post(self, job_id):
         """Stop a failed or queued job for good (409 while an attempt runs). A rights request it worked for is
         marked failed, to be retried or rejected; an unsent mail is marked not sent."""
