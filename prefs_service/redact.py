@@ -79,7 +79,7 @@ def _mask_ipv6(match: re.Match) -> str:
 
 def describe_exception(exc: BaseException, *, limit: int = 1000) -> str:
     """What went wrong, safe to store and log: the exception's class, a message
-    naming the folder or host involved, and where it was raised.
+    naming the folder or host involved, and the line of ours where it was met.
 
     Only messages whose shape we know are kept (the system's text about a file
     or a connection, a mail server's reply, our own rule messages), scrubbed;
@@ -97,8 +97,10 @@ def describe_exception(exc: BaseException, *, limit: int = 1000) -> str:
     elif isinstance(exc, DomainError):
         detail = exc.message
     notes = [note for note in getattr(exc, "__notes__", ()) if isinstance(note, str)]
-    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" (at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})" if frame else ""
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    # Our own line that met the error says more than the library's that raised it.
+    ours = [f for f in frames if "/prefs_service/" in f.filename] or frames[-1:]
+    where = f" (at {ours[-1].filename.rsplit('/', 1)[-1]}:{ours[-1].lineno})" if ours else ""
     text = name + (f": {detail}" if detail else "") + "".join(f"; {note}" for note in notes) + where
     return scrub(" ".join(text.split()))[:limit]
 
