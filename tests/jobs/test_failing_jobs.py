@@ -227,3 +227,23 @@ def test_the_cli_lists_retries_and_cancels_jobs(make_app, smtp):
         ).all()
         assert [(a, actor) for a, actor, _ in audit] == [("job.retried", "cli"), ("job.cancelled", "cli")]
         assert json.loads(json.dumps(audit[1][2])) == {"kind": "notices.deliver", "from": "retrying"}
+
+
+def test_jobs_done_or_cancelled_a_month_ago_are_purged_and_failed_ones_stay_for_staff(app):
+    from datetime import timedelta
+
+    from prefs_service import outbox
+    from prefs_service.clock import utcnow
+
+    with app.app_context():
+        made = {status: outbox.defer(JobKind.ORDER_WATCHDOG, {"slot": status}).id for status in ("done", "cancelled", "failed")}
+        recent = outbox.defer(JobKind.ORDER_WATCHDOG, {"slot": "recent"}).id
+        purge = outbox.defer(JobKind.JOBS_PURGE_FINISHED, {"slot": 1}).id
+        long_ago = utcnow() - timedelta(days=31)
+        for status, job_id in made.items():
+            db.session.execute(sa.update(Job).where(Job.id == job_id).values(status=status, finished_at=long_ago))
+        db.session.execute(sa.update(Job).where(Job.id == recent).values(status="cancelled", finished_at=utcnow()))
+        db.session.commit()
+        assert jobs().execute(purge) == "done"
+    left = {job.id for job in jobs_of(app, JobKind.ORDER_WATCHDOG)}
+    assert left == {made["failed"], recent}
