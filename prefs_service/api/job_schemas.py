@@ -9,14 +9,14 @@ from marshmallow import fields, validate
 from .. import job_queue
 from ..rights.models import STATUSES as REQUEST_STATUSES
 from .fields import QueryInteger, one_of
-from .paging import cursor_field
+from .paging import ID_CURSOR, QUEUE_CURSOR, cursor_field
 from .schemas import Strict
 
 
 class RequestPageQuery(Strict):
     status = fields.List(one_of(*REQUEST_STATUSES))
     limit = QueryInteger(load_default=200, validate=validate.Range(min=1, max=1000), metadata={"description": "Requests per page."})
-    cursor = cursor_field()
+    cursor = cursor_field(QUEUE_CURSOR)
 
 
 class JobListQuery(Strict):
@@ -26,7 +26,7 @@ class JobListQuery(Strict):
                   "repeat for both, the default."},
     )  # fmt: skip
     limit = QueryInteger(load_default=50, validate=validate.Range(min=1, max=job_queue.MAX_PAGE))
-    cursor = cursor_field()
+    cursor = cursor_field(ID_CURSOR)
 
 
 class JobOut(ma.Schema):

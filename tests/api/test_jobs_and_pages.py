@@ -3,7 +3,6 @@ a page at a time by an opaque cursor; both in the OpenAPI document."""
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -166,19 +165,7 @@ def test_the_request_queue_is_read_a_page_at_a_time_open_work_by_due_date_first(
     assert [item["id"] for item in rest.json] == expected[3:4] and "Link" not in rest.headers
 
 
-@pytest.mark.parametrize(
-    "cursor",
-    [
-        "not-a-cursor!",
-        "",
-        base64.urlsafe_b64encode(b"[1,2]").decode(),
-        base64.urlsafe_b64encode(b'[false,"2026-01-01T00:00:00",1]').decode(),  # no zone
-        base64.urlsafe_b64encode(b'[false,"2026-01-01T00:00:00+00:00",99999999999]').decode(),
-        base64.urlsafe_b64encode(b'{"a":1}').decode(),
-        "A" * 500,
-        "\u00e9t\u00e9",
-    ],
-)
+@pytest.mark.parametrize("cursor", ["not-a-cursor!", "", "1.2", "2.0.1", "-1", " 1", "1" * 19, "A" * 500, "\u00e9t\u00e9", "1.2.3\n"])
 def test_a_bad_cursor_is_a_400_problem(client, headers, cursor):
     for path in ("/v1/requests", "/v1/jobs"):
         answer = client.get(path, query_string={"cursor": cursor}, headers=headers)
@@ -186,11 +173,20 @@ def test_a_bad_cursor_is_a_400_problem(client, headers, cursor):
         assert answer.content_type == "application/problem+json" and "cursor" in answer.json["errors"]
 
 
+def test_every_cursor_of_the_documented_pattern_reads_a_page(client, headers):
+    _make(client, headers, "one@example.com")
+    assert client.get("/v1/requests", query_string={"cursor": "1." + "9" * 18 + "." + "9" * 18}, headers=headers).json == []
+    assert len(client.get("/v1/requests", query_string={"cursor": "0.0.0"}, headers=headers).json) == 1
+    assert client.get("/v1/jobs", query_string={"cursor": "0"}, headers=headers).json == []
+
+
 def test_both_lists_are_documented_with_their_cursor_and_link(client, headers, failing):
     spec = client.get("/openapi.json").json
     for path in ("/v1/requests", "/v1/jobs"):
         operation = spec["paths"][path]["get"]
         assert {p["name"] for p in operation["parameters"]} >= {"cursor", "limit", "status"}
+        [cursor] = [p for p in operation["parameters"] if p["name"] == "cursor"]
+        assert cursor["schema"]["pattern"].startswith("^") and "Link" in cursor["description"]
         assert "Link" in operation["responses"]["200"]["headers"]
         assert "400" in operation["responses"]
     for path in ("/v1/jobs/{job_id}/retry", "/v1/jobs/{job_id}/cancel"):
