@@ -247,3 +247,37 @@ def test_jobs_done_or_cancelled_a_month_ago_are_purged_and_failed_ones_stay_for_
         assert jobs().execute(purge) == "done"
     left = {job.id for job in jobs_of(app, JobKind.ORDER_WATCHDOG)}
     assert left == {made["failed"], recent}
+
+
+def test_an_export_that_failed_for_good_is_retried_through_the_api_once_the_folder_is_fixed(make_app, smtp, tmp_path):
+    blocked = tmp_path / "exports"
+    blocked.write_text("in the way")
+    app = make_app(export_dir=blocked)
+    client = app.test_client()
+    with app.app_context():
+        from prefs_service.access import service as access
+
+        _, key = access.create_key(name="ops", scopes=["admin"], actor="test")
+        db.session.commit()
+    admin = {"Authorization": f"Bearer {key}"}
+    subject = client.post("/v1/subjects", json={"email": REQUESTER}, headers=admin).json
+    made = client.post("/v1/requests", json={"type": "access", "subject_id": subject["id"], "verified": True}, headers=admin).json
+    [export] = jobs_of(app, JobKind.RIGHTS_EXPORT)
+    with app.app_context():  # two attempts allowed, both through the worker
+        db.session.execute(sa.update(Job).where(Job.id == export.id).values(max_attempts=2))
+        db.session.commit()
+    app.extensions["prefs.jobs"].start(threads=2)
+    _attempt_over(app, export.id, 1)
+    back_off_passes(app, export.id)
+    assert _attempt_over(app, export.id, 2).status == "failed"
+    [listed] = client.get("/v1/jobs?status=failed", headers=admin).json
+    assert (listed["id"], listed["request_id"], listed["request_reference"]) == (export.id, made["id"], made["reference"])
+    assert listed["last_error"].startswith(f"FileExistsError: [Errno 17] File exists: '{blocked}'")
+
+    blocked.unlink()
+    retried = client.post(f"/v1/jobs/{export.id}/retry", headers=admin)
+    assert retried.status_code == 200 and retried.json["max_attempts"] == 5
+    eventually(lambda: client.get(f"/v1/requests/{made['id']}", headers=admin).json["status"] == "completed", timeout=30, what="the export")
+    assert job_row(app, export.id).status == "done"
+    # The export is off the list (the periodic purge of exports, which met the same file in the way, may still be on it).
+    assert export.id not in [j["id"] for j in client.get("/v1/jobs", headers=admin).json]
