@@ -22,7 +22,9 @@ from .db import outage, scopes
 from .errors import DomainError
 from .extensions import csrf, db, limiter, migrate
 from .jobs import dispatch
+from .notices import service as notices
 from .orders import service as orders
+from .rights import service as rights
 from .subjects import identifiers
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,9 @@ def _wire_hooks(app: Flask) -> None:
     hooks.init_app(app)
     hooks.subscribe(app, hooks.CONSENT_WITHDRAWN, orders.consent_withdrawn)
     hooks.subscribe(app, hooks.NOTICE_SENT, orders.notice_sent)
+    hooks.subscribe(app, hooks.JOB_RETRIED, rights.job_retried)
+    hooks.subscribe(app, hooks.JOB_CANCELLED, rights.job_cancelled)
+    hooks.subscribe(app, hooks.JOB_CANCELLED, notices.job_cancelled)
 
 
 def migrations_directory() -> str:

@@ -1,9 +1,8 @@
-"""The `prefs` command: serve, worker, db, api-key, import, policy."""
+"""The `prefs` command: serve, worker, db, api-key, jobs, import, policy."""
 
 from __future__ import annotations
 
 import csv
-import logging
 import signal
 import sys
 import threading
@@ -20,15 +19,16 @@ from flask_migrate import cli as flask_migrate_cli
 
 from . import consent, create_app
 from .access import service as access
-from .access.models import REVIEWER, ROLES, SCOPES
+from .access.models import SCOPES
+from .cli_common import CLI_ACTOR, NOT_MIGRATED, database_is_current, fail, require_migrated
+from .cli_jobs import jobs_cli
+from .cli_staff import staff_cli
 from .clock import utcnow
 from .config import ConfigError, served_base_url
 from .errors import DomainError
 from .extensions import db
 from .jobs.dispatch import jobs
 from .subjects.refs import WRITE_KEYS
-
-CLI_ACTOR = "cli"
 
 
 def _create_app():
@@ -44,33 +44,6 @@ def _create_app():
 # The initial policy stands for whatever people were told before versions were
 # recorded, so it is in force from the start of time: no event is stamped null.
 INITIAL_POLICY_EFFECTIVE_AT = datetime(1970, 1, 1, tzinfo=UTC)
-NOT_MIGRATED = "prefs: the database is not up to date; run `prefs db upgrade` first."
-
-
-def _database_is_current() -> bool:
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    migrate = current_app.extensions["migrate"]
-    head = ScriptDirectory.from_config(migrate.migrate.get_config()).get_current_head()
-    migration_log = logging.getLogger("alembic.runtime.migration")
-    level = migration_log.level
-    migration_log.setLevel(logging.WARNING)  # its "Context impl" lines are noise before every command
-    try:
-        with db.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-    finally:
-        migration_log.setLevel(level)
-        db.engine.dispose()
-    return current == head
-
-
-def _require_migrated() -> None:
-    """For commands that would start work first (a server, a worker, a long
-    import, a password prompt); the others meet PrefsGroup.invoke's check."""
-    if not _database_is_current():
-        click.echo(NOT_MIGRATED, err=True)
-        sys.exit(2)
 
 
 def _publish_initial_policy() -> None:
@@ -95,7 +68,7 @@ _flask_migrate_upgrade = flask_migrate_cli.db.commands["upgrade"]
 @click.pass_context
 def _upgrade(ctx: click.Context, **options: Any) -> None:
     ctx.invoke(cast(Any, _flask_migrate_upgrade.callback), **options)
-    if not options.get("sql") and _database_is_current():  # not for --sql (it only prints) nor a partial upgrade
+    if not options.get("sql") and database_is_current():  # not for --sql (it only prints) nor a partial upgrade
         _publish_initial_policy()
 
 
@@ -131,7 +104,7 @@ class PrefsGroup(FlaskGroup):
             app = ctx.ensure_object(ScriptInfo).load_app()
             with app.app_context():
                 try:
-                    current = _database_is_current()
+                    current = database_is_current()
                 except sa.exc.DBAPIError:
                     current = True  # the database is unreachable: the first error says more
             if current:
@@ -145,13 +118,6 @@ def main():
     """prefs_service: consent, unsubscribe links and data-subject rights.
 
     Settings come from PREFS_* environment variables (see README)."""
-
-
-def _fail(error: DomainError) -> None:
-    click.echo(f"prefs: {error.message}", err=True)
-    for field, messages in error.errors.items():
-        click.echo(f"  {field}: {messages}", err=True)
-    sys.exit(1)
 
 
 # --- serve and worker ------------------------------------------------------------------
@@ -171,7 +137,7 @@ def serve(host, port, threads, workers):
     embedded = not settings.broker_url
     if embedded and workers > 1:
         raise click.UsageError("--workers > 1 needs PREFS_BROKER_URL: the embedded broker lives in one process.")
-    _require_migrated()
+    require_migrated()
     links_to = served_base_url(host, port)
     if links_to is not None:  # PREFS_BASE_URL unset: mint links for the address served
         settings = replace(settings, base_url=links_to)
@@ -223,7 +189,7 @@ def worker(threads):
 
     With PREFS_BROKER_URL it consumes the broker; without, it polls the database."""
     settings = current_app.config["PREFS"]
-    _require_migrated()
+    require_migrated()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -251,7 +217,7 @@ def api_key_create(name, scopes):
     try:
         key, plaintext = access.create_key(name=name, scopes=list(scopes), actor=CLI_ACTOR)
     except DomainError as exc:
-        _fail(exc)
+        fail(exc)
     db.session.commit()
     click.echo(f"Created API key {key.prefix} ({key.name}) with scopes: {', '.join(key.scopes)}. Store it now; it is not shown again.")
     click.echo(plaintext)
@@ -273,117 +239,9 @@ def api_key_revoke(prefix):
     try:
         key = access.revoke(prefix=prefix.removeprefix(access.KEY_PREFIX).split("_")[0], actor=CLI_ACTOR)
     except DomainError as exc:
-        _fail(exc)
+        fail(exc)
     db.session.commit()
     click.echo(f"Revoked {key.prefix} ({key.name}).")
-
-
-# --- staff accounts ----------------------------------------------------------------------
-
-
-@main.group()
-def staff():
-    """Staff accounts for the console at /staff."""
-
-
-def _new_password() -> str:
-    """A password from standard input (first line) when it is not a terminal,
-    otherwise asked for twice."""
-    if sys.stdin.isatty():
-        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return sys.stdin.readline().rstrip("\n")
-
-
-def _staff_account(email: str):
-    try:
-        return access.staff_by_email(email)
-    except DomainError as exc:
-        _fail(exc)
-
-
-@staff.command("create")
-@click.argument("email")
-@click.option("--role", type=click.Choice(ROLES), default=REVIEWER, show_default=True, help="admin also manages staff and API keys.")
-def staff_create(email, role):
-    """Create a staff account. The password is read from standard input (first
-    line) when it is not a terminal, otherwise asked for twice."""
-    _require_migrated()
-    password = _new_password()
-    try:
-        user = access.create_staff(email=email, password=password, role=role, actor=CLI_ACTOR)
-    except DomainError as exc:
-        _fail(exc)
-    db.session.commit()
-    click.echo(f"Created staff account {user.id} for {user.email} ({user.role}).")
-
-
-@staff.command("list")
-def staff_list():
-    """Every staff account: role, state and last sign-in."""
-    for user in access.list_staff():
-        state = "disabled" if not user.active else "locked" if access.is_locked(user) else "active"
-        last = f"{user.last_login_at:%Y-%m-%d %H:%M}" if user.last_login_at else "never"
-        click.echo(f"{user.email:<40} {user.role:<9} {state:<9} last sign-in {last}")
-
-
-def _change(email: str, change, done: str, unchanged: str) -> None:
-    user = _staff_account(email)
-    try:
-        changed = change(user)
-    except DomainError as exc:
-        _fail(exc)
-    db.session.commit()
-    click.echo((done if changed else unchanged).format(email=user.email))
-
-
-@staff.command("disable")
-@click.argument("email")
-def staff_disable(email):
-    """Refuse the account's sign-ins and end its sessions."""
-    _change(
-        email,
-        lambda u: access.disable_staff(user=u, actor=CLI_ACTOR),
-        "Disabled {email}; its sessions have ended.",
-        "{email} was disabled already.",
-    )
-
-
-@staff.command("enable")
-@click.argument("email")
-def staff_enable(email):
-    """Let a disabled account sign in again."""
-    _change(email, lambda u: access.enable_staff(user=u, actor=CLI_ACTOR), "Enabled {email}.", "{email} was enabled already.")
-
-
-@staff.command("unlock")
-@click.argument("email")
-def staff_unlock(email):
-    """Lift a lock-out after too many wrong passwords."""
-    _change(email, lambda u: access.unlock_staff(user=u, actor=CLI_ACTOR), "Unlocked {email}.", "{email} was not locked.")
-
-
-@staff.command("reset-password")
-@click.argument("email")
-def staff_reset_password(email):
-    """Set a new password (read as `staff create` reads it) and end the account's sessions."""
-    user = _staff_account(email)
-    password = _new_password()
-    try:
-        access.reset_password(user=user, password=password, actor=CLI_ACTOR)
-    except DomainError as exc:
-        _fail(exc)
-    db.session.commit()
-    click.echo(f"Set a new password for {user.email}; its sessions have ended.")
-
-
-@staff.command("set-role")
-@click.argument("email")
-@click.argument("role", type=click.Choice(ROLES))
-def staff_set_role(email, role):
-    """Make the account an admin or a reviewer."""
-    _change(
-        email, lambda u: access.set_role(user=u, role=role, actor=CLI_ACTOR), f"{{email}} is now {role}.", f"{{email}} was {role} already."
-    )
 
 
 # --- privacy policy versions --------------------------------------------------------------
@@ -403,7 +261,7 @@ def policy_publish(version, last_updated, url):
     try:
         consent.publish_policy(version=version, last_updated=last_updated.date(), url=url, actor=CLI_ACTOR)
     except DomainError as exc:
-        _fail(exc)
+        fail(exc)
     db.session.commit()
     click.echo(f"Published policy {version} (last updated {last_updated:%d %B %Y}).")
 
@@ -438,7 +296,7 @@ def import_consents(path: Path, source: str):
     policy_version, ip, user_agent, note. Every row is checked first: one bad
     row and nothing is written. Then rows are recorded in chunks of 5,000.
     """
-    _require_migrated()
+    require_migrated()
     with path.open(newline="", encoding="utf-8-sig") as handle:
         header = csv.DictReader(handle).fieldnames or []
         total = sum(1 for _ in handle)
@@ -524,3 +382,7 @@ def _flatten(errors) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+main.add_command(staff_cli)  # prefs staff create|list|disable|enable|unlock|reset-password|set-role (cli_staff.py)
+main.add_command(jobs_cli)  # prefs jobs list|retry|cancel (cli_jobs.py)

@@ -18,7 +18,12 @@ CONSENT_WITHDRAWN = "consent.withdrawn"
 NOTICE_SENT = "notice.sent"
 """A notice left us (the mail server took it): notice."""
 
-EVENTS = (CONSENT_WITHDRAWN, NOTICE_SENT)
+JOB_RETRIED = "job.retried"
+"""Staff put a failed job back in the queue: job, actor. A handler may refuse by raising a DomainError."""
+JOB_CANCELLED = "job.cancelled"
+"""Staff cancelled a failed or queued job; it never runs again: job, actor."""
+
+EVENTS = (CONSENT_WITHDRAWN, NOTICE_SENT, JOB_RETRIED, JOB_CANCELLED)
 Handler = Callable[..., None]
 
 

@@ -23,7 +23,8 @@ from .extensions import db
 from .job_kinds import JobKind
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-STATUSES = (QUEUED, RUNNING, DONE, FAILED)
+CANCELLED = "cancelled"  # by staff (job_queue.cancel): never runs again
+STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 # Job ids written in this session's transaction, sent to the broker after commit.
 PENDING_KEY = "prefs.pending_job_ids"
 
@@ -31,7 +32,7 @@ PENDING_KEY = "prefs.pending_job_ids"
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+        sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"),
         sa.Index("ix_jobs_status_run_after", "status", "run_after"),
     )
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import smtplib
+import traceback
+
+from .errors import DomainError
 
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
@@ -71,3 +75,35 @@ def _mask_ipv6(match: re.Match) -> str:
     if address.ipv4_mapped:
         return str(address.ipv4_mapped)  # left for the IPv4 rule to mask
     return truncate_ip(str(address))
+
+
+def describe_exception(exc: BaseException, *, limit: int = 1000) -> str:
+    """What went wrong, safe to store and log: the exception's class, a message
+    naming the folder or host involved, and the line of ours where it was met.
+
+    Only messages whose shape we know are kept (the system's text about a file
+    or a connection, a mail server's reply, our own rule messages), scrubbed;
+    any other message may quote a row's values, so only its class is kept.
+    Notes added with add_note (the mail channel names its server) are scrubbed too."""
+    cls = type(exc)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    detail = ""
+    if isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        detail = str(exc)
+    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+        detail = "; ".join(f"{code} {_text(reply)}" for code, reply in exc.recipients.values())
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        detail = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    elif isinstance(exc, DomainError):
+        detail = exc.message
+    notes = [note for note in getattr(exc, "__notes__", ()) if isinstance(note, str)]
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    # Our own line that met the error says more than the library's that raised it.
+    ours = [f for f in frames if "/prefs_service/" in f.filename] or frames[-1:]
+    where = f" (at {ours[-1].filename.rsplit('/', 1)[-1]}:{ours[-1].lineno})" if ours else ""
+    text = name + (f": {detail}" if detail else "") + "".join(f"; {note}" for note in notes) + where
+    return scrub(" ".join(text.split()))[:limit]
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from ..db.scopes import reads, writes
 from ..extensions import db
 from ..rights import service as rights
-from . import schemas
+from . import job_schemas, paging, schemas
 from .auth import actor, require
 from .blueprint import Blueprint
 
@@ -21,11 +21,17 @@ def with_timeline(item):
 class Requests(MethodView):
     @reads
     @require("requests:read")
-    @blp.arguments(schemas.RequestListQuery(), location="query")
-    @blp.response(200, schemas.RequestOut(many=True))
+    @blp.arguments(job_schemas.RequestPageQuery(), location="query")
+    @blp.response(200, schemas.RequestOut(many=True), headers=paging.LINK_HEADER)
+    @blp.problems(400)
     def get(self, query):
-        """The queue, most urgent first; `status` filters (repeat it for several)."""
-        return rights.list_requests(statuses=query.get("status"), limit=query["limit"])
+        """The queue, one page at a time: open requests by due date (unverified ones, with no date yet, after
+        them), then closed ones; `status` filters (repeat it for several). While there is more, the `Link`
+        header names the next page."""
+        items, next_key = rights.page_requests(
+            statuses=query.get("status"), after=paging.queue_position(query.get("cursor")), limit=query["limit"]
+        )
+        return items, paging.next_link(paging.queue_cursor(next_key) if next_key else None)
 
     @writes
     @require("requests:write")

@@ -11,7 +11,6 @@ from marshmallow import fields, validate
 
 from .. import consent
 from ..consent.rules import STATUSES
-from ..rights.models import STATUSES as REQUEST_STATUSES
 from ..subjects.identifiers import KINDS
 from ..subjects.refs import WRITE_KEYS
 from . import combinations as combos
@@ -394,11 +393,6 @@ class RequestOut(ma.Schema):
     finished_at = fields.DateTime(allow_none=True)
     export_expires_at = fields.DateTime(allow_none=True)
     timeline = fields.List(fields.Nested(TimelineEntry))
-
-
-class RequestListQuery(Strict):
-    status = fields.List(one_of(*REQUEST_STATUSES))
-    limit = QueryInteger(load_default=200, validate=validate.Range(min=1, max=1000))
 
 
 class RejectIn(Strict):

@@ -91,11 +91,16 @@ def send(message: EmailMessage, *, mail_url: str) -> None:
         _write_file(message, Path(unquote(url.path)))
         return
     host = url.hostname or "localhost"  # config.py refuses a mail URL without a host
+    port = url.port or (465 if url.scheme == "smtps" else 25)
     client: smtplib.SMTP
-    if url.scheme == "smtps":
-        client = smtplib.SMTP_SSL(host, url.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=_tls_context())
-    else:
-        client = smtplib.SMTP(host, url.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
+    try:
+        if url.scheme == "smtps":
+            client = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT_SECONDS, context=_tls_context())
+        else:
+            client = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_SECONDS)
+    except OSError as error:
+        error.add_note(f"mail server {host}:{port}")  # the job's error names the server (never the login)
+        raise
     accepted = False
     try:
         if url.scheme == "smtp+starttls":
@@ -107,8 +112,12 @@ def send(message: EmailMessage, *, mail_url: str) -> None:
     except smtplib.SMTPException as error:
         reason = _permanent_refusal(error)
         if reason is None:
+            error.add_note(f"mail server {host}:{port}")
             raise
         raise Refused(_without_addresses(reason, message)) from None
+    except OSError as error:
+        error.add_note(f"mail server {host}:{port}")
+        raise
     finally:
         _say_goodbye(client) if accepted else client.close()
 

@@ -13,7 +13,6 @@ import random
 import secrets
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +22,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask_sqlalchemy.session import Session
 
-from .. import outbox
+from .. import job_queue, outbox
 from ..clock import utcnow
 from ..db import scopes
 from ..db.backend import affected_rows, backend
@@ -31,6 +30,7 @@ from ..errors import DomainError
 from ..extensions import db
 from ..job_kinds import JobKind
 from ..outbox import DONE, FAILED, QUEUED, RUNNING, Job
+from ..redact import describe_exception
 from . import broker as brokers
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,9 @@ def backoff(attempts: int) -> timedelta:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A short error for the job row: the type and where it happened, not the
-    message, which may quote personal data."""
-    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""
-    return f"{type(exc).__module__}.{type(exc).__qualname__}{where}"[:1000]
+    """A short error for the job row and the log: the class, a scrubbed message
+    naming the folder or host involved (never personal data), and where it happened."""
+    return describe_exception(exc)
 
 
 class JobSystem:
@@ -248,7 +246,7 @@ class JobSystem:
 
     def _record_failure(self, job: Job, token: str, exc: Exception) -> str | None:
         error = describe_error(exc)
-        log.error("job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempts, error)
+        log.error("job %s (%s) attempt %s of %s failed: %s", job.id, job.kind, job.attempts, job.max_attempts, error)
         now = utcnow()
         final = job.attempts >= job.max_attempts or isinstance(exc, DomainError)
         run_after = now + backoff(job.attempts)
@@ -267,8 +265,10 @@ class JobSystem:
             synchronize_session=False,
         )
         spec = HANDLERS.get(job.kind)
-        if updated and final and spec and spec.on_failure:
-            spec.on_failure(dict(job.payload))
+        if updated and final:
+            if spec and spec.on_failure:
+                spec.on_failure(dict(job.payload))
+            job_queue.tell_staff_of_failure(job_id=job.id)  # once per job: the mails' keys name it
         db.session.commit()
         if not updated:
             return None
@@ -276,18 +276,14 @@ class JobSystem:
             self.send([job.id], delay=run_after - now)
         return FAILED if final else QUEUED
 
-    def retry(self, job_id: int) -> bool:
-        """Put a failed job back in the queue (staff action); joins the caller's transaction."""
-        now = utcnow()
-        updated = affected_rows(
-            sa.update(Job)
-            .where(Job.id == job_id, Job.status == FAILED)
-            .values(status=QUEUED, run_after=now, dispatched_at=now, max_attempts=Job.attempts + 3, finished_at=None),
-            synchronize_session=False,
-        )
-        if updated:
-            db.session.info.setdefault(outbox.PENDING_KEY, []).append(job_id)
-        return bool(updated)
+    def retry(self, job_id: int, *, actor: str = "system") -> bool:
+        """Put a failed job back in the queue (see job_queue.retry, where the rule
+        lives); joins the caller's transaction. False if it was not failed."""
+        try:
+            job_queue.retry(job_id=job_id, actor=actor)
+        except DomainError:
+            return False
+        return True
 
     # --- sweeping --------------------------------------------------------
     def sweep(self) -> list[int]:

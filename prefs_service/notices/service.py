@@ -147,3 +147,15 @@ def _forget_what_was_for_sending(notice: Notice) -> None:
     notice.context = {}
     if notice.forget_after_send:
         notice.recipient = None
+
+
+def job_cancelled(*, job: Any, actor: str) -> None:
+    """Hook: staff cancelled a delivery job, so its notice will not be sent:
+    it ends failed, saying so, and forgets its links."""
+    if job.kind != JobKind.NOTICE_DELIVER:
+        return
+    notice = db.session.get(Notice, job.payload.get("notice_id"), with_for_update=True)
+    if notice is not None and notice.status == PENDING:
+        notice.status = FAILED
+        notice.failure_reason = f"not sent: its delivery was cancelled by {actor}"
+        _forget_what_was_for_sending(notice)

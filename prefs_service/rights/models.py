@@ -79,6 +79,7 @@ class RightsRequest(Base):
     verified_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]
     reminder_sent_at: Mapped[datetime | None]
+    three_day_alert_sent_at: Mapped[datetime | None]
     overdue_alerted_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -9,20 +9,24 @@ step in the audit trail. The work itself (export, erasure, correction) is in wor
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import audit, channels, links, outbox, references, tokens
+from .. import audit, channels, job_queue, links, outbox, references, tokens
 from ..access import service as access
 from ..audit import AuditEvent
 from ..clock import utcnow
+from ..db.types import UTCDateTime
 from ..errors import Conflict, Erased, Invalid, NotFound
 from ..extensions import db
 from ..job_kinds import JobKind
 from ..notices import service as notices
+from ..outbox import FAILED as JOB_FAILED
+from ..outbox import Job
 from ..subjects import refs
 from ..subjects import service as subjects
 from ..subjects.identifiers import identifier_hash, normalize_fields
@@ -45,6 +49,7 @@ from .models import (
 
 VERIFY_WITHIN = timedelta(days=14)
 REMIND_BEFORE = timedelta(days=7)
+ALERT_BEFORE = timedelta(days=3)
 JOB_FOR = {"access": JobKind.RIGHTS_EXPORT, "erasure": JobKind.RIGHTS_ERASE, "correction": JobKind.RIGHTS_CORRECT}
 REASON_LIMIT = 2000
 
@@ -202,7 +207,8 @@ def _verified(request: RightsRequest, *, actor: str) -> None:
 
 def _start(request: RightsRequest, *, actor: str) -> None:
     transition(request, PROCESSING, actor=actor)
-    outbox.defer(JOB_FOR[request.type], {"request_id": request.id})
+    # The reference lets staff see whose work a failing job is (never personal data).
+    outbox.defer(JOB_FOR[request.type], {"request_id": request.id, "reference": request.reference})
 
 
 def request_from_token(purpose: str, token: str) -> RightsRequest:
@@ -295,6 +301,45 @@ def by_reference(reference: str) -> RightsRequest | None:
     return db.session.scalar(sa.select(RightsRequest).where(RightsRequest.reference == reference.strip().upper()))
 
 
+@dataclass(frozen=True)
+class QueueKey:
+    """Where a request stands in the queue's order: open ones first (by due date,
+    unverified ones without a date after them), then closed ones; the id breaks ties."""
+
+    closed: bool
+    due: datetime
+    id: int
+
+
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)  # sorts unverified requests after every date
+
+
+def queue_key(request: RightsRequest) -> QueueKey:
+    return QueueKey(request.status not in OPEN, request.due_at or NO_DUE_DATE, request.id)
+
+
+def page_requests(
+    *, statuses: list[str] | None = None, after: QueueKey | None = None, limit: int = 200
+) -> tuple[list[RightsRequest], QueueKey | None]:
+    """One page of the queue after `after`, and the key to read on from (None on
+    the last page). The order is total, so pages never overlap; a request whose
+    due date or status changes while someone pages moves in it."""
+    closed = sa.case((RightsRequest.status.in_(OPEN), 0), else_=1)
+    due = sa.func.coalesce(RightsRequest.due_at, sa.literal(NO_DUE_DATE, UTCDateTime()))
+    stmt = sa.select(RightsRequest)
+    if statuses:
+        stmt = stmt.where(RightsRequest.status.in_(statuses))
+    if after is not None:
+        stmt = stmt.where(
+            sa.tuple_(closed, due, RightsRequest.id)
+            > sa.tuple_(sa.literal(int(after.closed)), sa.literal(after.due, UTCDateTime()), sa.literal(after.id))
+        )
+    rows = list(db.session.scalars(stmt.order_by(closed, due, RightsRequest.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (queue_key(rows[-1]) if more else None)
+
+
 def approve(*, request_id: object, actor: str) -> RightsRequest:
     request = get(request_id)
     if request.type != "correction" or request.status != AWAITING_REVIEW:
@@ -339,7 +384,7 @@ def extend(*, request_id: object, months: int, reason: str, actor: str) -> Right
     request.extension_months = months
     request.extension_reason = reason
     request.due_at = add_months(request.due_at, months)
-    request.reminder_sent_at = request.overdue_alerted_at = None
+    request.reminder_sent_at = request.three_day_alert_sent_at = request.overdue_alerted_at = None
     audit.record(
         "request.extended",
         actor=actor,
@@ -352,10 +397,16 @@ def extend(*, request_id: object, months: int, reason: str, actor: str) -> Right
 
 
 def retry(*, request_id: object, actor: str) -> RightsRequest:
+    """Run a failed request's work again: its failed job gets more attempts (so
+    staff see one job, not a trail of dead ones), or a new job if it was cancelled."""
     request = get(request_id)
     if request.status != FAILED:
         raise Conflict(f"Only a failed request can be retried; this one is {request.status}.")
-    _start(request, actor=actor)
+    job = job_queue.latest_for_request(request.id)
+    if job is not None and job.status == JOB_FAILED:
+        job_queue.retry(job_id=job.id, actor=actor)  # job_retried below moves the request on
+    else:
+        _start(request, actor=actor)
     return request
 
 
@@ -363,7 +414,37 @@ def mark_failed(*, request_id: int) -> None:
     """The job gave up: staff see it and can retry."""
     request = db.session.get(RightsRequest, request_id)
     if request is not None and request.status == PROCESSING:
-        transition(request, FAILED, actor="system")
+        transition(request, FAILED, actor="system", reason="its job failed for good")
+
+
+def _request_of(job: Job) -> RightsRequest | None:
+    request_id = job.payload.get("request_id") if job.kind in job_queue.REQUEST_KINDS else None
+    return db.session.get(RightsRequest, request_id, with_for_update=True) if isinstance(request_id, int) else None
+
+
+def job_retried(*, job: Job, actor: str) -> None:
+    """Hook: staff retried the job doing a request's work. A failed request goes
+    back to processing; a request closed since (rejected, say) refuses, as its
+    job would find nothing to do."""
+    request = _request_of(job)
+    if request is None or request.status == PROCESSING:
+        return
+    if request.status != FAILED:
+        raise Conflict(f"Request {request.reference} is {request.status.replace('_', ' ')}; its job has nothing left to do.")
+    transition(request, PROCESSING, actor=actor, job_id=job.id)
+
+
+def job_cancelled(*, job: Job, actor: str) -> None:
+    """Hook: staff cancelled the job doing a request's work. The request stops
+    as failed, saying why, so it stays in the queue: staff retry it (a new
+    job) or reject it with the reason the requester is told."""
+    request = _request_of(job)
+    if request is None:
+        return
+    if request.status == PROCESSING:
+        transition(request, FAILED, actor=actor, reason="its job was cancelled", job_id=job.id)
+    else:
+        audit.record("request.job_cancelled", actor=actor, target_type="rights_request", target_id=request.id, details={"job_id": job.id})
 
 
 def timeline(request: RightsRequest) -> list[AuditEvent]:
@@ -393,14 +474,22 @@ def expire_unverified(now: datetime | None = None) -> int:
 
 
 def alert_deadlines(now: datetime | None = None) -> int:
-    """Remind staff seven days before a due date, and alert them once it has passed."""
+    """Remind staff seven days before a due date, alert them three days before,
+    and once it has passed: each once per due date (an extension starts over)."""
     now = now or utcnow()
     staff = access.active_staff_emails()
     sent = 0
     open_requests = sa.select(RightsRequest).where(RightsRequest.status.in_(OPEN), RightsRequest.due_at.is_not(None))
+    # The most pressing first: a request past due is not also "due in 3 days".
     for request in db.session.scalars(open_requests.where(RightsRequest.overdue_alerted_at.is_(None), RightsRequest.due_at < now)):
         _tell_staff(staff, request, "staff_overdue")
-        request.overdue_alerted_at = request.reminder_sent_at = now
+        request.overdue_alerted_at = request.three_day_alert_sent_at = request.reminder_sent_at = now
+        sent += 1
+    for request in db.session.scalars(
+        open_requests.where(RightsRequest.three_day_alert_sent_at.is_(None), RightsRequest.due_at < now + ALERT_BEFORE)
+    ):
+        _tell_staff(staff, request, "staff_due_soon")
+        request.three_day_alert_sent_at = request.reminder_sent_at = now
         sent += 1
     for request in db.session.scalars(
         open_requests.where(RightsRequest.reminder_sent_at.is_(None), RightsRequest.due_at < now + REMIND_BEFORE)

@@ -20,7 +20,7 @@ NOT_VALID = (
     "This link is not valid or has expired. If you paid, the receipt we mailed you has a link to set up your system; "
     "if no receipt arrived, write to {support} with the date and amount of your payment."
 )
-PASSWORD_LINK_NOT_VALID = "This link is not valid or has expired (it works for 24 hours). Write to {support} for a new one."
+SET_UP_LINK_NOT_VALID = "This link is not valid or has expired (it works for 24 hours). Write to {support} for a new one."
 CONFIRM_REFRESH_SECONDS = 3
 CONFIRM_REFRESHES = 20  # a minute of refreshing; then the page stops and says what to do
 SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")  # a Stripe Checkout Session id
@@ -106,7 +106,7 @@ def commission(token: str):
 @writes
 @no_store
 def set_password(token: str):
-    order = _order_or_404("set-password", token, PASSWORD_LINK_NOT_VALID)
+    order = _order_or_404("set-password", token, SET_UP_LINK_NOT_VALID)
     errors, done = {}, order.password_set_at is not None
     if request.method == "POST":
         form = request.form

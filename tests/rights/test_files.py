@@ -173,7 +173,8 @@ def test_an_attempt_that_fails_removes_its_own_partial_file(app, client, headers
         job_id = db.session.scalar(sa.select(Job.id).where(Job.kind == "requests.export"))
         db.session.rollback()
         assert jobs().execute(job_id) == "queued"  # to be retried
-    assert _export_job(app).last_error.startswith("builtins.IsADirectoryError")
+    error = _export_job(app).last_error
+    assert error.startswith("IsADirectoryError: [Errno 21] Is a directory:") and f"{made['reference']}.zip" in error
     assert _partials(app) == []
 
 

@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange
 
+from ... import job_queue
 from ...access import service as access
 from ...clock import utcnow
 from ...console.dashboard import DUE_SOON
@@ -16,7 +17,7 @@ from ...errors import DomainError
 from ...extensions import db
 from ...orders import watchdog
 from ...rights import service as rights
-from ...rights.models import OPEN, STATUSES, TYPES
+from ...rights.models import FAILED, OPEN, PROCESSING, STATUSES, TYPES
 from .. import no_store
 from . import actor, bp, flash_error, staff_required
 
@@ -71,9 +72,11 @@ def detail(request_id: int):
     current = rights.current_values(item)
     timeline = rights.timeline(item)
     now = utcnow()
+    job = job_queue.latest_for_request(item.id) if item.status in (PROCESSING, FAILED) else None
     return render_template(
         "staff/request.html",
         item=item,
+        job=job_queue.summary(job) if job else None,
         current=current,
         timeline=timeline,
         names=access.actor_names(event.actor for event in timeline),
