@@ -13,7 +13,7 @@ from flask.json.provider import JSONProvider
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import api, framework_patches, hooks, logs, security_headers, web
+from . import api, framework_patches, hooks, logs, metrics, security_headers, web
 from .access.service import KeyCache
 from .api import problems
 from .config import Settings, load_settings
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     for blueprint in api.API_BLUEPRINTS:
         csrf.exempt(blueprint)  # bearer keys, not cookies: nothing to forge
     web.init_app(app)
+    metrics.init_app(app)
     security_headers.init_app(app)
     framework_patches.apply(app)
 
@@ -96,6 +97,7 @@ def _wire_hooks(app: Flask) -> None:
     hooks.init_app(app)
     hooks.subscribe(app, hooks.CONSENT_WITHDRAWN, orders.consent_withdrawn)
     hooks.subscribe(app, hooks.NOTICE_SENT, orders.notice_sent)
+    hooks.subscribe(app, hooks.LEDGER_RECORDED, metrics.ledger_recorded)
 
 
 def migrations_directory() -> str:

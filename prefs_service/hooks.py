@@ -18,7 +18,10 @@ CONSENT_WITHDRAWN = "consent.withdrawn"
 NOTICE_SENT = "notice.sent"
 """A notice left us (the mail server took it): notice."""
 
-EVENTS = (CONSENT_WITHDRAWN, NOTICE_SENT)
+LEDGER_RECORDED = "consent.recorded"
+"""Events were appended to the ledger in this transaction: sources ({source: how many})."""
+
+EVENTS = (CONSENT_WITHDRAWN, NOTICE_SENT, LEDGER_RECORDED)
 Handler = Callable[..., None]
 
 

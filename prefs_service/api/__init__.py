@@ -19,7 +19,7 @@ from .problems import PROBLEM_TYPE, Problem
 from .schemas import CheckQuery
 
 API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, rights.blp, partners.blp, admin.blp, webhooks.blp)
-API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz")
+API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz", "/metrics")
 
 
 class PathIdConverter(IntegerConverter):
