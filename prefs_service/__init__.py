@@ -89,7 +89,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 
 # Endpoints that touch no database: files and the API's own document.
-_UNSCOPED_ENDPOINTS = frozenset({"static", "pages.static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"})
+_UNSCOPED_ENDPOINTS = frozenset(
+    {"static", "pages.static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", api.docs.ASSETS_ENDPOINT}
+)
 
 
 def _wire_hooks(app: Flask) -> None:
