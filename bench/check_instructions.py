@@ -64,22 +64,10 @@ def checks(count: int) -> None:
 def _instructions(count: int, env: dict) -> int:
     with tempfile.TemporaryDirectory(prefix="prefs-callgrind-") as out:
         log = Path(out) / "callgrind.out"
-        subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={log}",
-                sys.executable,
-                "-m",
-                "bench.check_instructions",
-                "--child",
-                str(count),
-            ],
-            env=env,
-            check=True,
-            cwd=common.ROOT,
-            capture_output=True,
-        )
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={log}", sys.executable, "-m", "bench.check_instructions"]
+        done = subprocess.run([*command, "--child", str(count)], env=env, cwd=common.ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the run of {count} checks failed:\n{done.stderr[-3000:]}")
         totals = re.search(r"^(?:summary|totals): (\d+)", log.read_text(), re.MULTILINE)
         assert totals is not None, "callgrind wrote no total"
         return int(totals.group(1))

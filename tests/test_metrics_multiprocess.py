@@ -101,7 +101,7 @@ def test_two_workers_counts_are_summed(app, api_key, base_settings, redis_server
         requests = [
             value
             for name, labels, value in samples
-            if name == "prefs_http_requests_total" and labels == {"endpoint": "consents.ConsentCheck", "status": "200"}
+            if name == "prefs_http_request_duration_seconds_count" and labels == {"endpoint": "consents.ConsentCheck", "status": "200"}
         ]
         assert requests == [sent]
         # Read from the database once per scrape, never once per worker.

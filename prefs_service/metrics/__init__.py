@@ -8,7 +8,10 @@ scraped sums them all (prometheus_client's multiprocess mode); nothing here
 imports prometheus_client before that variable is settled.
 
 What the hot paths pay: a dictionary look-up of a label's child (made once)
-and its increment; the HTTP hooks add a clock read each side of the request.
+and its increment or observation, and a clock read each side of a request.
+bench/check_instructions.py (callgrind, 2026-12-06): a single check took
+1.070 M instructions before the metrics and 1.097 M with them (+2.5%); a
+before- and an after-request hook with a separate request counter took 1.111 M.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
 from pathlib import Path
 from time import perf_counter
@@ -32,7 +34,7 @@ from ..db.scopes import reads
 from ..extensions import db
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # prometheus_client.CONTENT_TYPE_LATEST
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest() writes for plain names like ours
 _LEDGER_KEY = "prefs.metrics.ledger_sources"  # session.info: events by source, counted once committed
 
 
@@ -56,8 +58,6 @@ class _Children(dict[Any, Any]):
 CHECKS = _Children("CHECKS")
 LEDGER_EVENTS = _Children("LEDGER_EVENTS")
 _HTTP_REQUESTS = _Children("HTTP_REQUESTS")
-_HTTP_LATENCY = _Children("HTTP_LATENCY")
-_started: ContextVar[float] = ContextVar("prefs_request_started")
 _reason = attrgetter("reason")
 
 
@@ -134,24 +134,24 @@ def metrics() -> Response:
     return Response(exposition(), content_type=CONTENT_TYPE)
 
 
-def _start_clock() -> None:
-    _started.set(perf_counter())
+def _timed(dispatch: Callable[[], Response]) -> Callable[[], Response]:
+    """Flask's full_dispatch_request (the hooks, the view, its error handlers),
+    timed and counted. One wrapper costs a check less than a before- and an
+    after-request hook, and it sees the answer an error handler gave."""
 
+    def full_dispatch_request() -> Response:
+        started = perf_counter()
+        response = dispatch()
+        endpoint = request.endpoint or "unmatched"  # no route: never the raw path
+        _HTTP_REQUESTS[endpoint, response.status_code].observe(perf_counter() - started)
+        return response
 
-def _count_request(response: Response) -> Response:
-    started = _started.get(None)
-    endpoint = request.endpoint or "unmatched"  # no route: never the raw path
-    _HTTP_REQUESTS[endpoint, response.status_code].inc()
-    if started is not None:
-        _HTTP_LATENCY[endpoint].observe(perf_counter() - started)
-    return response
+    return full_dispatch_request
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-    # First of the request's hooks, so the latency covers the others.
-    app.before_request_funcs.setdefault(None, []).insert(0, _start_clock)
-    app.after_request(_count_request)
+    app.full_dispatch_request = _timed(app.full_dispatch_request)  # type: ignore[method-assign]
     # Sessions are shared by every app: listen once.
     for name, listener in (("after_commit", _count_committed_events), ("after_rollback", _forget_events)):
         if not event.contains(Session, name, listener):

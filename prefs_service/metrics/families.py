@@ -5,26 +5,25 @@ its in-memory values and multiprocess files when it is imported, so `prefs
 serve` sets PROMETHEUS_MULTIPROC_DIR before anything imports this module.
 
 Counted in the process (summed across gunicorn workers in multiprocess mode):
-requests, their latency, consent checks and ledger events. Read from the
+requests with their latency, consent checks and ledger events. Read from the
 database at scrape time by metrics.database (right however many processes
 serve): jobs, queue and notice ages, overdue requests, open escalations.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, disable_created_metrics
 
+from ..consent.rules import REASONS
+
+disable_created_metrics()  # a `_created` series beside every counter: noise for a scraper
 # Not registered anywhere: metrics/__init__.py picks the registry per mode.
-HTTP_REQUESTS = Counter(
-    "prefs_http_requests",
-    "HTTP requests answered, by Flask endpoint (never the raw path) and status.",
-    ["endpoint", "status"],
-    registry=None,
-)
-HTTP_LATENCY = Histogram(
+# One family for requests and their latency: its _count is the requests
+# answered, so a request costs one observation, not also a counter's increment.
+HTTP_REQUESTS = Histogram(
     "prefs_http_request_duration_seconds",
-    "Time from the request reaching the app to its response, by Flask endpoint.",
-    ["endpoint"],
+    "HTTP requests answered and the app's time on each, by Flask endpoint (never the raw path) and status; _count counts them.",
+    ["endpoint", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=None,
 )
@@ -40,7 +39,9 @@ LEDGER_EVENTS = Counter(
     ["source"],
     registry=None,
 )
-IN_PROCESS = (HTTP_REQUESTS, HTTP_LATENCY, CHECKS, LEDGER_EVENTS)
+IN_PROCESS = (HTTP_REQUESTS, CHECKS, LEDGER_EVENTS)
+for _reason in REASONS:  # every reason from the start, at 0: a rate needs the series before the first answer
+    CHECKS.labels(_reason)
 
 # Read from the database at scrape time: (name, help).
 JOBS = ("prefs_jobs", "Jobs in the jobs table, by kind and state (done jobs are pruned after a while).")
