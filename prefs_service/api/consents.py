@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import orjson
 from flask import current_app, request
 from flask.views import MethodView
@@ -133,13 +135,13 @@ class ConsentCheck(MethodView):
         results = consent.check_many(channel=channel, purpose=data["purpose"], key=key, values=recipients, with_since=False)
         metrics.count_checks(results)
         # Serialised directly: 10,000 results through marshmallow would cost more than the lookup.
-        body = orjson.dumps(
-            {
-                "results": [
-                    {"recipient": r, "allowed": res.allowed, "reason": res.reason} for r, res in zip(recipients, results, strict=True)
-                ]
-            }
-        )
+        answer = {
+            "results": [{"recipient": r, "allowed": res.allowed, "reason": res.reason} for r, res in zip(recipients, results, strict=True)]
+        }
+        try:
+            body = orjson.dumps(answer)
+        except TypeError:  # an invalid recipient orjson cannot write back: an integer past 64 bits, or one too long to read
+            body = json.dumps(answer, default=repr).encode()
         return current_app.response_class(body, mimetype="application/json")
 
 
