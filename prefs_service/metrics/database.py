@@ -4,8 +4,9 @@ whichever worker answers: they are never written to multiprocess files.
 Each is one small statement: jobs are counted per kind and state (done jobs
 are pruned, see jobs/maintenance.py); the queue age and overdue requests use
 the (status, run_after) and (status, due_at) indexes; escalations the
-(resolved_at, kind) index. Pending notices are few (sent ones leave the state),
-read by their status.
+(resolved_at, kind) index. The oldest pending notice is found by reading the
+notices' status: that table has no index on it yet (an index on (status,
+created_at) would need a migration).
 """
 
 from __future__ import annotations
