@@ -13,7 +13,7 @@ from flask.json.provider import JSONProvider
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from . import api, framework_patches, hooks, logs, security_headers, web
+from . import api, framework_patches, hooks, logs, metrics, security_headers, web
 from .access.service import KeyCache
 from .api import problems
 from .config import Settings, load_settings
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     for blueprint in api.API_BLUEPRINTS:
         csrf.exempt(blueprint)  # bearer keys, not cookies: nothing to forge
     web.init_app(app)
+    metrics.init_app(app)
     security_headers.init_app(app)
     framework_patches.apply(app)
 
@@ -90,7 +91,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 
 # Endpoints that touch no database: files and the API's own document.
-_UNSCOPED_ENDPOINTS = frozenset({"static", "pages.static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui"})
+_UNSCOPED_ENDPOINTS = frozenset(
+    {"static", "pages.static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui", api.docs.ASSETS_ENDPOINT}
+)
 
 
 def _wire_hooks(app: Flask) -> None:
@@ -101,6 +104,7 @@ def _wire_hooks(app: Flask) -> None:
     hooks.subscribe(app, hooks.JOB_RETRIED, rights.job_retried)
     hooks.subscribe(app, hooks.JOB_CANCELLED, rights.job_cancelled)
     hooks.subscribe(app, hooks.JOB_CANCELLED, notices.job_cancelled)
+    hooks.subscribe(app, hooks.LEDGER_RECORDED, metrics.ledger_recorded)
 
 
 def migrations_directory() -> str:

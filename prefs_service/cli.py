@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import sys
+import tempfile
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,7 +19,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from flask_migrate import cli as flask_migrate_cli
 
-from . import consent, create_app
+from . import consent, create_app, metrics
 from .access import service as access
 from .access.models import SCOPES
 from .cli_common import CLI_ACTOR, NOT_MIGRATED, database_is_current, fail, require_migrated
@@ -123,16 +125,40 @@ def main():
 # --- serve and worker ------------------------------------------------------------------
 
 
-@main.command()
+@main.command(with_appcontext=False)  # the metrics' mode is settled before the app is built
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Request threads per process.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes; needs PREFS_BROKER_URL.")
 def serve(host, port, threads, workers):
     """Serve HTTP. Without PREFS_BROKER_URL it also runs the jobs in this process."""
+    made_here = _multiprocess_metrics(workers)
+    app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    try:
+        with app.app_context():
+            _serve(app, host, port, threads, workers)
+    finally:
+        if made_here is not None:
+            metrics.remove_multiprocess_directory(made_here)
+
+
+def _multiprocess_metrics(workers: int) -> Path | None:
+    """Several workers count into files that a scrape sums: in
+    PROMETHEUS_MULTIPROC_DIR if set, else in a temporary folder made here
+    (returned, to be removed at exit). Settled before prometheus_client is
+    first imported, as it chooses its mode then; emptied, as a previous run's
+    counts would add up."""
+    given = os.environ.get(metrics.MULTIPROC_ENV)
+    if not given and workers == 1:
+        return None
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="prefs-metrics-"))
+    metrics.prepare_multiprocess_directory(path)
+    return None if given else path
+
+
+def _serve(app, host: str, port: int, threads: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    app = cast(Any, current_app)._get_current_object()
     settings = app.config["PREFS"]
     embedded = not settings.broker_url
     if embedded and workers > 1:
@@ -153,6 +179,7 @@ def serve(host, port, threads, workers):
     def worker_exit(server, worker):
         if embedded:
             jobs().stop()
+        metrics.mark_process_dead(worker.pid)
 
     class Server(BaseApplication):
         def load_config(self):

@@ -23,7 +23,10 @@ JOB_RETRIED = "job.retried"
 JOB_CANCELLED = "job.cancelled"
 """Staff cancelled a failed or queued job; it never runs again: job, actor."""
 
-EVENTS = (CONSENT_WITHDRAWN, NOTICE_SENT, JOB_RETRIED, JOB_CANCELLED)
+LEDGER_RECORDED = "consent.recorded"
+"""Events were appended to the ledger in this transaction: sources ({source: how many})."""
+
+EVENTS = (CONSENT_WITHDRAWN, NOTICE_SENT, JOB_RETRIED, JOB_CANCELLED, LEDGER_RECORDED)
 Handler = Callable[..., None]
 
 

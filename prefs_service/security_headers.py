@@ -44,7 +44,7 @@ def init_app(app: Flask) -> None:
     api_blueprints = {blueprint.name for blueprint in api.API_BLUEPRINTS}
     if swagger_endpoint is not None:
         api_blueprints.add(swagger_endpoint.rpartition(".")[0])  # its /openapi.json is API too
-    docs = _SwaggerUiHeaders(app.config.get("OPENAPI_SWAGGER_UI_URL", ""), hsts)
+    docs = _SwaggerUiHeaders(hsts)
     by_endpoint = {}  # endpoint -> its headers, learnt on first sight (endpoints are few)
 
     def headers_for(current, endpoint: str | None, response: Response) -> tuple[list, list]:
@@ -73,13 +73,13 @@ def _by_scheme(headers: tuple, hsts: bool) -> tuple[list, list]:
 
 
 class _SwaggerUiHeaders:
-    """/docs is flask-smorest's Swagger UI: its script and stylesheet come from the
-    configured CDN and one inline script starts it. That script is allowed by its
-    hash, taken from the first page served (the page is built from configuration
-    alone, never from request data); any other inline script stays blocked."""
+    """/docs is flask-smorest's Swagger UI: its script and stylesheet are served
+    by this app (api/docs.py), nothing comes from elsewhere, and one inline
+    script starts it. That script is allowed by its hash, taken from the first
+    page served (the page is built from configuration alone, never from request
+    data); any other inline script stays blocked."""
 
-    def __init__(self, cdn: str, hsts: bool):
-        self.cdn = cdn
+    def __init__(self, hsts: bool):
         self.hsts = hsts
         self.headers: tuple[list[Any], list[Any]] | None = None
 
@@ -94,6 +94,6 @@ class _SwaggerUiHeaders:
             f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for script in _INLINE_SCRIPT.findall(page)
         )
         return (
-            f"default-src 'none'; script-src {self.cdn} {hashes}; style-src {self.cdn}; img-src 'self' data:; "
+            f"default-src 'none'; script-src 'self' {hashes}; style-src 'self'; img-src 'self' data:; "
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )

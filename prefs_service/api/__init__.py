@@ -12,14 +12,14 @@ from flask_smorest.spec.plugins import integerconverter2paramschema
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
-from . import admin, consents, health, jobs, links, partners, rights, subjects, webhooks
+from . import admin, consents, docs, health, jobs, links, partners, rights, subjects, webhooks
 from .blueprint import PATH_ID_MAX
 from .fields import document_field
 from .problems import PROBLEM_TYPE, Problem
 from .schemas import CheckQuery
 
 API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, rights.blp, jobs.blp, partners.blp, admin.blp, webhooks.blp)
-API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz")
+API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz", "/metrics")
 
 
 class PathIdConverter(IntegerConverter):
@@ -67,9 +67,8 @@ def init_app(app: Flask) -> Api:
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
     )
+    docs.init_app(app)
     app.url_map.converters["id"] = PathIdConverter
     api = PrefsApi(
         app,

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import orjson
 from flask import current_app, request
 from flask.views import MethodView
 
-from .. import consent
+from .. import consent, metrics
 from ..db.scopes import reads, writes
 from ..errors import Invalid
 from ..extensions import db
@@ -108,6 +110,7 @@ class ConsentCheck(MethodView):
         query = check_query()
         key = next(k for k in consent.CHECK_KEYS if k in query)
         result = consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
+        metrics.CHECKS[result.reason].inc()
         # Serialised directly (same shape as CheckOut): the hot path of every send.
         body = orjson.dumps({"allowed": result.allowed, "reason": result.reason, "since": result.since})
         return current_app.response_class(body, mimetype="application/json")
@@ -130,14 +133,15 @@ class ConsentCheck(MethodView):
             )
         recipients = data["recipients"]
         results = consent.check_many(channel=channel, purpose=data["purpose"], key=key, values=recipients, with_since=False)
+        metrics.count_checks(results)
         # Serialised directly: 10,000 results through marshmallow would cost more than the lookup.
-        body = orjson.dumps(
-            {
-                "results": [
-                    {"recipient": r, "allowed": res.allowed, "reason": res.reason} for r, res in zip(recipients, results, strict=True)
-                ]
-            }
-        )
+        answer = {
+            "results": [{"recipient": r, "allowed": res.allowed, "reason": res.reason} for r, res in zip(recipients, results, strict=True)]
+        }
+        try:
+            body = orjson.dumps(answer)
+        except TypeError:  # an invalid recipient orjson cannot write back: an integer past 64 bits, or one too long to read
+            body = json.dumps(answer, default=repr).encode()
         return current_app.response_class(body, mimetype="application/json")
 
 

@@ -14,7 +14,7 @@ from flask import request
 from flask_smorest import abort
 from marshmallow import fields
 
-from ..rights.service import NO_DUE_DATE, QueueKey
+from ..rights.queue import NO_DUE_DATE, QueueKey
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)

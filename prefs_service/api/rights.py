@@ -4,6 +4,7 @@ from flask.views import MethodView
 
 from ..db.scopes import reads, writes
 from ..extensions import db
+from ..rights import queue as request_queue
 from ..rights import service as rights
 from . import job_schemas, paging, schemas
 from .auth import actor, require
@@ -28,7 +29,7 @@ class Requests(MethodView):
         """The queue, one page at a time: open requests by due date (unverified ones, with no date yet, after
         them), then closed ones; `status` filters (repeat it for several). While there is more, the `Link`
         header names the next page."""
-        items, next_key = rights.page_requests(
+        items, next_key = request_queue.page_requests(
             statuses=query.get("status"), after=paging.queue_position(query.get("cursor")), limit=query["limit"]
         )
         return items, paging.next_link(paging.queue_cursor(next_key) if next_key else None)

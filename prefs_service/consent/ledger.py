@@ -4,12 +4,14 @@ Every change is an immutable event; the current-state row of its person,
 channel and purpose follows in the same transaction, but only where the event
 wins (rules.wins): a late import of an old grant never undoes a later
 withdrawal. A withdrawal that comes to decide its purpose is announced
-(hooks.CONSENT_WITHDRAWN) in the same transaction.
+(hooks.CONSENT_WITHDRAWN) in the same transaction, and so is every append
+(hooks.LEDGER_RECORDED, for the metrics).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +32,7 @@ def record(*, subject_id: uuid.UUID, event: EventInput, recorded_by: str) -> tup
     """Append one event and update the current state. Returns (event, applied):
     applied is False when a newer event already decides this purpose."""
     values = queries.append_event(_stamped(subject_id, event, recorded_by))
+    _recorded({event.source: 1})
     applied = bool(_apply_states([(subject_id, event, values[0])]))
     # Not added to the session: the ledger is append-only.
     return ConsentEvent(**dict(zip(ConsentEvent.__table__.c.keys(), values, strict=True))), applied
@@ -58,6 +61,7 @@ def change_by_reading(*, subject_id: uuid.UUID, event: EventInput, recorded_by: 
     if status is not None and (status == event.status or not wins(event.occurred_at, event.status, since, status)):
         return False
     values = queries.append_event(_stamped(subject_id, event, recorded_by))
+    _recorded({event.source: 1})
     return bool(_apply_states([(subject_id, event, values[0])]))
 
 
@@ -71,7 +75,8 @@ def change_in_one_statement(*, subject_id: uuid.UUID, event: EventInput, recorde
     if not rows:
         raise NotFound("No subject with that id.")
     changed = rows[0][1] is not None  # else the state already said so
-    if changed:
+    if changed:  # the event was appended
+        _recorded({event.source: 1})
         _announce([(subject_id, event.channel, event.purpose, event.status)])
     return changed
 
@@ -107,6 +112,7 @@ def record_batch(
     rows = [_columns(subject_id, event, recorded_by, event.policy_version or in_force(event.occurred_at)) for subject_id, event in resolved]
     if rows:
         ids = queries.append_events(rows)
+        _recorded(Counter(row["source"] for row in rows))
         _apply_states([(subject_id, event, event_id) for (subject_id, event), event_id in zip(resolved, ids, strict=True)])
     return len(rows), skipped
 
@@ -170,6 +176,11 @@ def _apply_states(entries: Sequence[tuple[uuid.UUID, EventInput, int]]) -> int:
         ]
     )
     return len(changed)
+
+
+def _recorded(sources: Mapping[str, int]) -> None:
+    """Events appended in this transaction, by source (for the metrics)."""
+    hooks.emit(hooks.LEDGER_RECORDED, sources=sources)
 
 
 def _announce(changes: Sequence[tuple[uuid.UUID, str, str, str]]) -> None:

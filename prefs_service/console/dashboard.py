@@ -12,7 +12,7 @@ from ..extensions import db
 from ..notices.models import PENDING, Notice
 from ..orders.models import Escalation
 from ..outbox import FAILED, QUEUED, Job
-from ..rights import service as rights
+from ..rights import queue as request_queue
 
 DUE_SOON = timedelta(days=7)
 
@@ -29,7 +29,7 @@ class Figures:
 
 
 def figures(*, now: datetime) -> Figures:
-    deadlines = rights.deadline_counts(now=now, soon=DUE_SOON)
+    deadlines = request_queue.deadline_counts(now=now, soon=DUE_SOON)
     failed, retrying = db.session.execute(
         sa.select(
             sa.func.count().filter(Job.status == FAILED),

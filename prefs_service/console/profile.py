@@ -19,6 +19,7 @@ from ..notices.models import Notice
 from ..orders.models import Order
 from ..partners import service as partners
 from ..partners.models import Disclosure
+from ..rights import queue as request_queue
 from ..rights import service as rights
 from ..rights.models import RightsRequest
 from ..subjects import service as subjects
@@ -87,7 +88,7 @@ def load(subject_id: object, *, before: int | None = None) -> Profile:
         ledger=events,
         ledger_before=events[-1].id if more else None,
         suppressions=_suppressions(subject),
-        requests=rights.requests_of(subject_id=subject.id, email_hash=email.value_hash if email else None),
+        requests=request_queue.requests_of(subject_id=subject.id, email_hash=email.value_hash if email else None),
         orders=list(db.session.scalars(sa.select(Order).where(Order.subject_id == subject.id).order_by(Order.created_at.desc()))),
         disclosures=partners.disclosures_of(subject.id),
         notices=list(

@@ -14,7 +14,7 @@ from .. import channels
 from ..errors import Invalid
 from ..extensions import db
 from ..orders.models import Order
-from ..rights import service as rights
+from ..rights import queue as request_queue
 from ..subjects import refs
 from ..subjects.identifiers import EXTERNAL_REF
 from ..subjects.refs import SubjectRef
@@ -71,7 +71,7 @@ def search(*, term: str, kind: str = ANY) -> list[Hit]:
 
 def _search_one(kind: str, term: str) -> list[Hit]:
     if kind == "request":
-        request = rights.by_reference(term)
+        request = request_queue.by_reference(term)
         return [Hit(kind, subject_id=request.subject_id, request_id=request.id)] if request else []
     if kind == "order":
         order = db.session.scalar(sa.select(Order).where(Order.reference == term.upper()))

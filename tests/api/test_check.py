@@ -113,6 +113,19 @@ def test_bulk_answers_in_input_order_with_invalid_items_inline(client, headers, 
     ]
 
 
+def test_bulk_answers_integers_past_64_bits_as_invalid(client, headers):
+    """Found by the fuzz test: such recipients could not be written back (a 500)."""
+    body = (
+        '{"channel": "email", "purpose": "newsletter", "recipients": [-79157492902855966720, 1180591620717411303424, "nobody@example.com"]}'
+    )
+    response = client.post("/v1/consent/check", data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert results[0] == {"recipient": -79157492902855966720, "allowed": False, "reason": "invalid"}
+    assert results[1]["reason"] == "invalid" and results[1]["allowed"] is False  # too long to read: not echoed as a number
+    assert results[2] == {"recipient": "nobody@example.com", "allowed": False, "reason": "no_consent"}
+
+
 def test_bulk_for_phone_and_by_external_ref(api):
     api.record(phone="+442079460200", channel="phone", purpose="marketing")
     api.record(external_ref="R-1", channel="mail", purpose="marketing")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def test_healthz_needs_no_key(client):
     response = client.get("/healthz")
@@ -62,3 +64,26 @@ def test_unknown_api_paths_are_problem_json_and_pages_are_html(client):
 def test_wrong_method_is_405_with_allow(client, admin):
     response = client.delete("/v1/consents", headers=admin)
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
+def test_every_file_the_docs_page_loads_is_served_here(client):
+    page = client.get("/docs").get_data(as_text=True)
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    stylesheets = re.findall(r'<link href="([^"]+)" rel="stylesheet"', page)
+    [document] = re.findall(r'url: "([^"]+)"', page)
+    assert len(scripts) == 2 and len(stylesheets) == 1
+    expected = {**dict.fromkeys(scripts, "text/javascript"), **dict.fromkeys(stylesheets, "text/css"), document: "application/json"}
+    for url, content_type in expected.items():
+        assert url.startswith("/"), f"{url} is not on this service"
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.mimetype == content_type, (url, response.mimetype)
+        assert len(response.data) > 1000, url
+    assert b"SwaggerUIBundle" in client.get(scripts[-1]).data
+    assert client.get(document).json["info"]["title"] == "prefs_service"
+    assert not re.findall(r"https?://", page), "the page names no other site"
+
+
+def test_a_missing_docs_file_is_a_404(client):
+    assert client.get("/docs/assets/no-such-file.js").status_code == 404
+    assert client.get("/docs/assets/../../pyproject.toml").status_code == 404

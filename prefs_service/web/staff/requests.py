@@ -16,6 +16,7 @@ from ...db.scopes import reads, writes
 from ...errors import DomainError
 from ...extensions import db
 from ...orders import watchdog
+from ...rights import queue as request_queue
 from ...rights import service as rights
 from ...rights.models import FAILED, OPEN, PROCESSING, STATUSES, TYPES
 from .. import no_store
@@ -45,7 +46,7 @@ def queue():
     chosen = [s for s in request.args.getlist("status") if s in STATUSES] or list(OPEN)
     types = [t for t in request.args.getlist("type") if t in TYPES]
     page = _page_number()
-    items, total = rights.queue_page(statuses=chosen, types=types, page=page, per_page=PER_PAGE)
+    items, total = request_queue.queue_page(statuses=chosen, types=types, page=page, per_page=PER_PAGE)
     pages = max(1, -(-total // PER_PAGE))
     now = utcnow()
     return render_template(

@@ -1,0 +1,88 @@
+"""The families read from the database when /metrics is scraped. One copy,
+whichever worker answers: they are never written to multiprocess files.
+
+Each is one small statement: jobs are counted per kind and state (done jobs
+are pruned, see jobs/maintenance.py); the queue age and overdue requests use
+the (status, run_after) and (status, due_at) indexes; escalations the
+(resolved_at, kind) index. The oldest pending notice is found by reading the
+notices' status: that table has no index on it yet (an index on (status,
+created_at) would need a migration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .. import outbox
+from ..clock import utcnow
+from ..extensions import db
+from ..job_kinds import JobKind
+from ..notices.models import PENDING, Notice
+from ..orders.models import Escalation
+from ..orders.watchdog import WAITING_IN
+from ..outbox import Job
+from ..rights.models import OPEN, RightsRequest
+from . import families
+
+
+class DatabaseCollector(Collector):
+    """Collects in the app context of the /metrics request."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = utcnow()
+        yield _jobs()
+        yield _age(families.OLDEST_QUEUED_JOB_AGE, _oldest_due_job(now), now)
+        yield _age(families.OLDEST_UNSENT_NOTICE_AGE, _oldest_unsent_notice(), now)
+        yield _overdue_requests(now)
+        yield _open_escalations()
+
+
+def _jobs() -> GaugeMetricFamily:
+    counts = {(kind.value, status): 0 for kind in JobKind for status in outbox.STATUSES}
+    for kind, status, count in db.session.execute(sa.select(Job.kind, Job.status, sa.func.count()).group_by(Job.kind, Job.status)):
+        counts[(kind, status)] = count
+    family = GaugeMetricFamily(*families.JOBS, labels=["kind", "state"])
+    for (kind, status), count in sorted(counts.items()):
+        family.add_metric([kind, status], count)
+    return family
+
+
+def _oldest_due_job(now: datetime) -> datetime | None:
+    return db.session.scalar(sa.select(sa.func.min(Job.run_after)).where(Job.status == outbox.QUEUED, Job.run_after <= now))
+
+
+def _oldest_unsent_notice() -> datetime | None:
+    return db.session.scalar(sa.select(sa.func.min(Notice.created_at)).where(Notice.status == PENDING))
+
+
+def _age(definition: tuple[str, str], oldest: datetime | None, now: datetime) -> GaugeMetricFamily:
+    age = 0.0 if oldest is None else max(0.0, (now - _aware(oldest)).total_seconds())
+    return GaugeMetricFamily(*definition, value=age)
+
+
+def _overdue_requests(now: datetime) -> GaugeMetricFamily:
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(RightsRequest).where(RightsRequest.status.in_(OPEN), RightsRequest.due_at < now)
+    )
+    return GaugeMetricFamily(*families.OVERDUE_REQUESTS, value=count or 0)
+
+
+def _open_escalations() -> GaugeMetricFamily:
+    counts = dict.fromkeys(WAITING_IN, 0)
+    rows = db.session.execute(sa.select(Escalation.kind, sa.func.count()).where(Escalation.resolved_at.is_(None)).group_by(Escalation.kind))
+    for kind, count in rows:
+        counts[kind] = count
+    family = GaugeMetricFamily(*families.OPEN_ESCALATIONS, labels=["kind"])
+    for kind, count in sorted(counts.items()):
+        family.add_metric([kind], count)
+    return family
+
+
+def _aware(moment: datetime) -> datetime:
+    """An aggregate's type is its column's, so UTC-aware; naive would be UTC too."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
