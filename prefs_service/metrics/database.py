@@ -4,9 +4,8 @@ whichever worker answers: they are never written to multiprocess files.
 Each is one small statement: jobs are counted per kind and state (done jobs
 are pruned, see jobs/maintenance.py); the queue age and overdue requests use
 the (status, run_after) and (status, due_at) indexes; escalations the
-(resolved_at, kind) index. The oldest pending notice is found by reading the
-notices' status: that table has no index on it yet (an index on (status,
-created_at) would need a migration).
+(resolved_at, kind) index. The oldest pending notice uses the (status, created_at)
+index (migration 0008).
 """
 
 from __future__ import annotations
@@ -22,11 +21,10 @@ from .. import outbox
 from ..clock import utcnow
 from ..extensions import db
 from ..job_kinds import JobKind
-from ..notices.models import PENDING, Notice
-from ..orders.models import Escalation
-from ..orders.watchdog import WAITING_IN
+from ..notices import service as notices
+from ..orders import watchdog
 from ..outbox import Job
-from ..rights.models import OPEN, RightsRequest
+from ..rights import queue as request_queue
 from . import families
 
 
@@ -37,7 +35,7 @@ class DatabaseCollector(Collector):
         now = utcnow()
         yield _jobs()
         yield _age(families.OLDEST_QUEUED_JOB_AGE, _oldest_due_job(now), now)
-        yield _age(families.OLDEST_UNSENT_NOTICE_AGE, _oldest_unsent_notice(), now)
+        yield _age(families.OLDEST_UNSENT_NOTICE_AGE, notices.oldest_unsent_at(), now)
         yield _overdue_requests(now)
         yield _open_escalations()
 
@@ -56,27 +54,17 @@ def _oldest_due_job(now: datetime) -> datetime | None:
     return db.session.scalar(sa.select(sa.func.min(Job.run_after)).where(Job.status == outbox.QUEUED, Job.run_after <= now))
 
 
-def _oldest_unsent_notice() -> datetime | None:
-    return db.session.scalar(sa.select(sa.func.min(Notice.created_at)).where(Notice.status == PENDING))
-
-
 def _age(definition: tuple[str, str], oldest: datetime | None, now: datetime) -> GaugeMetricFamily:
     age = 0.0 if oldest is None else max(0.0, (now - _aware(oldest)).total_seconds())
     return GaugeMetricFamily(*definition, value=age)
 
 
 def _overdue_requests(now: datetime) -> GaugeMetricFamily:
-    count = db.session.scalar(
-        sa.select(sa.func.count()).select_from(RightsRequest).where(RightsRequest.status.in_(OPEN), RightsRequest.due_at < now)
-    )
-    return GaugeMetricFamily(*families.OVERDUE_REQUESTS, value=count or 0)
+    return GaugeMetricFamily(*families.OVERDUE_REQUESTS, value=request_queue.overdue_count(now=now))
 
 
 def _open_escalations() -> GaugeMetricFamily:
-    counts = dict.fromkeys(WAITING_IN, 0)
-    rows = db.session.execute(sa.select(Escalation.kind, sa.func.count()).where(Escalation.resolved_at.is_(None)).group_by(Escalation.kind))
-    for kind, count in rows:
-        counts[kind] = count
+    counts = watchdog.open_escalation_counts()
     family = GaugeMetricFamily(*families.OPEN_ESCALATIONS, labels=["kind"])
     for kind, count in sorted(counts.items()):
         family.add_metric([kind], count)

@@ -22,6 +22,8 @@ class Notice(Base):
     __table_args__ = (
         sa.CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
         sa.CheckConstraint("sender IN ('transactional', 'marketing')", name="sender"),
+        # The oldest mail still waiting (the staff dashboard, /metrics) without reading every notice.
+        sa.Index("ix_notices_status_created_at", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
@@ -147,6 +148,12 @@ def _forget_what_was_for_sending(notice: Notice) -> None:
     notice.context = {}
     if notice.forget_after_send:
         notice.recipient = None
+
+
+def oldest_unsent_at() -> datetime | None:
+    """When the oldest notice still waiting to be sent was queued (None when none waits)."""
+    oldest = db.session.scalar(sa.select(sa.func.min(Notice.created_at)).where(Notice.status == PENDING))
+    return oldest if oldest is None or oldest.tzinfo is not None else oldest.replace(tzinfo=UTC)
 
 
 def job_cancelled(*, job: Any, actor: str) -> None:

@@ -114,6 +114,15 @@ def open_escalations() -> list[tuple[Escalation, Order]]:
     return [(escalation, order) for escalation, order in db.session.execute(stmt.order_by(Escalation.opened_at))]
 
 
+def open_escalation_counts() -> dict[str, int]:
+    """Open escalations by kind, every kind listed (the dashboard sums them; /metrics shows each)."""
+    counts = dict.fromkeys(WAITING_IN, 0)
+    rows = db.session.execute(sa.select(Escalation.kind, sa.func.count()).where(Escalation.resolved_at.is_(None)).group_by(Escalation.kind))
+    for kind, count in rows:
+        counts[kind] = count
+    return counts
+
+
 def resolve_escalation(*, escalation_id: int, note: str, actor: str) -> Escalation:
     escalation = db.session.get(Escalation, escalation_id)
     if escalation is None:

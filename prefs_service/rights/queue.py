@@ -59,6 +59,11 @@ def deadline_counts(*, now: datetime, soon: timedelta) -> dict[str, int]:
     return {"open": row[0], "due_soon": row[1], "overdue": row[2]}
 
 
+def overdue_count(*, now: datetime) -> int:
+    stmt = sa.select(sa.func.count()).select_from(RightsRequest).where(RightsRequest.status.in_(OPEN), RightsRequest.due_at < now)
+    return db.session.scalar(stmt) or 0
+
+
 def requests_of(*, subject_id: Any, email_hash: bytes | None) -> list[RightsRequest]:
     """A person's requests: named by their subject, or made from their address."""
     match = RightsRequest.subject_id == subject_id
