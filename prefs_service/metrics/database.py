@@ -11,7 +11,7 @@ index (migration 0008).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily
@@ -60,7 +60,7 @@ def _age(definition: tuple[str, str], oldest: datetime | None, now: datetime) ->
 
 
 def _overdue_requests(now: datetime) -> GaugeMetricFamily:
-    return GaugeMetricFamily(*families.OVERDUE_REQUESTS, value=request_queue.overdue_count(now=now))
+    return GaugeMetricFamily(*families.OVERDUE_REQUESTS, value=request_queue.deadline_counts(now=now, soon=timedelta(0))["overdue"])
 
 
 def _open_escalations() -> GaugeMetricFamily:

@@ -14,18 +14,42 @@ from ..extensions import db
 from .models import OPEN, RightsRequest
 
 
-def _most_urgent_first() -> tuple[sa.ColumnElement[Any], ...]:
-    """Open work by due date (unverified ones, with no date yet, after it), then
-    finished requests, most recent first."""
+# One order for the staff queue and the API's pages: open work by due date
+# (unconfirmed requests, with no date yet, after it), then closed requests;
+# newest first within each (the id breaks ties). QueueKey is a request's place in it.
+NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class QueueKey:
+    closed: bool
+    due: datetime  # NO_DUE_DATE for a closed request, or an open one not yet confirmed
+    id: int
+
+
+def queue_key(request: RightsRequest) -> QueueKey:
+    closed = request.status not in OPEN
+    return QueueKey(closed, NO_DUE_DATE if closed or request.due_at is None else request.due_at, request.id)
+
+
+def _order_columns() -> tuple[sa.ColumnElement[int], sa.ColumnElement[datetime]]:
     is_open = RightsRequest.status.in_(OPEN)
-    open_due = sa.case((is_open, RightsRequest.due_at), else_=None)
-    return (
-        sa.case((is_open, 0), else_=1),
-        sa.case((is_open, RightsRequest.due_at.is_(None)), else_=False),
-        open_due,
-        RightsRequest.created_at.desc(),
-        RightsRequest.id.desc(),
-    )
+    no_date = sa.literal(NO_DUE_DATE, UTCDateTime())
+    closed = sa.case((is_open, 0), else_=1)
+    due = sa.case((is_open, sa.func.coalesce(RightsRequest.due_at, no_date)), else_=no_date)
+    return closed, due
+
+
+def _most_urgent_first() -> tuple[sa.ColumnElement[Any], ...]:
+    closed, due = _order_columns()
+    return closed, due, RightsRequest.id.desc()
+
+
+def _after(key: QueueKey) -> sa.ColumnElement[bool]:
+    """Every request after `key` in the queue's order (ascending, ascending, descending)."""
+    closed, due = _order_columns()
+    at, when = sa.literal(int(key.closed)), sa.literal(key.due, UTCDateTime())
+    return sa.or_(closed > at, sa.and_(closed == at, sa.or_(due > when, sa.and_(due == when, RightsRequest.id < key.id))))
 
 
 def _filtered(statuses: list[str] | None, types: list[str] | None = None) -> sa.Select[RightsRequest]:
@@ -59,11 +83,6 @@ def deadline_counts(*, now: datetime, soon: timedelta) -> dict[str, int]:
     return {"open": row[0], "due_soon": row[1], "overdue": row[2]}
 
 
-def overdue_count(*, now: datetime) -> int:
-    stmt = sa.select(sa.func.count()).select_from(RightsRequest).where(RightsRequest.status.in_(OPEN), RightsRequest.due_at < now)
-    return db.session.scalar(stmt) or 0
-
-
 def requests_of(*, subject_id: Any, email_hash: bytes | None) -> list[RightsRequest]:
     """A person's requests: named by their subject, or made from their address."""
     match = RightsRequest.subject_id == subject_id
@@ -76,40 +95,16 @@ def by_reference(reference: str) -> RightsRequest | None:
     return db.session.scalar(sa.select(RightsRequest).where(RightsRequest.reference == reference.strip().upper()))
 
 
-@dataclass(frozen=True)
-class QueueKey:
-    """Where a request stands in the queue's order: open ones first (by due date,
-    unverified ones without a date after them), then closed ones; the id breaks ties."""
-
-    closed: bool
-    due: datetime
-    id: int
-
-
-NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)  # sorts unverified requests after every date
-
-
-def queue_key(request: RightsRequest) -> QueueKey:
-    return QueueKey(request.status not in OPEN, request.due_at or NO_DUE_DATE, request.id)
-
-
 def page_requests(
     *, statuses: list[str] | None = None, after: QueueKey | None = None, limit: int = 200
 ) -> tuple[list[RightsRequest], QueueKey | None]:
     """One page of the queue after `after`, and the key to read on from (None on
     the last page). The order is total, so pages never overlap; a request whose
     due date or status changes while someone pages moves in it."""
-    closed = sa.case((RightsRequest.status.in_(OPEN), 0), else_=1)
-    due = sa.func.coalesce(RightsRequest.due_at, sa.literal(NO_DUE_DATE, UTCDateTime()))
-    stmt = sa.select(RightsRequest)
-    if statuses:
-        stmt = stmt.where(RightsRequest.status.in_(statuses))
+    stmt = _filtered(statuses)
     if after is not None:
-        stmt = stmt.where(
-            sa.tuple_(closed, due, RightsRequest.id)
-            > sa.tuple_(sa.literal(int(after.closed)), sa.literal(after.due, UTCDateTime()), sa.literal(after.id))
-        )
-    rows = list(db.session.scalars(stmt.order_by(closed, due, RightsRequest.id).limit(limit + 1)))
+        stmt = stmt.where(_after(after))
+    rows = list(db.session.scalars(stmt.order_by(*_most_urgent_first()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (queue_key(rows[-1]) if more else None)

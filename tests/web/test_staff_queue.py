@@ -15,6 +15,7 @@ from prefs_service.extensions import db
 from prefs_service.job_kinds import JobKind
 from prefs_service.notices.models import Notice
 from prefs_service.rights.models import RightsRequest
+from tests.api.test_jobs_and_pages import next_url
 from tests.helpers import queue_preferences_mail
 from tests.web.staff_support import signed_in
 
@@ -49,6 +50,7 @@ def references_in(html: str) -> list[str]:
 def test_with_every_status_ticked_open_work_comes_first_by_due_date_then_the_rest_newest_first(app, client, officer, admin):
     late, soon, later, done_old, done_new = take(client, admin, 5)
     unverified = client.post("/v1/requests", json={"type": "erasure", "email": "unverified@example.com"}, headers=admin).json
+    unverified_newer = client.post("/v1/requests", json={"type": "access", "email": "unverified2@example.com"}, headers=admin).json
     now = utcnow()
     set_rows(
         app,
@@ -63,10 +65,18 @@ def test_with_every_status_ticked_open_work_comes_first_by_due_date_then_the_res
     )
     every = officer.get("/staff", query_string={"status": ["awaiting_verification", "verified", "awaiting_review", "processing", "completed",
                                                             "rejected", "expired", "failed"]})  # fmt: skip
-    expected = [late, soon, later, unverified, done_new, done_old]
+    expected = [late, soon, later, unverified_newer, unverified, done_new, done_old]
     assert references_in(every.get_data(as_text=True)) == [r["reference"] for r in expected]
     default = officer.get("/staff").get_data(as_text=True)  # open ones only
-    assert references_in(default) == [r["reference"] for r in expected[:4]]
+    assert references_in(default) == [r["reference"] for r in expected[:5]]
+    # The API pages through the same order, two at a time.
+    through_api, url = [], "/v1/requests?limit=2"
+    while url:
+        page = client.get(url, headers=admin)
+        assert page.status_code == 200, page.json
+        through_api += [item["reference"] for item in page.json]
+        url = next_url(page)
+    assert through_api == [r["reference"] for r in expected]
 
 
 def test_the_queue_filters_by_type_and_pages_by_fifty(app, client, officer, admin):
