@@ -274,13 +274,13 @@ def _refuse_losing_the_last_admin(user: StaffUser) -> None:
     """Somebody must always be able to manage accounts."""
     if not (user.active and user.role == ADMIN):
         return
-    others = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(StaffUser)
-        .where(StaffUser.active.is_(True), StaffUser.role == ADMIN, StaffUser.id != user.id)
-    )
-    if not others:
-        raise Conflict(f"{user.email} is the last active admin; make another account admin first.")
+    # Locked, so two admins disabling each other at once cannot both pass
+    # (PostgreSQL; SQLite's writers take turns anyway).
+    admins = db.session.scalars(
+        sa.select(StaffUser.id).where(StaffUser.active.is_(True), StaffUser.role == ADMIN).order_by(StaffUser.id).with_for_update()
+    ).all()
+    if not set(admins) - {user.id}:
+        raise Conflict("This account is the last active admin; make another account admin first.")
 
 
 def disable_staff(*, user: StaffUser, actor: str) -> bool:

@@ -13,7 +13,6 @@ from ..db.types import UTCDateTime
 from ..extensions import db
 from .models import OPEN, RightsRequest
 
-
 # One order for the staff queue and the API's pages: open work by due date
 # (unconfirmed requests, with no date yet, after it), then closed requests;
 # newest first within each (the id breaks ties). QueueKey is a request's place in it.

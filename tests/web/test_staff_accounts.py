@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
+import sqlalchemy as sa
 
+from prefs_service.access import service as access
+from prefs_service.errors import Conflict
+from prefs_service.extensions import db
+from tests.helpers import eventually
 from tests.web.staff_support import PASSWORD, alert_of, csrf_of, make_staff, post_form, sign_in, signed_in, status_of
 
 
@@ -152,3 +158,46 @@ def test_admin_forms_need_a_csrf_token(app, boss):
     assert boss.post(f"/staff/accounts/{target}/reset-password").status_code == 400
     assert boss.post("/staff/accounts", data={"email": "x@example.com", "role": "admin"}).status_code == 400
     assert csrf_of(boss.get("/staff/accounts"))
+
+
+def _someone_waits_for_a_lock(app) -> bool:
+    with app.app_context():
+        waiting = db.session.scalar(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        )
+        db.session.rollback()
+        return bool(waiting)
+
+
+@pytest.mark.postgresql_only  # SQLite's writers take turns: the race cannot happen there
+def test_two_admins_disabling_each_other_at_once_leave_one_admin(app):
+    make_staff(app, "ann@example.com", "admin")
+    make_staff(app, "bob@example.com", "admin")
+    first_checked, release_first, outcomes = threading.Event(), threading.Event(), {}
+
+    def disable(actor: str, target: str, hold: bool = False) -> None:
+        with app.app_context():
+            try:
+                access.disable_staff(user=access.staff_by_email(target), actor=f"test:{actor}")
+                if hold:  # checked and changed, not yet committed
+                    first_checked.set()
+                    release_first.wait(10)
+                db.session.commit()
+                outcomes[actor] = "disabled"
+            except Conflict:
+                db.session.rollback()
+                outcomes[actor] = "refused"
+
+    ann = threading.Thread(target=disable, args=("ann", "bob@example.com", True))
+    ann.start()
+    assert first_checked.wait(10)
+    bob = threading.Thread(target=disable, args=("bob", "ann@example.com"))
+    bob.start()
+    # Bob's check either waits for Ann's transaction, or (unlocked) has already passed.
+    eventually(lambda: not bob.is_alive() or _someone_waits_for_a_lock(app), timeout=10, what="Bob's disable to finish or wait")
+    release_first.set()
+    ann.join(10)
+    bob.join(10)
+    assert sorted(outcomes.values()) == ["disabled", "refused"]
+    with app.app_context():
+        assert [u.email for u in access.list_staff() if u.active and u.role == "admin"] == ["ann@example.com"]  # Ann went first
