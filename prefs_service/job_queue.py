@@ -182,11 +182,15 @@ def cancel(*, job_id: object, actor: str) -> Job:
 
 def tell_staff_of_failure(*, job_id: int) -> int:
     """The job failed for good: mail each active staff account once (however
-    often this runs for the job). Returns how many mails were queued."""
+    often this runs for the job). Failing mail deliveries are told once for all
+    the mail queued in the same hour: an outage must not become one alert per
+    undelivered mail.
+    Returns how many mails were queued."""
     job = db.session.get(Job, job_id)
-    if job is None or _is_failure_alert_delivery(job):
-        return 0  # a failing alert about a failing alert would never end
+    if job is None or _is_staff_mail_delivery(job):
+        return 0  # a failing alert about failing staff mail would never end
     item = summary(job)
+    mail_hour = f"{job.created_at:%Y-%m-%d %H}:00 UTC" if job.kind == JobKind.NOTICE_DELIVER else None
     context: dict[str, Any] = {
         "job_id": job.id,
         "kind": job.kind,
@@ -194,6 +198,7 @@ def tell_staff_of_failure(*, job_id: int) -> int:
         "reference": item.request_reference,
         "error": job.last_error or "(no error recorded)",
         "url": f"{current_app.config['PREFS'].base_url}/staff/jobs",
+        "mail_hour": mail_hour,
     }
     staff = access.active_staff_emails()
     for address in staff:
@@ -202,15 +207,19 @@ def tell_staff_of_failure(*, job_id: int) -> int:
             recipient=address,
             template=FAILURE_ALERT,
             context=context,
-            idempotency_key=f"{FAILURE_ALERT}:{job.id}:{address}",
+            idempotency_key=f"{FAILURE_ALERT}:{f'mail:{mail_hour}' if mail_hour else job.id}:{address}",
         )
     if not staff:
         log.warning("job %s (%s) failed for good and no active staff account can be told", job.id, job.kind)
     return len(staff)
 
 
-def _is_failure_alert_delivery(job: Job) -> bool:
+STAFF_MAIL_KINDS = ("staff_", "escalation")  # notice kinds that go to staff, by prefix
+
+
+def _is_staff_mail_delivery(job: Job) -> bool:
     if job.kind != JobKind.NOTICE_DELIVER:
         return False
     notice_id = job.payload.get("notice_id") if isinstance(job.payload, dict) else None
-    return db.session.scalar(sa.select(Notice.kind).where(Notice.id == notice_id)) == FAILURE_ALERT
+    kind = db.session.scalar(sa.select(Notice.kind).where(Notice.id == notice_id))
+    return kind is not None and kind.startswith(STAFF_MAIL_KINDS)

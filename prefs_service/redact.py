@@ -91,7 +91,7 @@ def describe_exception(exc: BaseException, *, limit: int = 1000) -> str:
     if isinstance(exc, OSError) and (exc.strerror or exc.filename):
         detail = str(exc)
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        detail = "; ".join(f"{code} {_text(reply)}" for code, reply in exc.recipients.values())
+        detail = "; ".join(f"{code} {_without(address, _text(reply))}" for address, (code, reply) in exc.recipients.items())
     elif isinstance(exc, smtplib.SMTPResponseException):
         detail = f"{exc.smtp_code} {_text(exc.smtp_error)}"
     elif isinstance(exc, DomainError):
@@ -102,7 +102,13 @@ def describe_exception(exc: BaseException, *, limit: int = 1000) -> str:
     ours = [f for f in frames if "/prefs_service/" in f.filename] or frames[-1:]
     where = f" (at {ours[-1].filename.rsplit('/', 1)[-1]}:{ours[-1].lineno})" if ours else ""
     text = name + (f": {detail}" if detail else "") + "".join(f"; {note}" for note in notes) + where
-    return scrub(" ".join(text.split()))[:limit]
+    # Staff read this (the jobs page, their alert mail): no address at all, not even masked.
+    return scrub(_EMAIL.sub("<address>", " ".join(text.split())))[:limit]
+
+
+def _without(address: object, reply: str) -> str:
+    """A mail server's reply, without the address it refused (servers quote it)."""
+    return re.sub(re.escape(str(address)), "<recipient>", reply, flags=re.IGNORECASE) if address else reply
 
 
 def _text(reply: bytes | str) -> str:

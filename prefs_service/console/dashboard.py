@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .. import job_queue
+from .. import job_queue, outbox
 from ..notices import service as notices
 from ..orders import watchdog
 from ..rights import queue as request_queue
@@ -33,7 +33,7 @@ def figures(*, now: datetime) -> Figures:
         open_requests=deadlines["open"],
         due_soon=deadlines["due_soon"],
         overdue=deadlines["overdue"],
-        failed_jobs=jobs[job_queue.FAILED],
+        failed_jobs=jobs[outbox.FAILED],
         retrying_jobs=jobs[job_queue.RETRYING],
         open_escalations=sum(watchdog.open_escalation_counts().values()),
         oldest_unsent_notice=max(now - oldest, timedelta(0)) if oldest is not None else None,

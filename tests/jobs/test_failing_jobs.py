@@ -7,6 +7,7 @@ and the CLI."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -136,6 +137,30 @@ def test_a_job_failing_for_good_mails_each_staff_member_once_however_often_it_fa
             db.session.commit()
             assert jobs().execute(alert_job) == "failed"
     assert len(_staff_alerts(app)) == 2
+
+
+def test_a_mail_outage_is_told_once_per_hour_of_mail_not_once_per_mail(make_app, smtp):
+    app = make_app(mail_url=CLOSED_PORT)
+    staff_signed_in(app, app.test_client(), "first@example.com")
+    same_hour = [mail_job_that_fails(app, key=f"outage-{n}", for_good=False, recipient=f"reader{n}@example.com") for n in range(3)]
+    next_hour = mail_job_that_fails(app, key="outage-later", for_good=False)
+    with app.app_context():  # each has failed once; its next attempt is its last
+        db.session.execute(sa.update(Job).where(Job.id.in_(same_hour)).values(created_at=datetime(2026, 12, 6, 9, 5, tzinfo=UTC)))
+        db.session.execute(sa.update(Job).where(Job.id == next_hour).values(created_at=datetime(2026, 12, 6, 10, 1, tzinfo=UTC)))
+        db.session.execute(sa.update(Job).where(Job.id.in_([*same_hour, next_hour])).values(max_attempts=2))
+        db.session.commit()
+    for job_id in same_hour:
+        back_off_passes(app, job_id)
+        with app.app_context():
+            assert jobs().execute(job_id) == "failed"
+    assert _staff_alerts(app) == ["first@example.com"]  # three mails failed for good: one alert
+    back_off_passes(app, next_hour)
+    with app.app_context():
+        assert jobs().execute(next_hour) == "failed"
+        contexts = db.session.scalars(sa.select(Notice.context).where(Notice.kind == "staff_job_failed").order_by(Notice.id)).all()
+        db.session.rollback()
+    assert _staff_alerts(app) == ["first@example.com", "first@example.com"]  # mail of the next hour: one more
+    assert [c["mail_hour"] for c in contexts] == ["2026-12-06 09:00 UTC", "2026-12-06 10:00 UTC"]
 
 
 def test_a_mail_job_error_names_the_mail_server_and_never_the_recipient(make_app, smtp):

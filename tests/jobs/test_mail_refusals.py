@@ -49,6 +49,7 @@ def test_a_4xx_refusal_is_retried_and_goes_through_once_accepted(app, smtp):
     [job] = jobs_of(app, "notices.deliver")
     assert job.attempts == 1 and job.run_after > job.updated_at  # backed off
     assert "SMTPRecipientsRefused" in job.last_error and "gone" not in job.last_error
+    assert "450 4.2.1 <<recipient>>: Mailbox busy" in job.last_error and "example.com" not in job.last_error  # not even masked
     assert notice(app, notice_id).status == "pending" and notice(app, notice_id).failure_reason is None
 
     del smtp.refuse_recipients[GONE]
