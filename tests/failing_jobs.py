@@ -51,11 +51,11 @@ def csrf_of(page) -> str:
     return re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
 
 
-def staff_signed_in(app, client, email: str = "officer@example.com"):
+def staff_signed_in(app, client, email: str = "officer@example.com", role: str = "reviewer"):
     """A staff account made with `prefs staff create`, signed in on `client`."""
     from prefs_service.cli import main
 
-    result = app.test_cli_runner().invoke(main, ["staff", "create", email], input=PASSWORD + "\n")
+    result = app.test_cli_runner().invoke(main, ["staff", "create", email, "--role", role], input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
     page = client.get("/staff/login")
     signed_in = client.post("/staff/login", data={"csrf_token": csrf_of(page), "email": email, "password": PASSWORD})

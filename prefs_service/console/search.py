@@ -17,6 +17,7 @@ from ..orders.models import Order
 from ..rights import queue as request_queue
 from ..subjects import refs
 from ..subjects.identifiers import EXTERNAL_REF
+from ..subjects.models import Subject
 from ..subjects.refs import SubjectRef
 
 ANY = "any"
@@ -72,12 +73,12 @@ def search(*, term: str, kind: str = ANY) -> list[Hit]:
 def _search_one(kind: str, term: str) -> list[Hit]:
     if kind == "request":
         request = request_queue.by_reference(term)
-        return [Hit(kind, subject_id=request.subject_id, request_id=request.id)] if request else []
+        return [Hit(kind, subject_id=request.subject_id, request_id=request.id, erased=_erased(request.subject_id))] if request else []
     if kind == "order":
         order = db.session.scalar(sa.select(Order).where(Order.reference == term.upper()))
         if order is None:
             return []
-        return [Hit(kind, subject_id=order.subject_id, note=f"order {order.reference}")]
+        return [Hit(kind, subject_id=order.subject_id, note=f"order {order.reference}", erased=_erased(order.subject_id))]
     ref = SubjectRef(kind, term) if kind == EXTERNAL_REF else SubjectRef(kind, channels.normalize(kind, term))
     subject = refs.find(ref)
     if subject is not None:
@@ -85,3 +86,8 @@ def _search_one(kind: str, term: str) -> list[Hit]:
     if refs.erased([ref]):
         return [Hit(kind, erased=True)]
     return []
+
+
+def _erased(subject_id: object) -> bool:
+    subject = db.session.get(Subject, subject_id) if subject_id is not None else None
+    return subject is not None and subject.erased_at is not None

@@ -276,15 +276,6 @@ class JobSystem:
             self.send([job.id], delay=run_after - now)
         return FAILED if final else QUEUED
 
-    def retry(self, job_id: int, *, actor: str = "system") -> bool:
-        """Put a failed job back in the queue (see job_queue.retry, where the rule
-        lives); joins the caller's transaction. False if it was not failed."""
-        try:
-            job_queue.retry(job_id=job_id, actor=actor)
-        except DomainError:
-            return False
-        return True
-
     # --- sweeping --------------------------------------------------------
     def sweep(self) -> list[int]:
         """Re-send jobs whose message was lost or whose worker died, and queue

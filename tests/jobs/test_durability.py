@@ -6,6 +6,10 @@ from __future__ import annotations
 import signal
 import threading
 
+import pytest
+
+from prefs_service import job_queue
+from prefs_service.errors import Conflict
 from prefs_service.job_kinds import JobKind
 from prefs_service.jobs.dispatch import jobs
 from tests.conftest import InProcessWorker
@@ -67,9 +71,11 @@ def test_a_job_that_keeps_failing_ends_failed_and_staff_can_retry_it(make_app, a
         db.session.commit()
         assert jobs().execute(job.id) == "failed"
     with app.app_context():
-        assert jobs().retry(job.id) is True
+        job_queue.retry(job_id=job.id, actor="test")
         db.session.commit()
-        assert jobs().retry(job.id) is False  # no longer failed
+        with pytest.raises(Conflict):  # no longer failed
+            job_queue.retry(job_id=job.id, actor="test")
+        db.session.rollback()
         assert jobs().execute(job.id) == "done"
     assert len(smtp.wait_for(1)) == 1
 

@@ -25,7 +25,7 @@ def test_the_jobs_page_needs_a_sign_in(client):
 def test_the_page_lists_failed_and_retrying_jobs_with_their_attempts_and_errors(make_app, smtp):
     app = make_app(mail_url=CLOSED_PORT)
     client = app.test_client()
-    staff_signed_in(app, client)
+    staff_signed_in(app, client, role="admin")
     failed = mail_job_that_fails(app, key="page-failed", recipient="hidden.person@example.com")
     retrying = mail_job_that_fails(app, key="page-retrying", for_good=False)
 
@@ -42,6 +42,17 @@ def test_the_page_lists_failed_and_retrying_jobs_with_their_attempts_and_errors(
     assert _listed_ids(client.get("/staff/jobs?show=failed")) == [failed]
     assert "Failed (1)" in text and "Retrying (1)" in text and "All (2)" in text
     assert '<a href="/staff/jobs">Jobs</a>' in text  # in the staff navigation
+
+
+def test_a_reviewer_may_retry_but_only_an_admin_may_cancel(make_app, smtp):
+    app = make_app(mail_url=CLOSED_PORT)
+    client = app.test_client()
+    staff_signed_in(app, client, "reviewer@example.com")
+    retrying = mail_job_that_fails(app, key="keep-me", for_good=False)
+    page = client.get("/staff/jobs").data.decode()
+    assert f"Cancel job {retrying}" not in page and "an admin may cancel" in page
+    refused = client.post(f"/staff/jobs/{retrying}/cancel", data={"csrf_token": csrf_of(client.get("/staff/jobs"))})
+    assert refused.status_code == 403 and job_row(app, retrying).status == "queued"
 
 
 def test_the_page_is_paged_newest_first_without_gaps_or_repeats(make_app, smtp):
@@ -70,7 +81,7 @@ def test_bad_list_parameters_lead_back_to_the_whole_list(make_app, smtp):
 def test_cancel_on_the_page_stops_a_retrying_mail_and_marks_it_not_sent(make_app, smtp):
     app = make_app(mail_url=CLOSED_PORT)
     client = app.test_client()
-    staff_signed_in(app, client)
+    staff_signed_in(app, client, role="admin")
     retrying = mail_job_that_fails(app, key="cancel-me", for_good=False)
 
     cancelled = press(client, "/staff/jobs?show=retrying", f"/staff/jobs/{retrying}/cancel")
@@ -90,7 +101,7 @@ def test_cancel_on_the_page_stops_a_retrying_mail_and_marks_it_not_sent(make_app
 def test_retry_and_cancel_that_no_longer_apply_say_why(make_app, smtp):
     app = make_app(mail_url=CLOSED_PORT)
     client = app.test_client()
-    staff_signed_in(app, client)
+    staff_signed_in(app, client, role="admin")
     retrying = mail_job_that_fails(app, key="not-failed", for_good=False)
     token = csrf_of(client.get("/staff/jobs"))
 

@@ -73,6 +73,15 @@ def actor() -> str:
 _actor = actor  # the name the console used before it became a package
 
 
+def number_arg(name: str) -> int | None:
+    """A positive whole number from the query string, or None for anything else
+    (a hand-edited link falls back to the first page, never to a 500)."""
+    raw = request.args.get(name, "")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # fits a 64-bit id
+        return None
+    return int(raw) or None
+
+
 def flash_error(error: DomainError) -> None:
     details = " ".join(f"{field.replace('_', ' ')}: {', '.join(map(str, messages))}." for field, messages in error.errors.items())
     flash(f"{error.message} {details}".strip(), "error")

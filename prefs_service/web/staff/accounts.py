@@ -13,7 +13,7 @@ from ...db.scopes import reads, writes
 from ...errors import DomainError
 from ...extensions import db
 from .. import no_store
-from . import actor, admin_required, bp, flash_error
+from . import actor, admin_required, bp, flash_error, number_arg
 
 AUDIT_PAGE = 50
 
@@ -134,8 +134,7 @@ def revoke_api_key(prefix: str):
 @no_store
 def audit_log():
     action, who = request.args.get("action", ""), request.args.get("actor", "")
-    before = request.args.get("before", "")
-    events = audit.page(action=action or None, actor=who or None, before=int(before) if before.isdigit() else None, limit=AUDIT_PAGE + 1)
+    events = audit.page(action=action or None, actor=who or None, before=number_arg("before"), limit=AUDIT_PAGE + 1)
     more = len(events) > AUDIT_PAGE
     events = events[:AUDIT_PAGE]
     actors = audit.actors()

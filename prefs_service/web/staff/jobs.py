@@ -9,7 +9,7 @@ from ...db.scopes import reads, writes
 from ...errors import DomainError
 from ...extensions import db
 from .. import no_store
-from . import actor, bp, staff_required
+from . import actor, admin_required, bp, number_arg, staff_required
 
 PAGE_SIZE = 25
 SHOWN = {"failed": ("failed",), "retrying": ("retrying",), "all": job_queue.STATES}
@@ -21,13 +21,13 @@ SHOWN = {"failed": ("failed",), "retrying": ("retrying",), "all": job_queue.STAT
 @no_store
 def jobs():
     show = request.args.get("show", "all")
-    before = request.args.get("before", "")
-    if show not in SHOWN or (before and not (before.isascii() and before.isdigit() and len(before) <= 19)):
+    before = number_arg("before")
+    if show not in SHOWN or (request.args.get("before") and before is None):
         flash("That list does not exist; here are all failing jobs.", "error")
         return redirect(url_for("staff.jobs"), code=303)
-    items, next_before = job_queue.list_jobs(states=SHOWN[show], before=int(before) if before else None, limit=PAGE_SIZE)
+    items, next_before = job_queue.list_jobs(states=SHOWN[show], before=before, limit=PAGE_SIZE)
     return render_template(
-        "staff/jobs.html", items=items, show=show, next_before=next_before, first_page=not before, counts=job_queue.counts()
+        "staff/jobs.html", items=items, show=show, next_before=next_before, first_page=before is None, counts=job_queue.counts()
     )
 
 
@@ -58,6 +58,6 @@ def retry_job(job_id: int):
 
 @bp.post("/jobs/<int:job_id>/cancel")
 @writes
-@staff_required
+@admin_required  # a cancelled erasure or notification never happens: as in the API, admins only
 def cancel_job(job_id: int):
     return _act(lambda: job_queue.cancel(job_id=job_id, actor=actor()), f"Job {job_id} is cancelled; it will not run again.")

@@ -19,7 +19,7 @@ from ...extensions import db
 from ...orders.service import money
 from ...rights.models import CORRECTABLE_FIELDS, TYPES
 from .. import no_store
-from . import actor, bp, flash_error, staff_required
+from . import actor, bp, flash_error, number_arg, staff_required
 
 
 @bp.get("/search")
@@ -41,7 +41,7 @@ def find():
     except DomainError as exc:
         message = f"{exc.message} {' '.join(m for ms in exc.errors.values() for m in ms)}".strip()
         return _results(term, kind, None, message, status=422)
-    if len(hits) == 1 and not hits[0].erased:
+    if len(hits) == 1 and (hits[0].request_id is not None or not hits[0].erased):  # a request stays worth opening
         return redirect(_target(hits[0]), code=303)
     if not hits:
         return _results(term, kind, hits, f"Nothing matches that {search.KINDS[kind].lower() if kind != search.ANY else 'search'}.")
@@ -67,8 +67,8 @@ def _results(term: str, kind: str, hits, message, status: int = 200):
 @staff_required
 @no_store
 def person(subject_id: uuid.UUID):
-    before = request.args.get("before", "")
-    record = profile.load(subject_id, before=int(before) if before.isdigit() else None)
+    before = number_arg("before")
+    record = profile.load(subject_id, before=before)
     now = utcnow()
     return render_template(
         "staff/person.html",

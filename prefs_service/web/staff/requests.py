@@ -20,7 +20,7 @@ from ...rights import queue as request_queue
 from ...rights import service as rights
 from ...rights.models import FAILED, OPEN, PROCESSING, STATUSES, TYPES
 from .. import no_store
-from . import actor, bp, flash_error, staff_required
+from . import actor, bp, flash_error, number_arg, staff_required
 
 PER_PAGE = 50
 
@@ -34,8 +34,8 @@ class ExtendForm(ReasonForm):
 
 
 def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
+    page = number_arg("page")
+    return page if page is not None and page < 100_000 else 1
 
 
 @bp.get("")
