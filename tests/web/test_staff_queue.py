@@ -165,3 +165,10 @@ def test_sign_in_lands_on_the_dashboard_and_returns_to_the_page_asked_for(app):
         to_login, data={"csrf_token": csrf_of(page), "email": "lander@example.com", "password": "correct horse battery staple"}
     )
     assert back.headers["Location"] == "/staff/audit"
+    filtered = app.test_client()  # the filters come back too
+    to_login = filtered.get("/staff?status=failed&type=access&page=2").headers["Location"]
+    back = filtered.post(
+        to_login,
+        data={"csrf_token": csrf_of(filtered.get(to_login)), "email": "lander@example.com", "password": "correct horse battery staple"},
+    )
+    assert back.headers["Location"] == "/staff?status=failed&type=access&page=2"

@@ -45,7 +45,10 @@ def staff_required(view):
         user = access.staff_session_user(session.get("staff_id"), session.get("staff_v"))
         if user is None or time.time() - seen > IDLE_LIMIT.total_seconds():
             session.clear()
-            return redirect(url_for("staff.login", next=request.path))
+            # Back to the page asked for, filters and all; a form sent after the
+            # session ended cannot be replayed, so it starts from the dashboard.
+            back = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("staff.login", next=back) if back else url_for("staff.login"))
         session["staff_seen"] = int(time.time())
         g.staff = user
         return view(*args, **kwargs)
