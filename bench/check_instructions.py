@@ -13,7 +13,6 @@ out. Needs valgrind on PATH.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import re
 import subprocess
@@ -26,34 +25,16 @@ from bench import common
 WARM_UP = 300
 
 
-def _environ(query: str, key: str) -> dict:
-    return {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/v1/consent/check",
-        "QUERY_STRING": query,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_AUTHORIZATION": f"Bearer {key}",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-
-
 def checks(count: int) -> None:
     """In the process callgrind watches: warm up, then `count` checks."""
     from prefs_service import create_app
 
     app = create_app()
     key = os.environ["BENCH_KEY"]
-    environs = [_environ(f"channel=email&purpose=newsletter&email={common.email_of(i)}", key) for i in range(0, 3000, 7)]
+    environs = [
+        common.wsgi_environ("/v1/consent/check", f"channel=email&purpose=newsletter&email={common.email_of(i)}", key)
+        for i in range(0, 3000, 7)
+    ]
     for n in range(WARM_UP + count):
         environ = dict(environs[n % len(environs)])
         body = app(environ, lambda status, headers: None)

@@ -11,10 +11,8 @@ No server and no load generator: the figure is the app's own time per request
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,27 +45,6 @@ VARIANTS: dict[str, Callable[[Flask], None] | None] = {
 }
 
 
-def _environ(path: str, query: str, key: str) -> dict:
-    return {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_AUTHORIZATION": f"Bearer {key}",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-
-
 def run(requests: int, rounds: int) -> dict:
     work = tempfile.mkdtemp(prefix="prefs-bench-patches-")
     url = f"sqlite:///{work}/patches.db"
@@ -84,7 +61,7 @@ def run(requests: int, rounds: int) -> dict:
             undo(app)
         apps[name] = app
     emails = [common.email_of(i) for i in range(0, 3000, 7)]
-    environs = [_environ("/v1/consent/check", f"channel=email&purpose=newsletter&email={e}", key) for e in emails]
+    environs = [common.wsgi_environ("/v1/consent/check", f"channel=email&purpose=newsletter&email={e}", key) for e in emails]
 
     def timed(app: Flask) -> float:
         started = time.perf_counter()
