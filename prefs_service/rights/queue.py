@@ -49,7 +49,9 @@ def _after(key: QueueKey) -> sa.ColumnElement[bool]:
     The id is bound as a bigint: a cursor may name any 18-digit id, past the column's int."""
     closed, due = _order_columns()
     at, when = sa.literal(int(key.closed)), sa.literal(key.due, UTCDateTime())
-    return sa.or_(closed > at, sa.and_(closed == at, sa.or_(due > when, sa.and_(due == when, RightsRequest.id < sa.literal(key.id, sa.BigInteger())))))
+    return sa.or_(
+        closed > at, sa.and_(closed == at, sa.or_(due > when, sa.and_(due == when, RightsRequest.id < sa.literal(key.id, sa.BigInteger()))))
+    )
 
 
 def _filtered(statuses: list[str] | None, types: list[str] | None = None) -> sa.Select[RightsRequest]:
