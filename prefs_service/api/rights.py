@@ -26,8 +26,8 @@ class Requests(MethodView):
     @blp.response(200, schemas.RequestOut(many=True), headers=paging.LINK_HEADER)
     @blp.problems(400)
     def get(self, query):
-        """The queue, one page at a time: open requests by due date (unverified ones, with no date yet, after
-        them), then closed ones; `status` filters (repeat it for several). While there is more, the `Link`
+        """The queue, one page at a time, in the staff queue's order: open requests by due date (unconfirmed
+        ones, with no date yet, after them), then closed ones, newest first within each; `status` filters (repeat it for several). While there is more, the `Link`
         header names the next page."""
         items, next_key = request_queue.page_requests(
             statuses=query.get("status"), after=paging.queue_position(query.get("cursor")), limit=query["limit"]

@@ -6,8 +6,10 @@ pages an admin (403 for a reviewer)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
+from typing import TypeVar
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
@@ -23,6 +25,7 @@ from ...rights.models import STATUS_LABELS, STEP_LABELS, TYPE_LABELS
 from .. import no_store
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
+T = TypeVar("T")
 
 IDLE_LIMIT = timedelta(hours=8)
 SIGN_IN_FAILED = (
@@ -88,6 +91,20 @@ def number_arg(name: str) -> int | None:
 def flash_error(error: DomainError) -> None:
     details = " ".join(f"{field.replace('_', ' ')}: {', '.join(map(str, messages))}." for field, messages in error.errors.items())
     flash(f"{error.message} {details}".strip(), "error")
+
+
+def commit(action: Callable[[], T], done: str | Callable[[T], str]) -> bool:
+    """Run a staff action and commit it, saying `done` (or what `done` makes of
+    its result); a refusal is rolled back and said instead. Returns whether it went through."""
+    try:
+        result = action()
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash_error(exc)
+        return False
+    flash(done(result) if callable(done) else done, "ok")
+    return True
 
 
 def status_label(status: str) -> str:

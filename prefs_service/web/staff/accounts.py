@@ -3,7 +3,7 @@ password, change the role), API keys (list, revoke) and the audit log."""
 
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import g, redirect, render_template, request, url_for
 
 from ... import audit
 from ...access import service as access
@@ -13,7 +13,7 @@ from ...db.scopes import reads, writes
 from ...errors import DomainError
 from ...extensions import db
 from .. import no_store
-from . import actor, admin_required, bp, flash_error, number_arg
+from . import actor, admin_required, bp, commit, flash_error, number_arg
 
 AUDIT_PAGE = 50
 
@@ -44,14 +44,11 @@ def create_account():
 
 
 def _account_action(user_id: int, change, done: str):
-    try:
+    def act():
         user = access.staff_by_id(user_id)
-        changed = change(user)
-        db.session.commit()
-        flash(done.format(email=user.email) if changed else f"Nothing to change for {user.email}.", "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash_error(exc)
+        return user, change(user)
+
+    commit(act, lambda outcome: done.format(email=outcome[0].email) if outcome[1] else f"Nothing to change for {outcome[0].email}.")
     # An admin who just made themselves a reviewer may no longer see the accounts.
     return redirect(url_for("staff.accounts" if g.staff.role == ADMIN else "staff.dashboard"), code=303)
 
@@ -118,13 +115,7 @@ def api_keys():
 @writes
 @admin_required
 def revoke_api_key(prefix: str):
-    try:
-        key = access.revoke(prefix=prefix, actor=actor())
-        db.session.commit()
-        flash(f"The key “{key.name}” is revoked.", "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash_error(exc)
+    commit(lambda: access.revoke(prefix=prefix, actor=actor()), lambda key: f"The key “{key.name}” is revoked.")
     return redirect(url_for("staff.api_keys"), code=303)
 
 

@@ -6,10 +6,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from ... import job_queue
 from ...db.scopes import reads, writes
-from ...errors import DomainError
-from ...extensions import db
 from .. import no_store
-from . import actor, admin_required, bp, number_arg, staff_required
+from . import actor, admin_required, bp, commit, number_arg, staff_required
 
 PAGE_SIZE = 25
 SHOWN = {"failed": ("failed",), "retrying": ("retrying",), "all": job_queue.STATES}
@@ -39,13 +37,7 @@ def _back():
 
 
 def _act(action, done: str):
-    try:
-        action()
-        db.session.commit()
-        flash(done, "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    commit(action, done)
     return _back()
 
 

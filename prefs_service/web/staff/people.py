@@ -19,7 +19,7 @@ from ...extensions import db
 from ...orders.service import money
 from ...rights.models import CORRECTABLE_FIELDS, TYPES
 from .. import no_store
-from . import actor, bp, flash_error, number_arg, staff_required
+from . import actor, bp, commit, flash_error, number_arg, staff_required
 
 
 @bp.get("/search")
@@ -90,19 +90,16 @@ def person(subject_id: uuid.UUID):
 @writes
 @staff_required
 def suppress(subject_id: uuid.UUID):
-    try:
-        created = profile.suppress(
+    commit(
+        lambda: profile.suppress(
             subject_id=subject_id,
             kind=request.form.get("kind", ""),
             reason=request.form.get("reason", ""),
             note=request.form.get("note"),
             actor=actor(),
-        )
-        db.session.commit()
-        flash("Suppressed: we will not contact them on it." if created else "It was suppressed already.", "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash_error(exc)
+        ),
+        lambda created: "Suppressed: we will not contact them on it." if created else "It was suppressed already.",
+    )
     return redirect(url_for("staff.person", subject_id=subject_id) + "#suppressions", code=303)
 
 

@@ -13,14 +13,12 @@ from ...access import service as access
 from ...clock import utcnow
 from ...console.dashboard import DUE_SOON
 from ...db.scopes import reads, writes
-from ...errors import DomainError
-from ...extensions import db
 from ...orders import watchdog
 from ...rights import queue as request_queue
 from ...rights import service as rights
 from ...rights.models import FAILED, OPEN, PROCESSING, STATUSES, TYPES
 from .. import no_store
-from . import actor, bp, flash_error, number_arg, staff_required
+from . import actor, bp, commit, number_arg, staff_required
 
 PER_PAGE = 50
 
@@ -89,13 +87,7 @@ def detail(request_id: int):
 
 
 def _act(request_id: int, action, done: str):
-    try:
-        action()
-        db.session.commit()
-        flash(done, "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash_error(exc)
+    commit(action, done)
     return redirect(url_for("staff.detail", request_id=request_id), code=303)
 
 
@@ -155,11 +147,7 @@ def escalations():
 @writes
 @staff_required
 def resolve_escalation(escalation_id: int):
-    try:
-        watchdog.resolve_escalation(escalation_id=escalation_id, note=request.form.get("reason", ""), actor=actor())
-        db.session.commit()
-        flash("Resolved.", "ok")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    commit(
+        lambda: watchdog.resolve_escalation(escalation_id=escalation_id, note=request.form.get("reason", ""), actor=actor()), "Resolved."
+    )
     return redirect(url_for("staff.escalations"), code=303)
