@@ -68,6 +68,8 @@ class Settings:
     privacy_policy_url: str = ""
     # Plan code -> the label customers read (receipts, pages); Stripe metadata fills gaps.
     plans: Mapping[str, str] = field(default_factory=dict)
+    # Whose law a person falls under when nothing says otherwise (subjects/jurisdictions.py).
+    default_jurisdiction: str = "GB"
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
 
@@ -234,6 +236,15 @@ def _plans(environ) -> dict[str, str]:
     return plans
 
 
+def _default_jurisdiction(environ) -> str:
+    from .subjects.jurisdictions import JURISDICTIONS
+
+    value = _text(environ, "PREFS_DEFAULT_JURISDICTION") or Settings.default_jurisdiction
+    if value not in JURISDICTIONS:
+        raise ConfigError(f"PREFS_DEFAULT_JURISDICTION must be one of {', '.join(JURISDICTIONS)}, got {value!r}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment; keyword overrides win (used by tests)."""
     environ = os.environ if environ is None else environ
@@ -339,6 +350,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         support_email=overrides.pop("support_email", None) or _support_email(environ, production),
         privacy_policy_url=_privacy_policy_url(environ),
         plans=_plans(environ),
+        default_jurisdiction=_default_jurisdiction(environ),
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

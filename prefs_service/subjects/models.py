@@ -21,6 +21,8 @@ class Subject(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]
+    # GB, EU, US-CA or other (subjects/jurisdictions.py); None: the default setting.
+    jurisdiction: Mapped[str | None] = mapped_column(sa.String(8))
 
     identifiers: Mapped[list[Identifier]] = relationship(back_populates="subject", cascade="all, delete-orphan")
 
