@@ -8,6 +8,7 @@ from .notices.models import Notice
 from .orders.models import Escalation, Order, Payment, ProvisionedSystem, StripeEvent
 from .outbox import Job
 from .partners.models import Disclosure, Partner
+from .registers.models import RegisterEntry, RegisterList
 from .rights.models import RightsRequest
 from .subjects.models import Identifier, Subject, Suppression
 
@@ -27,6 +28,8 @@ __all__ = [
     "PolicyVersion",
     "ProvisionedSystem",
     "Purpose",
+    "RegisterEntry",
+    "RegisterList",
     "RightsRequest",
     "StaffUser",
     "StripeEvent",

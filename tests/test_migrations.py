@@ -134,6 +134,7 @@ def test_staff_accounts_that_exist_become_admins_and_new_ones_reviewers(make_app
         db.session.rollback()  # the read's transaction ends before the downgrade writes
         flask_migrate.downgrade(revision="0005")
         columns = {c["name"] for c in sa.inspect(db.engine).get_columns("staff_users")}
+        flask_migrate.upgrade()  # back to head: the fixture empties every table the models declare
         db.engine.dispose()
     assert roles == {"old@example.com": "admin", "new@example.com": "reviewer"}
     assert "role" not in columns

@@ -1,0 +1,70 @@
+"""The registers' tables.
+
+Each import is a `RegisterList`. A full import writes its entries under its own
+list id while checks keep reading the register's current list; one short
+transaction then makes the new list current and the old one replaced, so a
+check sees the old list or the new, never half. A delta import adds and removes
+entries of the current full list and is recorded beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..clock import utcnow
+from ..db.types import Base, HashBytes
+
+FULL = "full"
+DELTA = "delta"
+# A full list is loading until it is complete, then current, then replaced by
+# the next; a failed import stays failed; a delta is applied in its transaction.
+LOADING, CURRENT, REPLACED, FAILED, APPLIED = "loading", "current", "replaced", "failed", "applied"
+LIST_STATUSES = (LOADING, CURRENT, REPLACED, FAILED, APPLIED)
+
+_BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+class RegisterList(Base):
+    """One imported file of a register (registers/__init__.py names them)."""
+
+    __tablename__ = "register_lists"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('full', 'delta')", name="kind"),
+        sa.CheckConstraint("status IN ('loading', 'current', 'replaced', 'failed', 'applied')", name="status"),
+        sa.Index("ix_register_lists_register_status", "register", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
+    register: Mapped[str] = mapped_column(sa.String(8))
+    kind: Mapped[str] = mapped_column(sa.String(8))
+    # The date the register's operator published the file (--list-date).
+    list_date: Mapped[date]
+    status: Mapped[str] = mapped_column(sa.String(10), default=LOADING)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    # Lines taken, lines rejected (the import's report names each) and, for a delta, entries removed.
+    accepted: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    removed: Mapped[int] = mapped_column(default=0)
+    # Who ran it: "cli" or "api_key:<id>".
+    imported_by: Mapped[str] = mapped_column(sa.String(64))
+
+
+class RegisterEntry(Base):
+    """One listed identifier, as the keyed hash every other identifier is kept as.
+
+    A delta's entries are written under the current full list's id, so a check
+    probes one list per register. Keyed by (list, hash) without a rowid on
+    SQLite: a probe is one primary-key lookup.
+    """
+
+    __tablename__ = "register_entries"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    list_id: Mapped[int] = mapped_column(_BIGINT, sa.ForeignKey("register_lists.id", ondelete="CASCADE"), primary_key=True)
+    key_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)
+    # MPS only: "P" (do not mail) or "X" (deceased); None for the number registers.
+    flag: Mapped[str | None] = mapped_column(sa.String(1))
