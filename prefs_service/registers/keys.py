@@ -23,7 +23,7 @@ MAIL_KEY_KIND = "mps_address"
 
 
 def mail_key(address: str) -> str | None:
-    """"POSTCODE|FIRST LINE" of a postal address, or None when it has no UK postcode."""
+    """The key "POSTCODE|FIRST LINE" of a postal address, or None when it has no UK postcode."""
     try:
         canonical = channels.normalize("postal_address", address)
     except channels.InvalidIdentifier:
