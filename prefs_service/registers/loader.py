@@ -1,0 +1,306 @@
+"""Importing a register's file: a full list swapped in atomically, or a delta.
+
+An import is several transactions by design, so it commits its own steps
+(it is the boundary: the CLI command and the API view only call it):
+
+Full import
+1. a new `RegisterList` is written as `loading`, and committed;
+2. its entries stream in, in chunks each committed (checks read only the
+   current list, so a loading list's entries are invisible to them), through
+   the backend's fastest bulk path (db/backend.py: COPY on PostgreSQL,
+   executemany on SQLite); the file is read line by line, in constant memory;
+3. one short transaction marks the old current list `replaced` and the new
+   one `current`: a check sees the old list or the new, never half;
+4. the replaced list's entries are deleted.
+If anything fails, or no line at all was accepted (a wrong file would
+otherwise empty the register), the new list is marked `failed`, its entries
+are deleted, and the old list stays current.
+
+Delta import: one transaction adds the lines it lists to the current full
+list's entries and takes away those marked as removals (parsers.py says how
+each format marks them). A delta with no current full list is refused.
+
+Rejected lines never stop an import: each is counted, written to the report
+(if one is given) with its line number, and the first few are returned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import IO, Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
+
+from ..clock import utcnow
+from ..db.backend import backend
+from ..errors import Conflict, Invalid
+from ..extensions import db
+from . import REGISTERS, parsers
+from .models import APPLIED, CURRENT, DELTA, FAILED, FULL, LOADING, REPLACED, RegisterEntry, RegisterList
+
+# How many rejections an import's summary lists (the report file lists all).
+FIRST_REJECTIONS = 20
+# Rows per committed chunk of a full import: each chunk holds SQLite's write
+# lock only for a few seconds, so people's own writes still get their turn.
+CHUNK_ROWS = 250_000
+# A list still `loading` after this long was left by an import that died.
+ABANDONED_AFTER = timedelta(hours=6)
+ENTRIES = RegisterEntry.__table__.name
+Progress = Callable[[int], None]
+
+
+class ImportFailed(Exception):
+    """The import could not finish; its list is marked failed and the old list stays current."""
+
+    def __init__(self, message: str, summary: ImportSummary):
+        super().__init__(message)
+        self.message = message
+        self.summary = summary
+
+
+@dataclass
+class ImportSummary:
+    register: str
+    kind: str
+    list_date: date
+    list_id: int = 0
+    status: str = LOADING
+    accepted: int = 0
+    rejected: int = 0
+    removed: int = 0
+    entries: int = 0
+    seconds: float = 0.0
+    rejections: list[parsers.Rejection] = field(default_factory=list)
+
+
+class _Counter:
+    """Counts the parser's output, writes rejections to the report, passes entries on."""
+
+    def __init__(self, summary: ImportSummary, report: IO[str] | None):
+        self.summary = summary
+        self.report = report
+
+    def entries(self, parsed: Iterable[parsers.Parsed]) -> Iterator[parsers.Entry]:
+        summary, report = self.summary, self.report
+        for item in parsed:
+            if type(item) is parsers.Entry:
+                summary.accepted += 1
+                yield item
+                continue
+            assert isinstance(item, parsers.Rejection)
+            summary.rejected += 1
+            if len(summary.rejections) < FIRST_REJECTIONS:
+                summary.rejections.append(item)
+            if report is not None:
+                report.write(f"line {item.line_no}: {item.reason}\n")
+
+
+def _lines(stream: IO[bytes], progress: Progress | None) -> Iterator[bytes]:
+    if progress is None:
+        yield from stream
+        return
+    done = 0
+    for count, line in enumerate(stream, 1):
+        done += len(line)
+        if count % 65536 == 0:
+            progress(done)
+            done = 0
+        yield line
+    progress(done)
+
+
+def _validate(register: str) -> None:
+    if register not in REGISTERS:
+        raise Invalid(f"No register {register!r}; the registers are {', '.join(REGISTERS)}.", errors={"register": ["unknown register"]})
+
+
+def _start(register: str, kind: str, list_date: date, imported_by: str) -> RegisterList:
+    """The import's list row, after refusing a second import of the same register at once."""
+    backend().lock_key(f"register-import:{register}")
+    loading = db.session.scalars(sa.select(RegisterList).where(RegisterList.register == register, RegisterList.status == LOADING)).all()
+    for other in loading:
+        if other.started_at > utcnow() - ABANDONED_AFTER:
+            raise Conflict(f"An import of {register} is loading (list {other.id}, started {other.started_at:%Y-%m-%d %H:%M} UTC).")
+        other.status, other.finished_at = FAILED, utcnow()
+    row = RegisterList(register=register, kind=kind, list_date=list_date, status=LOADING, imported_by=imported_by)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def current_list(register: str) -> RegisterList | None:
+    return db.session.scalars(
+        sa.select(RegisterList).where(RegisterList.register == register, RegisterList.status == CURRENT, RegisterList.kind == FULL)
+    ).first()
+
+
+def import_file(
+    *,
+    register: str,
+    path: Path,
+    list_date: date,
+    delta: bool,
+    imported_by: str,
+    report: IO[str] | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import `path` into `register` (see the module's docstring); commits its own steps.
+    Raises Invalid or Conflict before starting, ImportFailed after."""
+    _validate(register)
+    started = time.monotonic()
+    summary = ImportSummary(register=register, kind=DELTA if delta else FULL, list_date=list_date)
+    with path.open("rb") as stream:
+        if delta:
+            _import_delta(summary, stream, imported_by, _Counter(summary, report), progress)
+        else:
+            _import_full(summary, stream, imported_by, _Counter(summary, report), progress)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _import_full(summary: ImportSummary, stream: IO[bytes], imported_by: str, counter: _Counter, progress: Progress | None) -> None:
+    register = summary.register
+    try:
+        row = _start(register, FULL, summary.list_date, imported_by)
+        summary.list_id = list_id = row.id
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    try:
+        entries = counter.entries(parsers.parse(register, _lines(stream, progress), delta=False))
+        summary.entries = _load(list_id, ((list_id, e.key_hash, e.flag) for e in entries))
+        if summary.accepted == 0:
+            raise ImportFailed("No line of the file was accepted; the current list stays.", summary)
+        _swap(summary)
+    except BaseException as exc:
+        _fail(summary)
+        if isinstance(exc, ImportFailed):
+            raise
+        if isinstance(exc, Exception):
+            raise ImportFailed(f"The import failed ({type(exc).__name__}); the current list stays.", summary) from exc
+        raise
+    _delete_replaced(register)
+
+
+def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
+    """Stream `rows` into the entries table in committed chunks; how many were new."""
+    inserted = 0
+    raw = db.engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        chunked = backend().name == "sqlite"
+        if chunked:
+            driver.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading: the new list's index fits
+        try:
+            while True:
+                chunk = list(itertools.islice(rows, CHUNK_ROWS))
+                if not chunk:
+                    break
+                if chunked:
+                    driver.execute("BEGIN IMMEDIATE")  # the connection is in autocommit otherwise (db/backend.py)
+                inserted += backend().bulk_insert(driver, ENTRIES, ("list_id", "key_hash", "flag"), chunk)
+                driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+        finally:
+            if chunked:
+                driver.execute("PRAGMA cache_size=-65536")
+    finally:
+        raw.close()
+    return inserted
+
+
+def _swap(summary: ImportSummary) -> None:
+    """The one short transaction that makes the new list current."""
+    try:
+        backend().lock_key(f"register-import:{summary.register}")
+        db.session.execute(
+            sa.update(RegisterList)
+            .where(RegisterList.register == summary.register, RegisterList.status == CURRENT, RegisterList.kind == FULL)
+            .values(status=REPLACED)
+        )
+        db.session.execute(
+            sa.update(RegisterList)
+            .where(RegisterList.id == summary.list_id)
+            .values(status=CURRENT, finished_at=utcnow(), accepted=summary.accepted, rejected=summary.rejected)
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    summary.status = CURRENT
+
+
+def _fail(summary: ImportSummary) -> None:
+    db.session.rollback()
+    db.session.execute(
+        sa.update(RegisterList)
+        .where(RegisterList.id == summary.list_id)
+        .values(status=FAILED, finished_at=utcnow(), accepted=summary.accepted, rejected=summary.rejected)
+    )
+    db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id == summary.list_id))
+    db.session.commit()
+    summary.status = FAILED
+
+
+def _delete_replaced(register: str) -> None:
+    """Entries of replaced and failed lists: kept by nothing now."""
+    old = sa.select(RegisterList.id).where(RegisterList.register == register, RegisterList.status.in_((REPLACED, FAILED)))
+    db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id.in_(old)))
+    db.session.commit()
+
+
+DELTA_BATCH = 2000
+
+
+def _import_delta(summary: ImportSummary, stream: IO[bytes], imported_by: str, counter: _Counter, progress: Progress | None) -> None:
+    register = summary.register
+    try:
+        full = current_list(register)
+        if full is None:
+            raise Conflict(f"{register} has no current full list: import a full list before a delta.")
+        row = _start(register, DELTA, summary.list_date, imported_by)
+        summary.list_id = row.id
+        entries = counter.entries(parsers.parse(register, _lines(stream, progress), delta=True))
+        # Consecutive lines of one kind (additions or removals) go together, in file order.
+        for remove, group in itertools.groupby(entries, key=lambda e: e.remove):
+            for batch in _batched(group, DELTA_BATCH):
+                if remove:
+                    summary.removed += _remove(full.id, [e.key_hash for e in batch])
+                else:
+                    _add(full.id, [(e.key_hash, e.flag) for e in batch])
+        row.status, row.finished_at = APPLIED, utcnow()
+        row.accepted, row.rejected, row.removed = summary.accepted, summary.rejected, summary.removed
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    summary.status = APPLIED
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _add(list_id: int, entries: list[tuple[bytes, str | None]]) -> None:
+    statement = backend().insert(RegisterEntry.__table__).on_conflict_do_nothing()
+    db.session.execute(statement, [{"list_id": list_id, "key_hash": h, "flag": f} for h, f in entries])
+
+
+def _remove(list_id: int, hashes: list[bytes]) -> int:
+    removed = 0
+    for size, params in backend().key_batches(hashes):
+        statement = sa.delete(RegisterEntry).where(RegisterEntry.list_id == list_id, backend().matching(RegisterEntry.key_hash, size))
+        result = db.session.execute(statement, params, execution_options={"synchronize_session": False})
+        removed += cast("CursorResult[Any]", result).rowcount
+    return removed
