@@ -47,7 +47,8 @@ from .models import APPLIED, CURRENT, DELTA, FAILED, FULL, LOADING, REPLACED, Re
 # How many rejections an import's summary lists (the report file lists all).
 FIRST_REJECTIONS = 20
 # Rows per committed chunk of a full import: each chunk holds SQLite's write
-# lock only for a few seconds, so people's own writes still get their turn.
+# lock only for a few seconds, so people's own writes still get their turn
+# (and on PostgreSQL bounds what a retried chunk keeps in memory).
 CHUNK_ROWS = 250_000
 # A list still `loading` after this long was left by an import that died.
 ABANDONED_AFTER = timedelta(hours=6)
@@ -199,10 +200,8 @@ def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
         if chunked:
             driver.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading: the new list's index fits
         try:
-            while True:
-                chunk = list(itertools.islice(rows, CHUNK_ROWS))
-                if not chunk:
-                    break
+            while (first := next(rows, None)) is not None:
+                chunk = itertools.chain((first,), itertools.islice(rows, CHUNK_ROWS - 1))
                 if chunked:
                     driver.execute("BEGIN IMMEDIATE")  # the connection is in autocommit otherwise (db/backend.py)
                 inserted += backend().bulk_insert(driver, ENTRIES, ("list_id", "key_hash", "flag"), chunk)

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
+from prefs_service.db import scopes
 from prefs_service.errors import Conflict
 from prefs_service.extensions import db
 from prefs_service.registers import loader
@@ -131,7 +132,7 @@ def test_checks_see_the_old_list_while_a_full_list_loads(app, tmp_path):
         seen = []
 
         def progress(_done):
-            with db.engine.connect() as other:
+            with scopes.read_only(), db.engine.connect() as other:  # a check only reads
                 status = other.execute(sa.select(RegisterList.status).order_by(RegisterList.id.desc()).limit(1)).scalar()
                 seen.append((status, listed("tps", old, connection=other), listed("tps", new, connection=other)))
 
@@ -140,3 +141,11 @@ def test_checks_see_the_old_list_while_a_full_list_loads(app, tmp_path):
         )
         assert seen and all(s == ("loading", True, False) for s in seen)
         assert listed("tps", new) and not listed("tps", old)
+
+
+def test_a_number_listed_twice_is_one_entry(app, tmp_path):
+    lines = [fixed(UK[0][0]), fixed(UK[0][0].replace(" ", "")), UK[1][0], UK[0][0]]
+    with app.app_context():
+        summary = run(write(tmp_path / "dup.txt", lines), "tps")
+        assert (summary.accepted, summary.entries) == (4, 2)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(RegisterEntry)) == 2
