@@ -51,6 +51,7 @@ class Settings:
     job_lease_seconds: float = 300.0
     api_key_cache_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
+    max_register_upload_bytes: int = 1024 * 1024 * 1024  # a full TPS file is about 240 MB
     ratelimit_storage_url: str = "memory://"
     export_dir: Path = Path("var/exports")
     stripe_webhook_secret: str = ""
@@ -327,6 +328,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         job_lease_seconds=_number(environ, "PREFS_JOB_LEASE_SECONDS", Settings.job_lease_seconds, float, 0.5),
         api_key_cache_seconds=_number(environ, "PREFS_API_KEY_CACHE_SECONDS", Settings.api_key_cache_seconds, float, 0),
         max_body_bytes=_number(environ, "PREFS_MAX_BODY_BYTES", Settings.max_body_bytes, int, 1024),
+        max_register_upload_bytes=_number(environ, "PREFS_MAX_REGISTER_UPLOAD_BYTES", Settings.max_register_upload_bytes, int, 1024),
         ratelimit_storage_url=_check_url(
             "PREFS_RATELIMIT_STORAGE_URL",
             _text(environ, "PREFS_RATELIMIT_STORAGE_URL") or Settings.ratelimit_storage_url,
