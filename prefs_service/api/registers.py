@@ -88,10 +88,9 @@ class Registers(MethodView):
         return status.states()
 
 
-@blp.route("/<register>/imports")
+@blp.route("/<register>/imports", parameters=[REGISTER_PARAMETER])
 class Imports(MethodView):
     @blp.doc(
-        parameters=[REGISTER_PARAMETER],
         requestBody={
             "required": True,
             "description": "The register's file as published (README, Registers). At most PREFS_MAX_REGISTER_UPLOAD_BYTES.",

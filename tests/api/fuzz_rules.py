@@ -19,6 +19,9 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 EMAIL_FORMAT = jsonschema_rs.validator_for({"type": "string", "format": "email"}, validate_formats=True)
 PUBLISHED_POLICY = "fuzz-1"
 PAST = "2020-01-01T00:00:00Z"
+# A register file whose every register accepts one line (TPS/CTPS/FPS, DNC, MPS):
+# an upload with no acceptable line is refused (422), a rule JSON Schema cannot state.
+REGISTER_FILE = '02073787244 \r\n2015550123\r\n"P","01022024","","","","","","","1 High Street","","","Leeds","","LS1 4AP",""\r\n'
 
 # field -> (identifier kind, longest value the document allows, a valid value)
 IDENTIFIERS = {
