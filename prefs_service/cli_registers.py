@@ -12,8 +12,7 @@ from flask.cli import AppGroup
 from .cli_common import CLI_ACTOR, fail, require_migrated
 from .errors import DomainError
 from .extensions import db
-from .registers import REGISTERS
-from .registers import loader, status
+from .registers import REGISTERS, loader, status
 
 
 @click.group("registers", cls=AppGroup)  # each command runs in the app context

@@ -9,7 +9,7 @@ import marshmallow as ma
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from ..db.scopes import reads, writes
 from ..extensions import db
@@ -18,7 +18,9 @@ from .auth import actor, require
 from .blueprint import Blueprint
 from .schemas import Strict
 
-blp = Blueprint("registers", __name__, url_prefix="/v1/registers", description="National do-not-contact registers (TPS, CTPS, FPS, MPS, DNC).")
+blp = Blueprint(
+    "registers", __name__, url_prefix="/v1/registers", description="National do-not-contact registers (TPS, CTPS, FPS, MPS, DNC)."
+)
 
 # The body is the register's file as published: plain text or CSV.
 UPLOAD_TYPES = ("text/plain", "text/csv", "application/octet-stream")
@@ -51,9 +53,7 @@ class ImportOut(ma.Schema):
     removed = fields.Integer(metadata={"description": "Entries a delta took away."})
     entries = fields.Integer(metadata={"description": "Entries a full list holds (a number listed twice is one)."})
     seconds = fields.Float()
-    rejections = fields.List(
-        fields.Nested(RejectionOut), metadata={"description": f"The first {loader.FIRST_REJECTIONS} rejected lines."}
-    )
+    rejections = fields.List(fields.Nested(RejectionOut), metadata={"description": f"The first {loader.FIRST_REJECTIONS} rejected lines."})
 
 
 class RegisterOut(ma.Schema):
@@ -119,7 +119,9 @@ class Imports(MethodView):
                 abort(422, message="The request needs the register's file as its body.", errors={"body": ["Missing request body."]})
             db.session.commit()  # the key check's transaction ends before the import's own
             try:
-                summary = loader.import_file(register=register, path=path, list_date=query["list_date"], delta=query["delta"], imported_by=actor())
+                summary = loader.import_file(
+                    register=register, path=path, list_date=query["list_date"], delta=query["delta"], imported_by=actor()
+                )
             except loader.ImportFailed as exc:
                 lines = [f"line {r.line_no}: {r.reason}" for r in exc.summary.rejections]
                 abort(422, message=exc.message, errors={"body": lines or [exc.message]})

@@ -195,7 +195,7 @@ def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
     inserted = 0
     raw = db.engine.raw_connection()
     try:
-        driver = raw.driver_connection
+        driver: Any = raw.driver_connection
         chunked = backend().name == "sqlite"
         if chunked:
             driver.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading: the new list's index fits
@@ -279,9 +279,26 @@ def _import_delta(summary: ImportSummary, stream: IO[bytes], imported_by: str, c
         row.status, row.finished_at = APPLIED, utcnow()
         row.accepted, row.rejected, row.removed = summary.accepted, summary.rejected, summary.removed
         db.session.commit()
-    except BaseException:
+    except BaseException as exc:
         db.session.rollback()
-        raise
+        if summary.list_id == 0 or not isinstance(exc, Exception):
+            raise  # refused before it started, or interrupted: nothing to record
+        # Nothing of the delta stayed; its record says it failed.
+        db.session.add(
+            RegisterList(
+                register=register,
+                kind=DELTA,
+                list_date=summary.list_date,
+                status=FAILED,
+                finished_at=utcnow(),
+                accepted=summary.accepted,
+                rejected=summary.rejected,
+                imported_by=imported_by,
+            )
+        )
+        db.session.commit()
+        summary.status, summary.removed = FAILED, 0
+        raise ImportFailed(f"The delta failed ({type(exc).__name__}); nothing of it was applied.", summary) from exc
     summary.status = APPLIED
 
 
@@ -299,7 +316,9 @@ def _add(list_id: int, entries: list[tuple[bytes, str | None]]) -> None:
 def _remove(list_id: int, hashes: list[bytes]) -> int:
     removed = 0
     for size, params in backend().key_batches(hashes):
-        statement = sa.delete(RegisterEntry).where(RegisterEntry.list_id == list_id, backend().matching(RegisterEntry.key_hash, size))
+        statement = sa.delete(RegisterEntry).where(
+            RegisterEntry.list_id == list_id, backend().matching(RegisterEntry.__table__.c.key_hash, size)
+        )
         result = db.session.execute(statement, params, execution_options={"synchronize_session": False})
         removed += cast("CursorResult[Any]", result).rowcount
     return removed

@@ -70,7 +70,7 @@ def mask(text: str) -> str:
 # --- numbers -----------------------------------------------------------------------------
 
 
-def _desc_pattern(desc) -> str | None:
+def _desc_pattern(desc: phonenumbers.PhoneNumberDesc | None) -> str | None:
     return desc.national_number_pattern if desc is not None and desc.national_number_pattern else None
 
 
@@ -79,6 +79,7 @@ def _plan(region: str) -> dict[int, re.Pattern[bytes]]:
     exactly the numbers phonenumbers' type check finds valid for `region`:
     the general description, and any one number type allowing that length."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    assert metadata is not None and metadata.general_desc is not None
     general = metadata.general_desc
     types = [
         metadata.premium_rate,
@@ -97,7 +98,7 @@ def _plan(region: str) -> dict[int, re.Pattern[bytes]]:
         alternatives = [
             f"(?:{pattern})"
             for desc in types
-            if (pattern := _desc_pattern(desc)) and (not desc.possible_length or length in desc.possible_length)
+            if desc is not None and (pattern := _desc_pattern(desc)) and (not desc.possible_length or length in desc.possible_length)
         ]
         general_pattern = _desc_pattern(general)
         if alternatives and general_pattern:

@@ -40,7 +40,9 @@ def states() -> list[RegisterState]:
         if current is not None:
             state.list_id, state.list_date, state.imported_at = current.id, current.list_date, current.finished_at
             state.age_days = (today - current.list_date).days
-            state.entries = db.session.scalar(sa.select(sa.func.count()).select_from(RegisterEntry).where(RegisterEntry.list_id == current.id)) or 0
+            state.entries = (
+                db.session.scalar(sa.select(sa.func.count()).select_from(RegisterEntry).where(RegisterEntry.list_id == current.id)) or 0
+            )
         latest = db.session.scalars(
             sa.select(RegisterList).where(RegisterList.register == register.name).order_by(RegisterList.id.desc()).limit(1)
         ).first()

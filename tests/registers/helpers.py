@@ -12,10 +12,18 @@ from prefs_service.registers.models import CURRENT, FULL, RegisterEntry, Registe
 from prefs_service.subjects.identifiers import identifier_hash
 
 # Valid numbers, as written in each register's file, and their E.164 form.
-UK = [("0207 3787244", "+442073787244"), ("01635 506160", "+441635506160"), ("0191 5657153", "+441915657153"), ("07860 338653", "+447860338653")]
+UK = [
+    ("0207 3787244", "+442073787244"),
+    ("01635 506160", "+441635506160"),
+    ("0191 5657153", "+441915657153"),
+    ("07860 338653", "+447860338653"),
+]
 US = [("2015550123", "+12015550123"), ("212,5550199", "+12125550199"), ("4155550100", "+14155550100")]
 MPS = [
-    ('"P","01022024","","","Mr","John","Smith","","1 High Street","","","Leeds","West Yorkshire","LS1 4AP",""', "1 High Street, Leeds, LS1 4AP"),
+    (
+        '"P","01022024","","","Mr","John","Smith","","1 High Street","","","Leeds","West Yorkshire","LS1 4AP",""',
+        "1 High Street, Leeds, LS1 4AP",
+    ),
     ('"X","15061999","","","Mrs","A","Jones","","22 Mill Lane","Headingley","","Leeds","","LS6 2AA",""', "22 Mill Lane, Leeds LS6 2AA"),
 ]
 

@@ -25,7 +25,9 @@ def test_cli_imports_a_full_list_and_a_delta_reporting_rejected_lines(app, tmp_p
 
     delta = write(tmp_path / "delta.txt", ["-" + UK[0][0], UK[2][0]])
     own_report = tmp_path / "rejects.txt"
-    result = runner.invoke(main, ["registers", "import", "tps", str(delta), "--list-date", "2026-12-02", "--delta", "--report", str(own_report)])
+    result = runner.invoke(
+        main, ["registers", "import", "tps", str(delta), "--list-date", "2026-12-02", "--delta", "--report", str(own_report)]
+    )
     assert result.exit_code == 0, result.output
     assert "2 lines accepted, 0 rejected, 1 entries removed" in result.output
     assert not own_report.exists()  # nothing rejected, no report

@@ -137,7 +137,12 @@ def test_checks_see_the_old_list_while_a_full_list_loads(app, tmp_path):
                 seen.append((status, listed("tps", old, connection=other), listed("tps", new, connection=other)))
 
         loader.import_file(
-            register="tps", path=write(tmp_path / "b.txt", [UK[1][0]] * 3), list_date=DAY, delta=False, imported_by="test", progress=progress
+            register="tps",
+            path=write(tmp_path / "b.txt", [UK[1][0]] * 3),
+            list_date=DAY,
+            delta=False,
+            imported_by="test",
+            progress=progress,
         )
         assert seen and all(s == ("loading", True, False) for s in seen)
         assert listed("tps", new) and not listed("tps", old)
