@@ -101,7 +101,7 @@ class Imports(MethodView):
     @require("admin")
     @blp.arguments(ImportQuery(), location="query")
     @blp.response(201, ImportOut)
-    @blp.problems(404, 409)
+    @blp.problems(400, 404, 409, 413, 415)
     def post(self, query, register):
         """Import a register's file: a full list replaces the register's contents at once (checks see the old
         list or the new, never half); `delta=true` adds and removes. Rejected lines are counted and the first

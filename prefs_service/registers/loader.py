@@ -284,19 +284,19 @@ def _import_delta(summary: ImportSummary, stream: IO[bytes], imported_by: str, c
         if summary.list_id == 0 or not isinstance(exc, Exception):
             raise  # refused before it started, or interrupted: nothing to record
         # Nothing of the delta stayed; its record says it failed.
-        db.session.add(
-            RegisterList(
-                register=register,
-                kind=DELTA,
-                list_date=summary.list_date,
-                status=FAILED,
-                finished_at=utcnow(),
-                accepted=summary.accepted,
-                rejected=summary.rejected,
-                imported_by=imported_by,
-            )
+        failed = RegisterList(
+            register=register,
+            kind=DELTA,
+            list_date=summary.list_date,
+            status=FAILED,
+            finished_at=utcnow(),
+            accepted=summary.accepted,
+            rejected=summary.rejected,
+            imported_by=imported_by,
         )
+        db.session.add(failed)
         db.session.commit()
+        summary.list_id = failed.id
         summary.status, summary.removed = FAILED, 0
         raise ImportFailed(f"The delta failed ({type(exc).__name__}); nothing of it was applied.", summary) from exc
     summary.status = APPLIED
