@@ -49,11 +49,11 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
     lookup = _lookup_keys(key, values, canonicals)
     keys = list({k for k in lookup if k is not None})
     rows = queries.check_rows(shape, keys, channel=channel, purpose=purpose, scope=scope)
-    held: dict[Any, tuple[Any, ...]] = {}
+    screened_by: dict[Any, tuple[Any, ...]] = {}  # (subject id, channel identifier's hash, its value)
     if lists:
         state: dict[Any, tuple[Any, ...]] = {}
         for row in rows:
-            state[row[0]], held[row[0]] = row[1:5], row[5:]
+            state[row[0]], screened_by[row[0]] = row[1:5], row[5:]
     else:
         state = {row[0]: row[1:] for row in rows}
 
@@ -72,7 +72,7 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
 
     if with_since:
         results = [_decide(spec.needs_consent, state.get(k, _NOTHING_HELD)) if k is not None else rules.INVALID for k in lookup]
-        return _screened(results, lists, lookup, canonicals, key, channel_kind, held) if lists else results
+        return _screened(results, lists, lookup, canonicals, key, channel_kind, screened_by) if lists else results
     # Without timestamps an answer is one of a handful: decide each once.
     decided: dict[tuple[Any, ...], CheckResult] = {}
     results = []
@@ -86,7 +86,7 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
         if result is None:
             result = decided[kind] = _without_since(_decide(spec.needs_consent, held))
         results.append(result)
-    return _screened(results, lists, lookup, canonicals, key, channel_kind, held) if lists else results
+    return _screened(results, lists, lookup, canonicals, key, channel_kind, screened_by) if lists else results
 
 
 def _screened(

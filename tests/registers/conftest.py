@@ -25,7 +25,7 @@ def days_ago(days: int) -> date:
 
 @pytest.fixture
 def headers(api_key):
-    return api_key("consent:read", "consent:write", "subjects:read", "subjects:write")
+    return api_key("consent:read", "consent:write", "subjects:read", "subjects:write", "requests:read", "requests:write")
 
 
 @pytest.fixture
