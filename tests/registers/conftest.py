@@ -61,7 +61,8 @@ def load_register(app) -> Callable[..., int]:
             db.session.add(listed)
             db.session.flush()
             flag = "P" if register is MPS else None
-            db.session.execute(sa.insert(RegisterEntry), [{"list_id": listed.id, "key_hash": h, "flag": flag} for h in hashes])
+            if hashes:
+                db.session.execute(sa.insert(RegisterEntry), [{"list_id": listed.id, "key_hash": h, "flag": flag} for h in hashes])
             db.session.commit()
             screening.forget_current_lists()
             return listed.id
