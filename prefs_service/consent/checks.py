@@ -119,11 +119,19 @@ def _screened(
     if not said:
         return results
     warn_only = screening.warn_only()
+    # A bulk answer is one of a handful (no timestamps): decide each pair once.
+    decided: dict[tuple[CheckResult, screening.Screened], CheckResult] = {}
     out = []
     for k, result in zip(lookup, results, strict=True):
         verdict = said.get(k)
         if verdict is not None:
-            result = rules.with_registers(result, listed=verdict.listed, exempt=verdict.exempt, stale=verdict.stale, warn_only=warn_only)
+            pair = (result, verdict)
+            screened = decided.get(pair)
+            if screened is None:
+                screened = decided[pair] = rules.with_registers(
+                    result, listed=verdict.listed, exempt=verdict.exempt, stale=verdict.stale, warn_only=warn_only
+                )
+            result = screened
         out.append(result)
     return out
 
