@@ -36,8 +36,8 @@ def phone_of(j: int) -> str:
     return f"+44207{j:07d}"
 
 
-def seed(backend: str, subjects: int, entries: int, reuse: bool) -> str:
-    url = common.check_database(backend, subjects, reuse)
+def seed(backend: str, subjects: int, entries: int, reuse: bool) -> tuple[str, list[bytes]]:
+    url = database(backend, subjects, reuse)
     os.environ.update(common.env_for(url))
     from prefs_service import create_app
     from prefs_service.subjects.identifiers import identifier_hashes
@@ -76,6 +76,21 @@ def seed(backend: str, subjects: int, entries: int, reuse: bool) -> str:
                 for sid, number, h in zip(ids, held, held_hashes, strict=True):
                     copy.write_row((sid, "phone", number, h, now))
     return url, listed_hashes
+
+
+def database(backend: str, subjects: int, reuse: bool) -> str:
+    """Its own database (seed_consent's people), not the consent-check benches' one."""
+    name = f"prefs_bench_registers_{subjects}"
+    url = common.database_url(backend, name)
+    marker = common.WORK / f"{backend}-{name}.seeded"
+    if not (reuse and marker.exists()):
+        marker.unlink(missing_ok=True)
+        common.recreate_database(backend, url)
+        common.prefs(url, "db", "upgrade")
+        common.seed_consent(backend, url, subjects)
+        common.WORK.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    return url
 
 
 def load_tps(backend: str, url: str, hashes: list[bytes]) -> None:
