@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 import sqlalchemy as sa
 from flask.views import MethodView
@@ -78,7 +80,7 @@ class Ready(MethodView):
         except Exception as exc:  # noqa: BLE001 - readiness reports whatever went wrong
             checks["broker"] = describe_error(exc)
         ready = all(v == "ok" for v in checks.values())
-        body = {"status": "ready" if ready else "unavailable", **checks}
+        body: dict[str, Any] = {"status": "ready" if ready else "unavailable", **checks}
         if registers is not None:
             body["registers"] = registers
         return body, (200 if ready else 503)

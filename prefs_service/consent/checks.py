@@ -204,9 +204,8 @@ def current(*, subject: Subject) -> list[dict[str, Any]]:
             silenced_since=silenced_since,
             erased=erased,
         )
-        if verdict.reason in (rules.GRANTED, rules.NO_CONSENT.reason) and screening.lists_for(
-            channel, marketing=spec.purpose(purpose).marketing
-        ):  # type: ignore[union-attr]
+        marketing = spec.purpose(purpose).marketing  # type: ignore[union-attr]  # all_purposes() names only real ones
+        if verdict.reason in (rules.GRANTED, rules.NO_CONSENT.reason) and screening.lists_for(channel, marketing=marketing):
             verdict = check(channel=channel, purpose=purpose, key=SUBJECT_ID, value=str(subject.id))  # the registers speak
         out.append(
             {

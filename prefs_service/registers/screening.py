@@ -178,7 +178,7 @@ def screen(lists: Sequence[CurrentList], targets: Mapping[Any, Target]) -> dict[
         for key_hash in _probe(lst.list_id, list(hashes)):
             for key in hashes[key_hash]:
                 listed_by[key] = lst.register.name
-    dnc_listed = {targets[k].subject_id for k, name in listed_by.items() if name == DNC.name and targets[k].subject_id is not None}
+    dnc_listed = {s for k, name in listed_by.items() if name == DNC.name and (s := targets[k].subject_id) is not None}
     related = business_relationships(dnc_listed) if dnc_listed else set()
     out: dict[Any, Screened] = {}
     for key in targets if stale else listed_by:
@@ -222,7 +222,7 @@ def months_before(moment: datetime, months: int) -> datetime:
 
 
 @functools.cache
-def _relationship_statement(chosen: Backend, size: int | None) -> sa.CompoundSelect:
+def _relationship_statement(chosen: Backend, size: int | None) -> sa.CompoundSelect[Any]:
     orders, payments, enquiries = Order.__table__, Payment.__table__, Enquiry.__table__
     purchase_since = sa.bindparam("purchase_since", type_=orders.c.paid_at.type)
     return sa.union(
@@ -268,7 +268,7 @@ def _warn_stale(stale: Sequence[CurrentList], today: date) -> None:
 
 
 def warn_only() -> bool:
-    return current_app.config["PREFS"].register_stale == "warn"
+    return bool(current_app.config["PREFS"].register_stale == "warn")
 
 
 def status(*, today: date | None = None) -> list[dict[str, Any]]:

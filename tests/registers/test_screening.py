@@ -46,7 +46,12 @@ def test_a_grant_overrides_the_register_which_is_still_named(api, load_register,
     for by in ({key: listed}, {"subject_id": subject_id}):
         body = api.check(**fields, **by).json
         assert body["allowed"] is True and body["reason"] == "granted" and body["register"] == register, by
-    assert api.bulk([listed], **fields).json["results"][0] == {"recipient": listed, "allowed": True, "reason": "granted", "register": register}
+    assert api.bulk([listed], **fields).json["results"][0] == {
+        "recipient": listed,
+        "allowed": True,
+        "reason": "granted",
+        "register": register,
+    }
 
 
 @pytest.mark.parametrize("register", ["tps", "ctps", "dnc", "fps"])
@@ -95,7 +100,9 @@ def test_warn_mode_answers_as_if_fresh_says_so_and_logs(make_app, load_register,
     assert UK not in caplog.text and "7946" not in caplog.text
     warn.record(**PHONE, phone=UK_OTHER)
     granted = warn.check(**PHONE, phone=UK_OTHER).json
-    assert granted["allowed"] is True and granted["reason"] == "granted" and granted["register"] == "tps" and granted["register_stale"] is True
+    assert (
+        granted["allowed"] is True and granted["reason"] == "granted" and granted["register"] == "tps" and granted["register_stale"] is True
+    )
     assert warn.bulk([UK, UK_OTHER], **PHONE).json["results"] == [
         {"recipient": UK, "allowed": False, "reason": "register", "register": "tps", "register_stale": True},
         {"recipient": UK_OTHER, "allowed": True, "reason": "granted", "register": "tps", "register_stale": True},
