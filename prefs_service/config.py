@@ -71,6 +71,8 @@ class Settings:
     plans: Mapping[str, str] = field(default_factory=dict)
     # Whose law a person falls under when nothing says otherwise (subjects/jurisdictions.py).
     default_jurisdiction: str = "GB"
+    # What a check answers when a register's list is past its rule: "refuse" or "warn" (registers/screening.py).
+    register_stale: str = "refuse"
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
 
@@ -246,6 +248,13 @@ def _default_jurisdiction(environ) -> str:
     return value
 
 
+def _register_stale(environ) -> str:
+    value = _text(environ, "PREFS_REGISTER_STALE") or Settings.register_stale
+    if value not in ("refuse", "warn"):
+        raise ConfigError(f"PREFS_REGISTER_STALE must be refuse or warn, got {value!r}")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment; keyword overrides win (used by tests)."""
     environ = os.environ if environ is None else environ
@@ -353,6 +362,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         privacy_policy_url=_privacy_policy_url(environ),
         plans=_plans(environ),
         default_jurisdiction=_default_jurisdiction(environ),
+        register_stale=_register_stale(environ),
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

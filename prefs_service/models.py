@@ -8,7 +8,7 @@ from .notices.models import Notice
 from .orders.models import Escalation, Order, Payment, ProvisionedSystem, StripeEvent
 from .outbox import Job
 from .partners.models import Disclosure, Partner
-from .registers.models import RegisterEntry, RegisterList
+from .registers.models import Enquiry, RegisterEntry, RegisterList
 from .rights.models import RightsRequest
 from .subjects.models import Identifier, Subject, Suppression
 
@@ -18,6 +18,7 @@ __all__ = [
     "ConsentEvent",
     "ConsentState",
     "Disclosure",
+    "Enquiry",
     "Escalation",
     "Identifier",
     "Job",

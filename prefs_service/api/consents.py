@@ -106,13 +106,19 @@ class ConsentCheck(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     @blp.response(200, schemas.CheckOut)
     def get(self):
-        """May we contact this person on this channel for this purpose?"""
+        """May we contact this person on this channel for this purpose?
+
+        Phone, fax and mail marketing also consult the national registers
+        that were imported (TPS, CTPS, DNC, FPS, MPS): `register` names the
+        one the answer concerns (`reason: register`, or a grant that overrides
+        it), `reason: register_stale` refuses while its list is past its rule."""
         query = check_query()
         key = next(k for k in consent.CHECK_KEYS if k in query)
         result = consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
         metrics.CHECKS[result.reason].inc()
         # Serialised directly (same shape as CheckOut): the hot path of every send.
-        body = orjson.dumps({"allowed": result.allowed, "reason": result.reason, "since": result.since})
+        answer = {"allowed": result.allowed, "reason": result.reason, "since": result.since}
+        body = orjson.dumps({**answer, **consent.register_fields(result)} if result.register else answer)
         return current_app.response_class(body, mimetype="application/json")
 
     @reads  # a POST only for the size of its body: let SQLite run it beside others
@@ -122,7 +128,8 @@ class ConsentCheck(MethodView):
     def post(self, data):
         """Screen up to 10,000 recipients; answers come back in input order.
 
-        An invalid recipient is answered `allowed: false, reason: invalid`."""
+        An invalid recipient is answered `allowed: false, reason: invalid`.
+        Registers are consulted as for a single check."""
         channel = data["channel"]
         key = data.get("identifier_type") or DEFAULT_IDENTIFIER.get(channel)
         if key is None:
@@ -136,7 +143,12 @@ class ConsentCheck(MethodView):
         metrics.count_checks(results)
         # Serialised directly: 10,000 results through marshmallow would cost more than the lookup.
         answer = {
-            "results": [{"recipient": r, "allowed": res.allowed, "reason": res.reason} for r, res in zip(recipients, results, strict=True)]
+            "results": [
+                {"recipient": r, "allowed": res.allowed, "reason": res.reason, **consent.register_fields(res)}
+                if res.register
+                else {"recipient": r, "allowed": res.allowed, "reason": res.reason}
+                for r, res in zip(recipients, results, strict=True)
+            ]
         }
         try:
             body = orjson.dumps(answer)

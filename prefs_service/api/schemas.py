@@ -11,6 +11,7 @@ from marshmallow import fields, validate
 
 from .. import consent
 from ..consent.rules import STATUSES
+from ..registers import REGISTERS
 from ..subjects.identifiers import KINDS
 from ..subjects.refs import WRITE_KEYS
 from . import combinations as combos
@@ -159,6 +160,14 @@ class ConsentStateOut(ma.Schema):
     allowed = fields.Boolean()
     reason = fields.String(metadata={"enum": list(consent.REASONS)})
     since = fields.DateTime(allow_none=True)
+    register = fields.String(
+        metadata={"enum": list(REGISTERS), "description": "The national register the answer concerns; absent when none had a say."}
+    )
+    register_stale = fields.Boolean(
+        metadata={
+            "description": "Present (true) when that register's list is past its rule and PREFS_REGISTER_STALE=warn let the answer stand."
+        }
+    )
 
 
 class SubjectConsentsOut(ma.Schema):
@@ -200,6 +209,14 @@ class CheckOut(ma.Schema):
     allowed = fields.Boolean()
     reason = fields.String(metadata={"enum": list(consent.REASONS)})
     since = fields.DateTime(allow_none=True)
+    register = fields.String(
+        metadata={"enum": list(REGISTERS), "description": "The national register the answer concerns; absent when none had a say."}
+    )
+    register_stale = fields.Boolean(
+        metadata={
+            "description": "Present (true) when that register's list is past its rule and PREFS_REGISTER_STALE=warn let the answer stand."
+        }
+    )
 
 
 class BulkCheckIn(Strict):
@@ -224,6 +241,14 @@ class BulkCheckResult(ma.Schema):
     recipient = fields.Raw(metadata={"description": "The item as given (any JSON value)."})
     allowed = fields.Boolean()
     reason = fields.String(metadata={"enum": list(consent.REASONS)})
+    register = fields.String(
+        metadata={"enum": list(REGISTERS), "description": "The national register the answer concerns; absent when none had a say."}
+    )
+    register_stale = fields.Boolean(
+        metadata={
+            "description": "Present (true) when that register's list is past its rule and PREFS_REGISTER_STALE=warn let the answer stand."
+        }
+    )
 
 
 class BulkCheckOut(ma.Schema):
@@ -466,3 +491,14 @@ class SalesOut(ma.Schema):
     to = fields.DateTime()
     sales = fields.List(fields.Nested(SaleOut))
     totals = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class EnquiryIn(Strict):
+    occurred_at = UtcDateTime(metadata={"description": "When the person enquired, not in the future; defaults to now."})
+
+
+class EnquiryOut(ma.Schema):
+    id = fields.Integer()
+    subject_id = fields.UUID()
+    occurred_at = fields.DateTime()
+    recorded_at = fields.DateTime()

@@ -8,6 +8,7 @@ from flask.views import MethodView
 from .. import consent
 from ..db.scopes import reads, writes
 from ..extensions import db
+from ..registers.enquiries import record_enquiry
 from ..subjects import service as subjects
 from . import schemas
 from .auth import actor, require
@@ -82,3 +83,19 @@ class SubjectConsents(MethodView):
             body["history"] = events[: query["limit"]]
             body["history_before"] = body["history"][-1].id if more else None
         return body
+
+
+@blp.route("/<subject_id>/enquiries")
+class SubjectEnquiries(MethodView):
+    @writes
+    @require("subjects:write")
+    @blp.arguments(schemas.EnquiryIn())
+    @blp.response(201, schemas.EnquiryOut)
+    @blp.problems(404, 409)
+    def post(self, values, subject_id):
+        """Record that the person enquired. For 3 months after it, an established
+        business relationship lifts the US Do Not Call registry for them
+        (their own withdrawals and suppressions still win)."""
+        enquiry = record_enquiry(subject=subjects.get(subject_id), occurred_at=values.get("occurred_at"), actor=actor())
+        db.session.commit()
+        return enquiry

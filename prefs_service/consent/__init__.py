@@ -14,7 +14,7 @@ The functions other packages call are named here.
 """
 
 from ..subjects.refs import CHECK_KEYS
-from .checks import check, check_many, current
+from .checks import check, check_many, current, register_fields
 from .events import (
     API_SOURCES,
     BATCH_LIMIT,
@@ -69,6 +69,7 @@ __all__ = [
     "publish_policy",
     "record",
     "record_batch",
+    "register_fields",
     "request_preferences_link",
     "require_channel_purpose",
     "save_preferences",

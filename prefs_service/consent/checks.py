@@ -14,6 +14,7 @@ from typing import Any
 from .. import channels
 from ..db import scopes
 from ..errors import Invalid
+from ..registers import screening
 from ..subjects.identifiers import EXTERNAL_REF, KINDS, identifier_hashes
 from ..subjects.models import Subject
 from ..subjects.refs import CHECK_KEYS, SUBJECT_ID
@@ -40,13 +41,21 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
     spec = require_channel_purpose(channel, purpose)
     if key not in CHECK_KEYS:
         raise Invalid("Unknown identifier type.", errors={"identifier_type": [f"must be one of: {', '.join(CHECK_KEYS)}"]})
-    shape = CheckShape(key, channels.CHANNELS[channel].identifier_kind, spec.needs_consent, with_since)
+    channel_kind = channels.CHANNELS[channel].identifier_kind
+    lists = screening.lists_for(channel, marketing=spec.marketing)
+    shape = CheckShape(key, channel_kind, spec.needs_consent, with_since, screen=bool(lists))
     scope = scopes.current()
-    lookup = _lookup_keys(key, values)
+    canonicals: list[str | None] = []
+    lookup = _lookup_keys(key, values, canonicals)
     keys = list({k for k in lookup if k is not None})
-    state: dict[Any, tuple[Any, ...]] = {
-        row[0]: row[1:] for row in queries.check_rows(shape, keys, channel=channel, purpose=purpose, scope=scope)
-    }
+    rows = queries.check_rows(shape, keys, channel=channel, purpose=purpose, scope=scope)
+    screened_by: dict[Any, tuple[Any, ...]] = {}  # (subject id, channel identifier's hash, its value)
+    if lists:
+        state: dict[Any, tuple[Any, ...]] = {}
+        for row in rows:
+            state[row[0]], screened_by[row[0]] = row[1:5], row[5:]
+    else:
+        state = {row[0]: row[1:] for row in rows}
 
     # A key we hold nobody by may still be suppressed: a bounce reported before
     # they signed up, or a key of a person we erased (an erased person's
@@ -62,7 +71,8 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
             state[hashes[value_hash]] = (None, None, since, erased)
 
     if with_since:
-        return [_decide(spec.needs_consent, state.get(k, _NOTHING_HELD)) if k is not None else rules.INVALID for k in lookup]
+        results = [_decide(spec.needs_consent, state.get(k, _NOTHING_HELD)) if k is not None else rules.INVALID for k in lookup]
+        return _screened(results, lists, lookup, canonicals, key, channel_kind, screened_by) if lists else results
     # Without timestamps an answer is one of a handful: decide each once.
     decided: dict[tuple[Any, ...], CheckResult] = {}
     results = []
@@ -76,7 +86,63 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
         if result is None:
             result = decided[kind] = _without_since(_decide(spec.needs_consent, held))
         results.append(result)
-    return results
+    return _screened(results, lists, lookup, canonicals, key, channel_kind, screened_by) if lists else results
+
+
+def _screened(
+    results: list[CheckResult],
+    lists: Sequence[screening.CurrentList],
+    lookup: list[Any],
+    canonicals: list[str | None],
+    key: str,
+    channel_kind: str | None,
+    held: dict[Any, tuple[Any, ...]],
+) -> list[CheckResult]:
+    """`results` once the national registers covering the channel are heard.
+
+    Named by the channel's own identifier, the value given is screened (held
+    or not); named otherwise, the person's identifier of the channel's kind."""
+    assert channel_kind is not None
+    targets: dict[Any, screening.Target] = {}
+    if key == channel_kind:
+        for k, canonical in zip(lookup, canonicals, strict=True):
+            if k is not None and canonical is not None and k not in targets:
+                subject_id = held[k][0] if k in held else None
+                key_hash = k if channel_kind != "postal_address" else screening.screen_key(channel_kind, canonical)
+                targets[k] = screening.Target(key_hash, canonical, subject_id)
+    else:
+        for k, (subject_id, value_hash, value) in held.items():
+            if value is not None:
+                key_hash = value_hash if channel_kind != "postal_address" else screening.screen_key(channel_kind, value)
+                targets[k] = screening.Target(key_hash, value, subject_id)
+    said = screening.screen(lists, targets)
+    if not said:
+        return results
+    warn_only = screening.warn_only()
+    # A bulk answer is one of a handful (no timestamps): decide each pair once.
+    decided: dict[tuple[CheckResult, screening.Screened], CheckResult] = {}
+    out = []
+    for k, result in zip(lookup, results, strict=True):
+        verdict = said.get(k)
+        if verdict is not None:
+            pair = (result, verdict)
+            screened = decided.get(pair)
+            if screened is None:
+                screened = decided[pair] = rules.with_registers(
+                    result, listed=verdict.listed, exempt=verdict.exempt, stale=verdict.stale, warn_only=warn_only
+                )
+            result = screened
+        out.append(result)
+    return out
+
+
+def register_fields(result: CheckResult) -> dict[str, Any]:
+    """The answer's register fields, present only when a register had its say."""
+    if result.register is None:
+        return {}
+    if result.register_stale:
+        return {"register": result.register, "register_stale": True}
+    return {"register": result.register}
 
 
 def _decide(needs_consent: bool, held: tuple[Any, ...]) -> CheckResult:
@@ -88,12 +154,12 @@ def _without_since(result: CheckResult) -> CheckResult:
     return result if result.since is None else CheckResult(result.allowed, result.reason)
 
 
-def _lookup_keys(key: str, values: Sequence[object]) -> list[Any]:
+def _lookup_keys(key: str, values: Sequence[object], canonicals: list[str | None]) -> list[Any]:
     """What each value is looked up by: an identifier hash, a subject id or an
-    external ref; None for a value that cannot be one."""
+    external ref; None for a value that cannot be one. An identifier's
+    canonical forms are appended to `canonicals`, in order."""
     if key in KINDS:
         normalize = channels.NORMALIZERS[key]
-        canonicals: list[str | None] = []
         for value in values:
             try:
                 canonicals.append(normalize(value) if isinstance(value, str) else None)
@@ -138,8 +204,12 @@ def current(*, subject: Subject) -> list[dict[str, Any]]:
             silenced_since=silenced_since,
             erased=erased,
         )
+        marketing = spec.purpose(purpose).marketing  # type: ignore[union-attr]  # all_purposes() names only real ones
+        if verdict.reason in (rules.GRANTED, rules.NO_CONSENT.reason) and screening.lists_for(channel, marketing=marketing):
+            verdict = check(channel=channel, purpose=purpose, key=SUBJECT_ID, value=str(subject.id))  # the registers speak
         out.append(
             {
+                **register_fields(verdict),
                 "channel": channel,
                 "purpose": purpose,
                 "status": state.status if state else None,

@@ -208,6 +208,9 @@ class CheckShape:
     channel_kind: str | None
     needs_consent: bool
     with_since: bool
+    # The national registers are consulted: each row also carries the
+    # person's id and their identifier of the channel's kind (hash, plain value).
+    screen: bool = False
 
     @property
     def own_kind(self) -> str | None:
@@ -232,7 +235,9 @@ class CheckShape:
 def _check_statement(shape: CheckShape, chosen: Backend, size: int | None) -> sa.Select[Any]:
     """Rows of (lookup key, status, occurred_at, silenced since, erased) for
     the people a batch of keys names. `erased` is true when the person was
-    erased, or a suppression that silences them came from an erasure."""
+    erased, or a suppression that silences them came from an erasure. A
+    screening shape adds (subject id, channel identifier's hash, its value);
+    the last two are null where the key is that identifier."""
     cs = ConsentState.__table__
     ident = Identifier.__table__
     own = Suppression.__table__.alias("own_suppression")
@@ -257,8 +262,11 @@ def _check_statement(shape: CheckShape, chosen: Backend, size: int | None) -> sa
         columns += [cs.c.status, cs.c.occurred_at if shape.with_since else sa.null()]
     else:
         columns += [sa.null(), sa.null()]
+    screened: list[Any] = [subject_col, sa.null(), sa.null()] if shape.screen else []
     if shape.other_kind:
         channel_ident = ident.alias("channel_ident")
+        if shape.screen:
+            screened[1:] = [channel_ident.c.value_hash, channel_ident.c.value]
         theirs = Suppression.__table__.alias("channel_suppression")
         joined = joined.outerjoin(
             channel_ident, sa.and_(channel_ident.c.subject_id == subject_col, channel_ident.c.kind == shape.other_kind)
@@ -268,6 +276,7 @@ def _check_statement(shape: CheckShape, chosen: Backend, size: int | None) -> sa
         erased.append(theirs.c.reason == ERASURE)
     columns.append(sa.func.coalesce(*silenced) if len(silenced) > 1 else silenced[0])
     columns.append(sa.or_(*erased) if len(erased) > 1 else erased[0])
+    columns += screened
     return sa.select(*columns).select_from(joined).where(chosen.matching(match, size))
 
 

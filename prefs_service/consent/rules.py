@@ -14,17 +14,19 @@ and the current-state view alike. tests/consent/test_rules.py pins both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 GRANTED = "granted"
 WITHDRAWN = "withdrawn"
 STATUSES = (GRANTED, WITHDRAWN)
 
-REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "erased", "transactional", "invalid")
+REASONS = ("granted", "withdrawn", "no_consent", "suppressed", "erased", "transactional", "invalid", "register", "register_stale")
 # `erased`: the person asked us to erase their data. Whichever key names them
 # (subject id, external ref, any identifier they had), every purpose answers
 # this, transactional included, until they come back by their own grant.
+# `register`: a national do-not-contact register lists the identifier;
+# `register_stale`: a register that covers it is past its rule (with_registers()).
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class CheckResult:
     allowed: bool
     reason: str
     since: datetime | None = None
+    # The national register the answer concerns (registers/), if any.
+    register: str | None = None
+    # The register's list is past its rule, and PREFS_REGISTER_STALE=warn let the answer stand.
+    register_stale: bool = False
 
 
 INVALID = CheckResult(False, "invalid")
@@ -61,3 +67,28 @@ def decide(
     if status is None:
         return NO_CONSENT
     return CheckResult(status == GRANTED, status, since)
+
+
+def with_registers(result: CheckResult, *, listed: str | None, exempt: bool, stale: str | None, warn_only: bool) -> CheckResult:
+    """The answer once the national registers are heard (registers/screening.py).
+
+    `listed`: the register listing the identifier; `exempt`: it is DNC and the
+    person has an established business relationship with us; `stale`: a
+    register covering the identifier is past its rule; `warn_only`:
+    PREFS_REGISTER_STALE=warn. Our own no (a withdrawal, a suppression, an
+    erasure) answers as before, whatever a register says; so do purposes that
+    need no consent. A stale list refuses; a listed identifier is refused
+    unless the person granted this marketing (PECR) or, for DNC, is exempt.
+    The register is named in the answer either way."""
+    if result.reason not in (GRANTED, "no_consent"):
+        return result
+    if stale is not None and not warn_only:
+        return CheckResult(False, "register_stale", register=stale)
+    flagged = stale is not None
+    if listed is not None:
+        if result.allowed or exempt:
+            return replace(result, register=listed, register_stale=flagged)
+        return CheckResult(False, "register", register=listed, register_stale=flagged)
+    if flagged:
+        return replace(result, register=stale, register_stale=True)
+    return result

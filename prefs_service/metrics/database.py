@@ -24,6 +24,7 @@ from ..job_kinds import JobKind
 from ..notices import service as notices
 from ..orders import watchdog
 from ..outbox import Job
+from ..registers import screening
 from ..rights import queue as request_queue
 from . import families
 
@@ -38,6 +39,7 @@ class DatabaseCollector(Collector):
         yield _age(families.OLDEST_UNSENT_NOTICE_AGE, notices.oldest_unsent_at(), now)
         yield _overdue_requests(now)
         yield _open_escalations()
+        yield from _registers(now)
 
 
 def _jobs() -> GaugeMetricFamily:
@@ -69,6 +71,24 @@ def _open_escalations() -> GaugeMetricFamily:
     for kind, count in sorted(counts.items()):
         family.add_metric([kind], count)
     return family
+
+
+def _registers(now: datetime) -> Iterator[GaugeMetricFamily]:
+    """Only registers ever imported: one never imported is not consulted."""
+    age = GaugeMetricFamily(*families.REGISTER_LIST_AGE, labels=["register"])
+    days = GaugeMetricFamily(*families.REGISTER_LIST_AGE_DAYS, labels=["register"])
+    entries = GaugeMetricFamily(*families.REGISTER_ENTRIES, labels=["register"])
+    stale = GaugeMetricFamily(*families.REGISTER_STALE, labels=["register"])
+    lists = screening.current_lists()
+    for row in screening.status(today=now.date()):
+        lst = lists.get(row["register"])
+        if lst is None:
+            continue
+        age.add_metric([row["register"]], screening.list_age_seconds(lst, now))
+        days.add_metric([row["register"]], row["age_days"])
+        entries.add_metric([row["register"]], row["entries"])
+        stale.add_metric([row["register"]], 1 if row["stale"] else 0)
+    yield from (age, days, entries, stale)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -9,6 +9,7 @@ entries of the current full list and is recorded beside it.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -68,3 +69,19 @@ class RegisterEntry(Base):
     key_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)
     # MPS only: "P" (do not mail) or "X" (deceased); None for the number registers.
     flag: Mapped[str | None] = mapped_column(sa.String(1))
+
+
+class Enquiry(Base):
+    """A person's enquiry to us: with a purchase, what makes an established
+    business relationship, the DNC exemption (registers/screening.py). Holds
+    when and who recorded it, nothing of what was asked."""
+
+    __tablename__ = "enquiries"
+    __table_args__ = (sa.Index("ix_enquiries_subject_occurred", "subject_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("subjects.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who recorded it: "api_key:<id>", "staff:<id>", "cli".
+    recorded_by: Mapped[str] = mapped_column(sa.String(64))

@@ -1,0 +1,323 @@
+"""Screening checks against the national registers.
+
+A marketing check on a channel that registers cover (phone: TPS and CTPS for
++44 numbers, DNC for +1 numbers; fax: FPS for +44 numbers; mail: MPS) asks
+each register that has a current full list whether it lists the identifier
+the check is about:
+
+- named by the identifier itself, the identifier given (a postal address is
+  keyed by keys.mail_hash of it);
+- named by subject id, external ref or another identifier, the person's own
+  identifier of the channel's kind. A person holds at most one identifier per
+  kind (identifiers are unique per subject and kind), so there is no "any of
+  several" to decide; their plain value is kept beside its hash, which gives
+  the number's country and the address's MPS key.
+
+One statement per register per batch probes the current list
+(`key_hash IN (…)` in chunks on SQLite, `= ANY(array)` on PostgreSQL), so a
+bulk check of 10,000 numbers costs a few primary-key probes more than one of
+10,000 email addresses (bench/register_checks.py).
+
+The registers' current lists (id and date) are cached for CACHE_SECONDS per
+process; the importer calls `forget_current_lists()` when it switches a list,
+and other processes see the change within that time.
+
+What the answer then is lives in rules.with_registers(): our own
+withdrawals, suppressions and erasure answer as before; a stale list refuses
+(or, with PREFS_REGISTER_STALE=warn, only says so); a listed identifier is
+refused with the register named, unless the person granted this marketing
+(PECR), or, for DNC, has an established business relationship with us: a
+purchase within 18 months or an enquiry within 3.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..clock import utcnow
+from ..db import fast, scopes
+from ..db.backend import Backend, backend
+from ..orders.models import Order, Payment
+from . import DNC, REGISTERS, Register, covering
+from .models import APPLIED, CURRENT, DELTA, FULL, Enquiry, RegisterEntry, RegisterList
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 10.0
+PURCHASE_MONTHS = 18  # DNC: a purchase, rental, lease or payment within this many months
+ENQUIRY_MONTHS = 3  # DNC: an enquiry within this many months
+WARN_EVERY_SECONDS = 60.0  # PREFS_REGISTER_STALE=warn logs a stale register at most this often per process
+_CACHE = "prefs.registers.current_lists"
+_WARNED = "prefs.registers.stale_warned"
+
+
+@dataclass(frozen=True)
+class CurrentList:
+    """A register's current full list."""
+
+    register: Register
+    list_id: int
+    list_date: date
+
+    def age_days(self, today: date) -> int:
+        return (today - self.list_date).days
+
+    def stale(self, today: date) -> bool:
+        """Older than the register's rule (a register without one never is)."""
+        rule = self.register.stale_after_days
+        return rule is not None and self.age_days(today) > rule
+
+    def covers(self, canonical: str | None) -> bool:
+        """Whether a check of this identifier (canonical form; None: none held) consults the register."""
+        if canonical is None:
+            return False
+        prefix = self.register.country_prefix
+        return prefix is None or canonical.startswith(prefix)
+
+
+@functools.cache
+def _current_lists_statement() -> sa.Select[Any]:
+    lists = RegisterList.__table__
+    return (
+        sa.select(lists.c.register, lists.c.id, lists.c.list_date)
+        .where(lists.c.kind == FULL, lists.c.status == CURRENT)
+        .order_by(lists.c.list_date, lists.c.id)
+    )
+
+
+def current_lists() -> dict[str, CurrentList]:
+    """{register name: its current full list}; a register never imported is absent.
+
+    Cached per process and app for CACHE_SECONDS; forget_current_lists() drops it."""
+    cached = current_app.extensions.get(_CACHE)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        found: dict[str, CurrentList] = cached[1]
+        return found
+    found = {}
+    for name, list_id, list_date in fast.rows(_current_lists_statement(), {}, scope=scopes.current()):
+        if name in REGISTERS:  # the newest wins, should two ever be current
+            found[name] = CurrentList(REGISTERS[name], list_id, list_date)
+    current_app.extensions[_CACHE] = (now + CACHE_SECONDS, found)
+    return found
+
+
+def forget_current_lists() -> None:
+    """Drop this process's cache of current lists: call after a list becomes current or is replaced."""
+    current_app.extensions.pop(_CACHE, None)
+
+
+def lists_for(channel: str, *, marketing: bool) -> list[CurrentList]:
+    """The imported registers a check on `channel` consults ([] for non-marketing purposes)."""
+    if not marketing:
+        return []
+    registers = covering(channel)
+    if not registers:
+        return []
+    lists = current_lists()
+    return [lists[r.name] for r in registers if r.name in lists]
+
+
+def screen_key(channel_kind: str, canonical: str) -> bytes | None:
+    """The key a register lists this identifier by (None: no register can list it)."""
+    if channel_kind == "postal_address":
+        from .keys import mail_hash
+
+        return mail_hash(canonical)
+    from ..subjects.identifiers import identifier_hash
+
+    return identifier_hash(channel_kind, canonical)
+
+
+class Target(NamedTuple):
+    """What one looked-up key is screened by: the register key of the
+    channel's identifier, that identifier's canonical form, and the person (if held)."""
+
+    key_hash: bytes | None
+    canonical: str | None
+    subject_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What the registers say of one target."""
+
+    listed: str | None = None  # the first register listing it
+    exempt: bool = False  # listed only on DNC, and the person has a business relationship with us
+    stale: str | None = None  # the first register covering it whose list is past its rule
+
+
+CLEAR = Screened()
+
+
+def screen(lists: Sequence[CurrentList], targets: Mapping[Any, Target]) -> dict[Any, Screened]:
+    """{key: Screened} for the targets any register says something about.
+
+    A bulk check screens 10,000 targets: the loops stay plain."""
+    today = utcnow().date()
+    stale = [lst for lst in lists if lst.stale(today)]
+    if stale:
+        _warn_stale(stale, today)
+    listed_by: dict[Any, str] = {}
+    for lst in lists:
+        prefix = lst.register.country_prefix
+        hashes: dict[bytes, list[Any]] = {}
+        for key, (key_hash, canonical, _) in targets.items():
+            if key_hash is not None and canonical is not None and (prefix is None or canonical.startswith(prefix)) and key not in listed_by:
+                hashes.setdefault(key_hash, []).append(key)
+        for key_hash in _probe(lst.list_id, list(hashes)):
+            for key in hashes[key_hash]:
+                listed_by[key] = lst.register.name
+    dnc_listed = {s for k, name in listed_by.items() if name == DNC.name and (s := targets[k].subject_id) is not None}
+    related = business_relationships(dnc_listed) if dnc_listed else set()
+    out: dict[Any, Screened] = {}
+    for key in targets if stale else listed_by:
+        name = listed_by.get(key)
+        target = targets[key]
+        stale_name = next((lst.register.name for lst in stale if lst.covers(target.canonical)), None) if stale else None
+        if name is None and stale_name is None:
+            continue
+        out[key] = Screened(name, name == DNC.name and target.subject_id in related, stale_name)
+    return out
+
+
+@functools.cache
+def _probe_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
+    entries = RegisterEntry.__table__
+    return sa.select(entries.c.key_hash).where(
+        entries.c.list_id == sa.bindparam("list_id", type_=entries.c.list_id.type), chosen.matching(entries.c.key_hash, size)
+    )
+
+
+def _probe(list_id: int, hashes: Sequence[bytes]) -> set[bytes]:
+    """Which of `hashes` the list holds: one statement per batch."""
+    chosen = backend()
+    found: set[bytes] = set()
+    for size, bound in chosen.key_batches(hashes):
+        found.update(h for (h,) in fast.rows(_probe_statement(chosen, size), {"list_id": list_id, **bound}, scope=scopes.current()))
+    return found
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` calendar months earlier (the month's last day where it has no such day)."""
+    index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    day = moment.day
+    while True:
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            day -= 1
+
+
+@functools.cache
+def _relationship_statement(chosen: Backend, size: int | None) -> sa.CompoundSelect[Any]:
+    orders, payments, enquiries = Order.__table__, Payment.__table__, Enquiry.__table__
+    purchase_since = sa.bindparam("purchase_since", type_=orders.c.paid_at.type)
+    return sa.union(
+        sa.select(orders.c.subject_id).where(chosen.matching(orders.c.subject_id, size), orders.c.paid_at >= purchase_since),
+        sa.select(orders.c.subject_id)
+        .join(payments, payments.c.order_id == orders.c.id)
+        .where(chosen.matching(orders.c.subject_id, size), payments.c.paid_at >= purchase_since),
+        sa.select(enquiries.c.subject_id).where(
+            chosen.matching(enquiries.c.subject_id, size),
+            enquiries.c.occurred_at >= sa.bindparam("enquiry_since", type_=enquiries.c.occurred_at.type),
+        ),
+    )
+
+
+def business_relationships(subject_ids: Iterable[uuid.UUID], *, now: datetime | None = None) -> set[uuid.UUID]:
+    """Those of `subject_ids` with an established business relationship: a
+    paid order or payment within PURCHASE_MONTHS, or an enquiry within ENQUIRY_MONTHS."""
+    now = now or utcnow()
+    params = {"purchase_since": months_before(now, PURCHASE_MONTHS), "enquiry_since": months_before(now, ENQUIRY_MONTHS)}
+    chosen = backend()
+    found: set[uuid.UUID] = set()
+    for size, bound in chosen.key_batches(sorted(set(subject_ids))):
+        found.update(s for (s,) in fast.rows(_relationship_statement(chosen, size), {**params, **bound}, scope=scopes.current()))
+    return found
+
+
+def _warn_stale(stale: Sequence[CurrentList], today: date) -> None:
+    if current_app.config["PREFS"].register_stale != "warn":
+        return
+    warned: dict[str, float] = current_app.extensions.setdefault(_WARNED, {})
+    now = time.monotonic()
+    for lst in stale:
+        if warned.get(lst.register.name, 0.0) <= now:
+            warned[lst.register.name] = now + WARN_EVERY_SECONDS
+            log.warning(
+                "register %s list of %s is %d days old, past its %d-day rule: checks answer as if it were fresh "
+                "(PREFS_REGISTER_STALE=warn); import a newer list",
+                lst.register.name,
+                lst.list_date.isoformat(),
+                lst.age_days(today),
+                lst.register.stale_after_days,
+            )
+
+
+def warn_only() -> bool:
+    return bool(current_app.config["PREFS"].register_stale == "warn")
+
+
+def status(*, today: date | None = None) -> list[dict[str, Any]]:
+    """Each register: its current list's date, age in days, entries and staleness (None where never imported)."""
+    today = today or utcnow().date()
+    lists = current_lists()
+    counts = _entry_counts(lists.values())
+    out = []
+    for name, register in REGISTERS.items():
+        lst = lists.get(name)
+        out.append(
+            {
+                "register": name,
+                "channel": register.channel,
+                "list_date": lst.list_date if lst else None,
+                "age_days": lst.age_days(today) if lst else None,
+                "stale_after_days": register.stale_after_days,
+                "stale": lst.stale(today) if lst else False,
+                "entries": counts.get(lst.list_id, 0) if lst else None,
+            }
+        )
+    return out
+
+
+def _entry_counts(lists: Iterable[CurrentList]) -> dict[int, int]:
+    """Entries of each current list, as its imports counted them: the full
+    list's accepted lines, plus each delta applied since, less its removals
+    (a count(*) of 17M rows is too slow for a readiness probe or a scrape)."""
+    from ..extensions import db
+
+    table = RegisterList.__table__
+    counts: dict[int, int] = {}
+    for lst in lists:
+        full = db.session.execute(sa.select(table.c.accepted, table.c.started_at).where(table.c.id == lst.list_id)).first()
+        if full is None:
+            continue
+        deltas = db.session.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(table.c.accepted - table.c.removed), 0)).where(
+                table.c.register == lst.register.name,
+                table.c.kind == DELTA,
+                table.c.status == APPLIED,
+                table.c.started_at >= full.started_at,
+            )
+        ).scalar_one()
+        counts[lst.list_id] = max(0, full.accepted + int(deltas))
+    return counts
+
+
+def list_age_seconds(lst: CurrentList, now: datetime) -> float:
+    """Seconds since the start (UTC) of the list's date."""
+    start = datetime(lst.list_date.year, lst.list_date.month, lst.list_date.day, tzinfo=now.tzinfo)
+    return max(0.0, (now - start).total_seconds())
