@@ -12,8 +12,8 @@ from marshmallow import fields, validate
 from .. import consent
 from ..consent.rules import STATUSES
 from ..rights.models import TYPES
-from ..subjects.jurisdictions import JURISDICTIONS
 from ..subjects.identifiers import KINDS
+from ..subjects.jurisdictions import JURISDICTIONS
 from ..subjects.refs import WRITE_KEYS
 from . import combinations as combos
 from .fields import (

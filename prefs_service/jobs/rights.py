@@ -3,9 +3,8 @@
 from datetime import timedelta
 
 from ..job_kinds import JobKind
-from ..rights import opt_outs
+from ..rights import opt_outs, work
 from ..rights import service as rights
-from ..rights import work
 from .dispatch import every, handler
 
 every(timedelta(hours=1), name="request-deadlines", kind=JobKind.RIGHTS_DEADLINES)

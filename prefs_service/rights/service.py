@@ -29,6 +29,8 @@ from ..subjects import service as subjects
 from ..subjects.identifiers import identifier_hash, normalize_fields
 from ..subjects.models import Subject
 from ..subjects.refs import SubjectRef
+from . import clocks
+from .calendar import add_months  # noqa: F401  (re-exported: the month arithmetic's old home)
 from .models import (
     AWAITING_REVIEW,
     AWAITING_VERIFICATION,
@@ -43,9 +45,6 @@ from .models import (
     VERIFIED,
     RightsRequest,
 )
-
-from . import clocks
-from .calendar import add_months  # noqa: F401  (re-exported: the month arithmetic's old home)
 
 VERIFY_WITHIN = timedelta(days=14)
 REMIND_BEFORE = timedelta(days=7)
