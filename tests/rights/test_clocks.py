@@ -45,9 +45,9 @@ def test_each_jurisdiction_has_its_own_holidays(day, jurisdiction, business):
 def test_business_days_count_from_the_day_after_and_keep_the_time():
     assert add_business_days(at("2026-12-05", "09:30"), 1, "GB") == at("2026-12-07", "09:30")  # a Saturday: Monday is day 1
     assert add_business_days(at("2026-12-07"), 0, "GB") == at("2026-12-07")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must not be negative"):
         add_business_days(at("2026-12-07"), -1, "GB")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown jurisdiction 'Mars'"):
         add_business_days(at("2026-12-07"), 1, "Mars")
 
 
