@@ -349,9 +349,10 @@ def extend(*, request_id: object, months: int | None = None, reason: str, actor:
 
 def notice_sent(*, notice: Any) -> None:
     """Hook: CCPA's acknowledgement is the receipt mail; record when it left."""
-    if notice.kind != "request_received" or not isinstance(notice.context, dict):
-        return
-    request = db.session.scalar(sa.select(RightsRequest).where(RightsRequest.reference == notice.context.get("reference")))
+    if notice.kind != "request_received":
+        return  # its context is cleared by now; tell_requester's key names the request
+    reference = notice.idempotency_key.removeprefix("request_received:")
+    request = db.session.scalar(sa.select(RightsRequest).where(RightsRequest.reference == reference))
     if request is None or request.acknowledge_by is None or request.acknowledged_at is not None:
         return
     request.acknowledged_at = notice.sent_at or utcnow()
