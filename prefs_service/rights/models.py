@@ -45,7 +45,6 @@ STEP_LABELS = {
     f"request.{FAILED}": "Failed",
     "request.extended": "Deadline extended",
     "request.acknowledged": "Acknowledged",
-    "request.applied": "Opt-out applied",
 }
 TYPE_LABELS = {
     "access": "Access",

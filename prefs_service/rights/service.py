@@ -195,9 +195,11 @@ def submit(
         details={"type": type, "jurisdiction": request.jurisdiction},
     )
     if type in clocks.NO_VERIFICATION:
-        request.due_at = clocks.answer_due(jurisdiction=request.jurisdiction, type=type, received=request.created_at, verified=None)
-        tell_requester(request, "request_received", verify_url=None, valid_hours=None, due_at=_day(request.due_at))
-        _start(request, actor=actor, reason="needs no identity verification", due_at=request.due_at.isoformat())
+        due = clocks.answer_due(jurisdiction=request.jurisdiction, type=type, received=request.created_at, verified=None)
+        assert due is not None  # an opt-out's clock runs from receipt
+        request.due_at = due
+        tell_requester(request, "request_received", verify_url=None, valid_hours=None, due_at=_day(due))
+        _start(request, actor=actor, reason="needs no identity verification", due_at=due.isoformat())
     elif verified:
         tell_requester(request, "request_received", verify_url=None, valid_hours=None)
         _verified(request, actor=actor)
