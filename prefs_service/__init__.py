@@ -101,6 +101,7 @@ def _wire_hooks(app: Flask) -> None:
     hooks.init_app(app)
     hooks.subscribe(app, hooks.CONSENT_WITHDRAWN, orders.consent_withdrawn)
     hooks.subscribe(app, hooks.NOTICE_SENT, orders.notice_sent)
+    hooks.subscribe(app, hooks.NOTICE_SENT, rights.notice_sent)
     hooks.subscribe(app, hooks.JOB_RETRIED, rights.job_retried)
     hooks.subscribe(app, hooks.JOB_CANCELLED, rights.job_cancelled)
     hooks.subscribe(app, hooks.JOB_CANCELLED, notices.job_cancelled)

@@ -20,6 +20,7 @@ class JobKind(StrEnum):
     RIGHTS_EXPORT = "requests.export"
     RIGHTS_ERASE = "requests.erase"
     RIGHTS_CORRECT = "requests.correct"
+    RIGHTS_OPT_OUT = "requests.opt_out"
     RIGHTS_DEADLINES = "requests.deadlines"
     RIGHTS_EXPIRE = "requests.expire"
     RIGHTS_PURGE_EXPORTS = "requests.purge_exports"

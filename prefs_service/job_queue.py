@@ -38,7 +38,7 @@ RETRYING = "retrying"
 STATES = (FAILED, RETRYING)
 EXTRA_ATTEMPTS = 3
 # The jobs that do a rights request's work; their payload names the request.
-REQUEST_KINDS = (JobKind.RIGHTS_EXPORT, JobKind.RIGHTS_ERASE, JobKind.RIGHTS_CORRECT)
+REQUEST_KINDS = (JobKind.RIGHTS_EXPORT, JobKind.RIGHTS_ERASE, JobKind.RIGHTS_CORRECT, JobKind.RIGHTS_OPT_OUT)
 FAILURE_ALERT = "staff_job_failed"
 MAX_PAGE = 200
 

@@ -74,7 +74,10 @@ def request_shape() -> dict:
             {
                 "anyOf": [
                     {"properties": {"type": {"const": "correction"}}, "required": ["changes"]},
-                    {"properties": {"type": {"enum": ["access", "erasure"]}}, "not": {"required": ["changes"]}},
+                    {
+                        "properties": {"type": {"enum": ["access", "erasure", "opt_out_sale_sharing", "limit_sensitive"]}},
+                        "not": {"required": ["changes"]},
+                    },
                 ]
             },
         ]

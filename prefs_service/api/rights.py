@@ -48,6 +48,7 @@ class Requests(MethodView):
             changes=data.get("changes"),
             explanation=data.get("explanation"),
             verified=data["verified"],
+            jurisdiction=data.get("jurisdiction"),
             actor=actor(),
         )
         db.session.commit()
@@ -100,8 +101,9 @@ class Extend(MethodView):
     @blp.response(200, schemas.RequestOut)
     @blp.problems(404, 409)
     def post(self, data, request_id):
-        """Extend the deadline once, by one or two months; the requester is told."""
-        item = rights.extend(request_id=request_id, months=data["months"], reason=data["reason"], actor=actor())
+        """Extend the deadline once, as the request's law allows: GDPR by one or two months, within the first month;
+        CCPA (US-CA) by 45 days, within the first 45. The requester is told."""
+        item = rights.extend(request_id=request_id, months=data.get("months"), reason=data["reason"], actor=actor())
         db.session.commit()
         return with_timeline(item)
 

@@ -12,7 +12,9 @@ from marshmallow import fields, validate
 from .. import consent
 from ..consent.rules import STATUSES
 from ..registers import REGISTERS
+from ..rights.models import TYPES
 from ..subjects.identifiers import KINDS
+from ..subjects.jurisdictions import JURISDICTIONS
 from ..subjects.refs import WRITE_KEYS
 from . import combinations as combos
 from .fields import (
@@ -172,6 +174,10 @@ class ConsentStateOut(ma.Schema):
 
 class SubjectConsentsOut(ma.Schema):
     subject_id = fields.UUID()
+    ask_again_after = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "CCPA: the person opted out of sale/sharing; do not ask them to opt back in before this."},
+    )
     consents = fields.List(fields.Nested(ConsentStateOut))
     history = fields.List(fields.Nested(ConsentEventOut))
     history_before = fields.Integer(allow_none=True, metadata={"description": "Pass as `before` to read older history; null at the start."})
@@ -374,7 +380,15 @@ class ChangesIn(Strict):
 
 
 class RequestIn(Strict):
-    type = one_of("access", "erasure", "correction", required=True)
+    type = one_of(
+        *TYPES,
+        required=True,
+        metadata={"description": "opt_out_sale_sharing and limit_sensitive need no identity verification; a job applies them at once."},
+    )
+    jurisdiction = one_of(
+        *JURISDICTIONS,
+        metadata={"description": "The person's jurisdiction: the request follows its clock, and it becomes the person's once confirmed."},
+    )
     email = email_address(metadata={"description": "Where we answer; for subject_id, defaults to the email we hold."})
     subject_id = uuid_text()
     changes = fields.Nested(ChangesIn, metadata={"description": "Correction only, and required for it."})
@@ -411,7 +425,13 @@ class RequestOut(ma.Schema):
     explanation = fields.String(allow_none=True)
     rejection_reason = fields.String(allow_none=True)
     extension_months = fields.Integer(allow_none=True)
+    extension_days = fields.Integer(allow_none=True)
     extension_reason = fields.String(allow_none=True)
+    jurisdiction = fields.String(
+        allow_none=True, metadata={"description": "Whose clock the request follows; null: made before jurisdictions."}
+    )
+    acknowledge_by = fields.DateTime(allow_none=True, metadata={"description": "US-CA: the acknowledgement is owed by then."})
+    acknowledged_at = fields.DateTime(allow_none=True, metadata={"description": "US-CA: when the acknowledgement mail left."})
     created_at = fields.DateTime()
     verified_at = fields.DateTime(allow_none=True)
     due_at = fields.DateTime(allow_none=True)
@@ -425,7 +445,10 @@ class RejectIn(Strict):
 
 
 class ExtendIn(Strict):
-    months = StrictInteger(required=True, validate=validate.OneOf([1, 2]))
+    months = StrictInteger(
+        validate=validate.OneOf([1, 2]),
+        metadata={"description": "GDPR (GB, EU, other): 1 or 2, required. Leave out for a US-CA request: it extends by 45 days."},
+    )
     reason = text(2000, required=True)
 
 

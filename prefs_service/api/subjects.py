@@ -76,7 +76,11 @@ class SubjectConsents(MethodView):
     def get(self, query, subject_id):
         """Current state for every channel and purpose; `?history=1` adds the ledger, newest first."""
         subject = subjects.get(subject_id)
-        body: dict[str, Any] = {"subject_id": subject.id, "consents": consent.current(subject=subject)}
+        body: dict[str, Any] = {
+            "subject_id": subject.id,
+            "ask_again_after": subject.ask_again_after,
+            "consents": consent.current(subject=subject),
+        }
         if query["history"]:
             events = consent.history(subject=subject, limit=query["limit"] + 1, before=query.get("before"))
             more = len(events) > query["limit"]

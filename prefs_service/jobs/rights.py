@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 from ..job_kinds import JobKind
+from ..rights import opt_outs, work
 from ..rights import service as rights
-from ..rights import work
 from .dispatch import every, handler
 
 every(timedelta(hours=1), name="request-deadlines", kind=JobKind.RIGHTS_DEADLINES)
@@ -35,6 +35,11 @@ def erase(payload: dict) -> None:
 @handler(JobKind.RIGHTS_CORRECT, on_failure=_failed)
 def correct(payload: dict) -> None:
     work.run_correction(request_id=payload["request_id"])
+
+
+@handler(JobKind.RIGHTS_OPT_OUT, on_failure=_failed)
+def opt_out(payload: dict) -> None:
+    opt_outs.apply(request_id=payload["request_id"])
 
 
 @handler(JobKind.RIGHTS_DEADLINES)

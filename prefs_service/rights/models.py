@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..clock import utcnow
 from ..db.types import Base, HashBytes
 
-TYPES = ("access", "erasure", "correction")
+TYPES = ("access", "erasure", "correction", "opt_out_sale_sharing", "limit_sensitive")
 AWAITING_VERIFICATION = "awaiting_verification"
 VERIFIED = "verified"
 AWAITING_REVIEW = "awaiting_review"
@@ -44,8 +44,15 @@ STEP_LABELS = {
     f"request.{EXPIRED}": "Expired unconfirmed",
     f"request.{FAILED}": "Failed",
     "request.extended": "Deadline extended",
+    "request.acknowledged": "Acknowledged",
 }
-TYPE_LABELS = {"access": "Access", "erasure": "Erasure", "correction": "Correction"}
+TYPE_LABELS = {
+    "access": "Access",
+    "erasure": "Erasure",
+    "correction": "Correction",
+    "opt_out_sale_sharing": "Opt-out of sale/sharing",
+    "limit_sensitive": "Limit sensitive data",
+}
 
 
 class RightsRequest(Base):
@@ -60,7 +67,7 @@ class RightsRequest(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(sa.String(20), unique=True)
-    type: Mapped[str] = mapped_column(sa.String(12))
+    type: Mapped[str] = mapped_column(sa.String(24))
     status: Mapped[str] = mapped_column(sa.String(24), default=AWAITING_VERIFICATION)
     subject_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("subjects.id", ondelete="SET NULL"), index=True)
     # Where we answer the requester; blanked once an erasure is confirmed.
@@ -72,6 +79,12 @@ class RightsRequest(Base):
     rejection_reason: Mapped[str | None] = mapped_column(sa.Text)
     extension_months: Mapped[int | None]
     extension_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # The law whose clock the request follows (subjects/jurisdictions.py); empty
+    # for requests made before jurisdictions: GDPR's month, weekends only.
+    jurisdiction: Mapped[str | None] = mapped_column(sa.String(8))
+    extension_days: Mapped[int | None]  # CCPA's one extension of 45 days
+    acknowledge_by: Mapped[datetime | None]  # CCPA: the acknowledgement is owed by then
+    acknowledged_at: Mapped[datetime | None]  # when the acknowledgement mail left
     export_file: Mapped[str | None] = mapped_column(sa.String(500))
     export_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,7 +8,6 @@ step in the audit trail. The work itself (export, erasure, correction) is in wor
 
 from __future__ import annotations
 
-import calendar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,11 +24,13 @@ from ..job_kinds import JobKind
 from ..notices import service as notices
 from ..outbox import FAILED as JOB_FAILED
 from ..outbox import Job
-from ..subjects import refs
+from ..subjects import jurisdictions, refs
 from ..subjects import service as subjects
 from ..subjects.identifiers import identifier_hash, normalize_fields
 from ..subjects.models import Subject
 from ..subjects.refs import SubjectRef
+from . import clocks
+from .calendar import add_months  # noqa: F401  (re-exported: the month arithmetic's old home)
 from .models import (
     AWAITING_REVIEW,
     AWAITING_VERIFICATION,
@@ -48,15 +49,14 @@ from .models import (
 VERIFY_WITHIN = timedelta(days=14)
 REMIND_BEFORE = timedelta(days=7)
 ALERT_BEFORE = timedelta(days=3)
-JOB_FOR = {"access": JobKind.RIGHTS_EXPORT, "erasure": JobKind.RIGHTS_ERASE, "correction": JobKind.RIGHTS_CORRECT}
+JOB_FOR = {
+    "access": JobKind.RIGHTS_EXPORT,
+    "erasure": JobKind.RIGHTS_ERASE,
+    "correction": JobKind.RIGHTS_CORRECT,
+    "opt_out_sale_sharing": JobKind.RIGHTS_OPT_OUT,
+    "limit_sensitive": JobKind.RIGHTS_OPT_OUT,
+}
 REASON_LIMIT = 2000
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same day `months` later, or the last day of that month when it has no such day."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 def transition(request: RightsRequest, status: str, *, actor: str, **details: object) -> None:
@@ -81,7 +81,7 @@ def tell_requester(request: RightsRequest, kind: str, **context: object) -> None
         kind=kind,
         recipient=request.email,
         template=kind,
-        context={"reference": request.reference, "type": request.type, **context},
+        context={"reference": request.reference, "type": request.type, "law": clocks.law(request.jurisdiction), **context},
         idempotency_key=f"{kind}:{request.reference}",
         subject_id=request.subject_id,
     )
@@ -129,13 +129,19 @@ def submit(
     changes: dict[str, Any] | None = None,
     explanation: str | None = None,
     verified: bool = False,
+    jurisdiction: str | None = None,
     actor: str,
 ) -> RightsRequest:
     """Take a request. Unless staff already checked the requester's identity
     (`verified`), a mail with a verification link goes to the address; it goes
-    whether or not we know the address, so the answer reveals nothing."""
+    whether or not we know the address, so the answer reveals nothing. An
+    opt-out of sale/sharing or a limit on sensitive data needs no verification.
+    `jurisdiction` sets the person's, once the request is confirmed; the
+    request follows its clock (clocks.py)."""
     if type not in TYPES:
         raise Invalid("Unknown request type.", errors={"type": [f"must be one of: {', '.join(TYPES)}"]})
+    if jurisdiction is not None and jurisdiction not in jurisdictions.JURISDICTIONS:
+        raise Invalid("Unknown jurisdiction.", errors={"jurisdiction": [f"must be one of: {', '.join(jurisdictions.JURISDICTIONS)}"]})
     if explanation is not None and len(explanation) > REASON_LIMIT:
         raise Invalid("The explanation is too long.", errors={"explanation": [f"at most {REASON_LIMIT} characters"]})
     subject = None
@@ -174,12 +180,27 @@ def submit(
         email_hash=identifier_hash("email", canonical),
         changes=clean_changes,
         explanation=explanation,
+        jurisdiction=jurisdiction or jurisdictions.of(subject),
         created_by=actor,
+        created_at=utcnow(),
     )
+    request.acknowledge_by = clocks.acknowledge_by(jurisdiction=request.jurisdiction, type=type, received=request.created_at)
     db.session.add(request)
     db.session.flush()
-    audit.record("request.submitted", actor=actor, target_type="rights_request", target_id=request.id, details={"type": type})
-    if verified:
+    audit.record(
+        "request.submitted",
+        actor=actor,
+        target_type="rights_request",
+        target_id=request.id,
+        details={"type": type, "jurisdiction": request.jurisdiction},
+    )
+    if type in clocks.NO_VERIFICATION:
+        due = clocks.answer_due(jurisdiction=request.jurisdiction, type=type, received=request.created_at, verified=None)
+        assert due is not None  # an opt-out's clock runs from receipt
+        request.due_at = due
+        tell_requester(request, "request_received", verify_url=None, valid_hours=None, due_at=_day(due))
+        _start(request, actor=actor, reason="needs no identity verification", due_at=due.isoformat())
+    elif verified:
         tell_requester(request, "request_received", verify_url=None, valid_hours=None)
         _verified(request, actor=actor)
     else:
@@ -192,10 +213,30 @@ def submit(
     return request
 
 
+def _day(moment: datetime | None) -> str | None:
+    return moment.strftime("%-d %B %Y") if moment else None
+
+
+def take_jurisdiction(request: RightsRequest, subject: Subject | None, *, actor: str) -> None:
+    """A request that named a jurisdiction other than the person's sets theirs."""
+    if subject is None or subject.erased_at is not None or request.jurisdiction in (None, jurisdictions.of(subject)):
+        return
+    audit.record(
+        "subject.jurisdiction",
+        actor=actor,
+        target_type="subject",
+        target_id=subject.id,
+        details={"from": subject.jurisdiction, "to": request.jurisdiction, "request": request.reference},
+    )
+    subject.jurisdiction = request.jurisdiction
+
+
 def _verified(request: RightsRequest, *, actor: str) -> None:
     now = utcnow()
     request.verified_at = now
-    request.due_at = add_months(now, 1)
+    request.due_at = clocks.answer_due(jurisdiction=request.jurisdiction, type=request.type, received=request.created_at, verified=now)
+    assert request.due_at is not None  # a confirmed request always has one
+    take_jurisdiction(request, db.session.get(Subject, request.subject_id) if request.subject_id else None, actor=actor)
     transition(request, VERIFIED, actor=actor, due_at=request.due_at.isoformat())
     if request.type == "correction":
         transition(request, AWAITING_REVIEW, actor=actor)
@@ -203,8 +244,8 @@ def _verified(request: RightsRequest, *, actor: str) -> None:
         _start(request, actor=actor)
 
 
-def _start(request: RightsRequest, *, actor: str) -> None:
-    transition(request, PROCESSING, actor=actor)
+def _start(request: RightsRequest, *, actor: str, **details: object) -> None:
+    transition(request, PROCESSING, actor=actor, **details)
     # The reference lets staff see whose work a failing job is (never personal data).
     outbox.defer(JOB_FOR[request.type], {"request_id": request.id, "reference": request.reference})
 
@@ -265,33 +306,59 @@ def reject(*, request_id: object, reason: str, actor: str) -> RightsRequest:
     return request
 
 
-def extend(*, request_id: object, months: int, reason: str, actor: str) -> RightsRequest:
+def extend(*, request_id: object, months: int | None = None, reason: str, actor: str) -> RightsRequest:
+    """Extend once, as the request's law allows (clocks.check_extension): GDPR by
+    1 or 2 months, CCPA by 45 days (leave out months); the notice goes now."""
     request = get(request_id)
     reason = (reason or "").strip()
-    errors = {}
-    if months not in (1, 2):
-        errors["months"] = ["extend by 1 or 2 months"]
     if not reason or len(reason) > REASON_LIMIT:
-        errors["reason"] = [f"give the reason the requester will be told (1 to {REASON_LIMIT} characters)"]
-    if errors:
-        raise Invalid("The extension is not valid.", errors=errors)
+        raise Invalid(
+            "The extension is not valid.",
+            errors={"reason": [f"give the reason the requester will be told (1 to {REASON_LIMIT} characters)"]},
+        )
     if request.status not in OPEN or request.due_at is None:
         raise Conflict(f"Only an open, verified request can be extended; this one is {request.status}.")
-    if request.extension_months:
-        raise Conflict("This request was extended already; the law allows it once.")
-    request.extension_months = months
+    request.extension_months, request.extension_days = clocks.check_extension(
+        jurisdiction=request.jurisdiction,
+        type=request.type,
+        received=request.created_at,
+        verified=request.verified_at,
+        months=months,
+        already_extended=bool(request.extension_months or request.extension_days),
+        now=utcnow(),
+    )
     request.extension_reason = reason
-    request.due_at = add_months(request.due_at, months)
+    request.due_at = clocks.answer_due(
+        jurisdiction=request.jurisdiction,
+        type=request.type,
+        received=request.created_at,
+        verified=request.verified_at,
+        extension_months=request.extension_months,
+        extension_days=request.extension_days,
+    )
+    assert request.due_at is not None  # it had one before
     request.reminder_sent_at = request.three_day_alert_sent_at = request.overdue_alerted_at = None
     audit.record(
         "request.extended",
         actor=actor,
         target_type="rights_request",
         target_id=request.id,
-        details={"months": months, "due_at": request.due_at.isoformat()},
+        details={"months": request.extension_months, "days": request.extension_days, "due_at": request.due_at.isoformat()},
     )
-    tell_requester(request, "request_extended", reason=reason, due_at=request.due_at.strftime("%-d %B %Y"))
+    tell_requester(request, "request_extended", reason=reason, due_at=_day(request.due_at))
     return request
+
+
+def notice_sent(*, notice: Any) -> None:
+    """Hook: CCPA's acknowledgement is the receipt mail; record when it left."""
+    if notice.kind != "request_received":
+        return  # its context is cleared by now; tell_requester's key names the request
+    reference = notice.idempotency_key.removeprefix("request_received:")
+    request = db.session.scalar(sa.select(RightsRequest).where(RightsRequest.reference == reference))
+    if request is None or request.acknowledge_by is None or request.acknowledged_at is not None:
+        return
+    request.acknowledged_at = notice.sent_at or utcnow()
+    audit.record("request.acknowledged", actor="system", target_type="rights_request", target_id=request.id)
 
 
 def retry(*, request_id: object, actor: str) -> RightsRequest:

@@ -23,6 +23,8 @@ class Subject(Base):
     erased_at: Mapped[datetime | None]
     # GB, EU, US-CA or other (subjects/jurisdictions.py); None: the default setting.
     jurisdiction: Mapped[str | None] = mapped_column(sa.String(8))
+    # CCPA: after an opt-out of sale/sharing, do not ask them to opt back in before this.
+    ask_again_after: Mapped[datetime | None]
 
     identifiers: Mapped[list[Identifier]] = relationship(back_populates="subject", cascade="all, delete-orphan")
 

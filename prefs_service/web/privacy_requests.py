@@ -13,7 +13,9 @@ from ..errors import Conflict, DomainError, Erased, Invalid, NotFound
 from ..extensions import csrf, db
 from ..rights import service as rights
 from ..rights import work
+from ..rights.clocks import NO_VERIFICATION
 from ..rights.models import CORRECTABLE_FIELDS
+from ..subjects import jurisdictions
 from . import LinkNotValid, an_email_address, no_store, public_form_limits
 
 bp = Blueprint("privacy_requests", __name__, url_prefix="/privacy-requests")
@@ -24,7 +26,10 @@ TYPE_CHOICES = [
     ("access", "Send me a copy of the data you hold about me"),
     ("correction", "Correct the data you hold about me"),
     ("erasure", "Erase the data you hold about me"),
+    ("opt_out_sale_sharing", "Do not sell or share my personal information"),
+    ("limit_sensitive", "Limit the use of my sensitive personal information"),
 ]
+JURISDICTION_CHOICES = [("", "Not sure, or as you have it already"), *jurisdictions.LABELS.items()]
 
 
 CHOOSE = "Choose what you would like us to do."
@@ -42,6 +47,9 @@ class RequestForm(FlaskForm):
     fax = StringField("Correct fax number", validators=[Optional(), Length(max=64, message=TOO_LONG)])
     postal_address = TextAreaField("Correct postal address", validators=[Optional(), Length(max=500, message=TOO_LONG)])
     explanation = TextAreaField("Why (for a correction)", validators=[Optional(), Length(max=2000, message=TOO_LONG)])
+    jurisdiction = StringField(
+        "Where you live", validators=[Optional(), AnyOf([value for value, _ in JURISDICTION_CHOICES], "Choose one of the places listed.")]
+    )
 
     def changes(self) -> dict:
         values = {"name": self.name.data, "email": self.new_email.data, "phone": self.phone.data,
@@ -50,7 +58,7 @@ class RequestForm(FlaskForm):
 
 
 # The form field for each key the rights service names in its errors.
-FIELD_OF = {"type": "type", "email": "email", "explanation": "explanation", "changes": "name", "changes.name": "name",
+FIELD_OF = {"type": "type", "email": "email", "explanation": "explanation", "jurisdiction": "jurisdiction", "changes": "name", "changes.name": "name",
             "changes.email": "new_email", "changes.phone": "phone", "changes.fax": "fax", "changes.postal_address": "postal_address"}  # fmt: skip
 SAY_WHAT_TO_CORRECT = (
     "For a correction, fill in at least one correct value: your name, email address, telephone number, fax number or postal address."
@@ -90,10 +98,11 @@ def new():
                 email=form.email.data,
                 changes=form.changes() if form.type.data == "correction" else None,
                 explanation=form.explanation.data or None,
+                jurisdiction=form.jurisdiction.data or None,
                 actor="requester",
             )
             db.session.commit()
-            return render_template("privacy_requests/received.html", reference=made.reference)
+            return render_template("privacy_requests/received.html", reference=made.reference, to_confirm=made.type not in NO_VERIFICATION)
         except Invalid as exc:
             db.session.rollback()
             found = exc.errors
@@ -101,7 +110,7 @@ def new():
             db.session.rollback()
             found, erased = exc.errors, True
     problems = _problems(form, found, erased=erased)
-    page = render_template("privacy_requests/new.html", form=form, problems=problems, choices=TYPE_CHOICES)
+    page = render_template("privacy_requests/new.html", form=form, problems=problems, choices=TYPE_CHOICES, places=JURISDICTION_CHOICES)
     return page, (400 if request.method == "POST" else 200)
 
 

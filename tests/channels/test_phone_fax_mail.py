@@ -30,6 +30,12 @@ def test_postal_addresses_hash_alike_whatever_the_spacing_and_case():
         channels.normalize("postal_address", "x")
 
 
+@pytest.mark.parametrize("raw", ["\U0009e6a5\U000eb5b9\u0087\u00072", "1 High\u0007 Street, Leeds", "1 High Street, \ue000Leeds"])
+def test_postal_addresses_with_control_or_unassigned_characters_are_refused(raw):
+    with pytest.raises(channels.InvalidIdentifier, match="control or unassigned"):
+        channels.normalize("postal_address", raw)
+
+
 def test_every_channel_declares_its_purposes():
     assert {name: c.purpose_names for name, c in channels.CHANNELS.items()} == {
         "email": ["newsletter", "product_updates", "offers", "transactional"],
@@ -37,7 +43,7 @@ def test_every_channel_declares_its_purposes():
         "fax": ["marketing"],
         "mail": ["marketing"],
         "partner": ["share_for_fulfilment", "share_for_marketing"],
-        "profile": ["profile_enrichment"],
+        "profile": ["profile_enrichment", "use_sensitive_data"],
     }
 
 

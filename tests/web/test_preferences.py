@@ -64,8 +64,9 @@ def test_stop_all_marketing_withdraws_everything(client, person, api):
     page = client.get(person["path"])
     client.post(person["path"], data={"csrf_token": csrf_of(page), "action": "stop_all"})
     current = api.states(person["id"])
-    marketing = [k for k in current if k[1] not in ("transactional", "share_for_fulfilment", "profile_enrichment")]
+    marketing = [k for k in current if k[1] not in ("transactional", "share_for_fulfilment", "profile_enrichment", "use_sensitive_data")]
     assert current[("profile", "profile_enrichment")] is None  # not marketing: untouched
+    assert current[("profile", "use_sensitive_data")] is None
     assert all(current[k] == "withdrawn" for k in marketing)
 
 

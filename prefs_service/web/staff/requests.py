@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ... import job_queue
 from ...access import service as access
@@ -17,6 +17,7 @@ from ...orders import watchdog
 from ...rights import queue as request_queue
 from ...rights import service as rights
 from ...rights.models import FAILED, OPEN, PROCESSING, STATUSES, TYPES
+from ...subjects import jurisdictions
 from .. import no_store
 from . import actor, bp, commit, number_arg, staff_required
 
@@ -28,7 +29,8 @@ class ReasonForm(FlaskForm):
 
 
 class ExtendForm(ReasonForm):
-    months = IntegerField("Extend by (months)", validators=[DataRequired(), NumberRange(min=1, max=2)])
+    # Left out for a US-CA request, which extends by 45 days (rights/clocks.py decides).
+    months = IntegerField("Extend by (months)", validators=[Optional(), NumberRange(min=1, max=2)])
 
 
 def _page_number() -> int:
@@ -81,6 +83,7 @@ def detail(request_id: int):
         names=access.actor_names(event.actor for event in timeline),
         reason_form=ReasonForm(),
         extend_form=ExtendForm(),
+        jurisdiction_labels=jurisdictions.LABELS,
         now=now,
         soon=now + DUE_SOON,
     )
@@ -119,7 +122,7 @@ def reject(request_id: int):
 def extend(request_id: int):
     form = ExtendForm()
     if not form.validate():
-        flash("Extend by 1 or 2 months, with the reason the requester will be told.", "error")
+        flash("Give the reason the requester will be told (and, outside California, extend by 1 or 2 months).", "error")
         return redirect(url_for("staff.detail", request_id=request_id), code=303)
     return _act(
         request_id,
