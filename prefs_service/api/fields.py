@@ -194,3 +194,25 @@ def document_field(converter, field, ret, **kwargs) -> dict:
         extra.setdefault("maximum", min(ret.get("maximum", INT64_MAX), INT64_MAX))
         extra.setdefault("minimum", max(ret.get("minimum", -INT64_MAX - 1), -INT64_MAX - 1))
     return extra
+
+
+BASE64 = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+class Base64File(fields.String):
+    """A file inside JSON: standard base64 (RFC 4648 §4, padded), decoded to bytes."""
+
+    def __init__(self, max_bytes: int, **kwargs: Any) -> None:
+        max_length = -(-max_bytes // 3) * 4
+        metadata = {"format": "byte", "contentEncoding": "base64", **kwargs.pop("metadata", {})}
+        super().__init__(validate=[validate.Length(min=4, max=max_length), validate.Regexp(BASE64)], metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        import base64
+        import binascii
+
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ma.ValidationError("must be standard base64 (A–Z, a–z, 0–9, +, /, padded with =)") from None

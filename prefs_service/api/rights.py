@@ -4,6 +4,7 @@ from flask.views import MethodView
 
 from ..db.scopes import reads, writes
 from ..extensions import db
+from ..rights import agents
 from ..rights import queue as request_queue
 from ..rights import service as rights
 from . import job_schemas, paging, schemas
@@ -48,6 +49,7 @@ class Requests(MethodView):
             changes=data.get("changes"),
             explanation=data.get("explanation"),
             verified=data["verified"],
+            agent=agents.AgentInput(**data["agent"]) if "agent" in data else None,
             actor=actor(),
         )
         db.session.commit()

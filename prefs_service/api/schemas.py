@@ -11,11 +11,13 @@ from marshmallow import fields, validate
 
 from .. import consent
 from ..consent.rules import STATUSES
+from ..rights.agents import KINDS_IN_WORDS, MAX_PERMISSION_BYTES
 from ..subjects.identifiers import KINDS
 from ..subjects.refs import WRITE_KEYS
 from . import combinations as combos
 from .fields import (
     UUID_TEXT,
+    Base64File,
     CanonicalUUID,
     PeriodBound,
     QueryInteger,
@@ -348,6 +350,32 @@ class ChangesIn(Strict):
             raise ma.ValidationError("give new values for some of: name, email, phone, fax, postal_address")
 
 
+class AgentIn(Strict):
+    name = text(255, required=True, metadata={"description": "The agent's name (a person's, or the business's contact)."})
+    email = email_address(required=True, metadata={"description": "Where we tell the agent how the request stands."})
+    organisation = text(255, metadata={"description": "For a business acting as agent: its name."})
+    registration = text(100, metadata={"description": "For a business: its registration (e.g. with the Secretary of State)."})
+    permission = Base64File(
+        MAX_PERMISSION_BYTES,
+        required=True,
+        metadata={
+            "description": f"The consumer's signed permission for the agent, {KINDS_IN_WORDS} of at most "
+            f"{MAX_PERMISSION_BYTES // (1024 * 1024)} MB, in base64. The kind is read from the file's own first bytes."
+        },
+    )
+
+
+class AgentOut(ma.Schema):
+    name = fields.String()
+    email = fields.String(allow_none=True)
+    organisation = fields.String(allow_none=True)
+    registration = fields.String(allow_none=True)
+    permission_type = fields.String(metadata={"description": "application/pdf, image/png or image/jpeg."})
+    permission_bytes = fields.Integer()
+    permission_held = fields.Boolean(metadata={"description": "False once erased with the request's data."})
+    power_of_attorney_at = fields.DateTime(allow_none=True)
+
+
 class RequestIn(Strict):
     type = one_of("access", "erasure", "correction", required=True)
     email = email_address(metadata={"description": "Where we answer; for subject_id, defaults to the email we hold."})
@@ -356,6 +384,13 @@ class RequestIn(Strict):
     explanation = text(2000)
     verified = StrictBoolean(
         load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."}
+    )
+    agent = fields.Nested(
+        AgentIn,
+        metadata={
+            "description": "An authorised agent makes the request on the consumer's behalf. The consumer (at `email`) "
+            "still confirms it through the mailed link, unless staff record the agent's power of attorney."
+        },
     )
 
     OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = combos.request_shape()
@@ -392,6 +427,7 @@ class RequestOut(ma.Schema):
     due_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     export_expires_at = fields.DateTime(allow_none=True)
+    agent = fields.Nested(AgentOut, allow_none=True)
     timeline = fields.List(fields.Nested(TimelineEntry))
 
 

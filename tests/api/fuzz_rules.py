@@ -7,6 +7,7 @@ the document are replaced, so a case built to break the document still does."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime
 
@@ -19,6 +20,8 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 EMAIL_FORMAT = jsonschema_rs.validator_for({"type": "string", "format": "email"}, validate_formats=True)
 PUBLISHED_POLICY = "fuzz-1"
 PAST = "2020-01-01T00:00:00Z"
+BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+PERMISSION = base64.b64encode(b"%PDF-1.4\n% a signed permission\n%%EOF\n").decode()
 
 # field -> (identifier kind, longest value the document allows, a valid value)
 IDENTIFIERS = {
@@ -79,9 +82,13 @@ def follow_prose_rules(path: str, body, query) -> None:
     if isinstance(body, dict):
         _follow_rules(body)
         events = body.get("events") if isinstance(body.get("events"), list) else []
-        for nested in [body.get("changes"), *events]:
+        for nested in [body.get("changes"), body.get("agent"), *events]:
             if isinstance(nested, dict):
                 _follow_rules(nested)
+        # An agent's permission must be a PDF, PNG or JPEG by its first bytes.
+        agent = body.get("agent")
+        if isinstance(agent, dict) and isinstance(agent.get("permission"), str) and BASE64.fullmatch(agent["permission"]):
+            agent["permission"] = PERMISSION
         # A batch names its people by keys it already holds or creates: an
         # unknown subject id is refused for the whole batch.
         for event in events:
