@@ -223,7 +223,7 @@ def test_the_form_asks_an_agent_for_their_own_details(client, person):
             "email": "ann@example.com",
             "on_behalf": "y",
             "permission": (io.BytesIO(PDF), "p.pdf"),
-        },  # fmt: skip
+        },
         content_type="multipart/form-data",
     )
     assert refused.status_code == 400
