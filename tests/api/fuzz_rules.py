@@ -20,7 +20,7 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 EMAIL_FORMAT = jsonschema_rs.validator_for({"type": "string", "format": "email"}, validate_formats=True)
 PUBLISHED_POLICY = "fuzz-1"
 PAST = "2020-01-01T00:00:00Z"
-BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+BASE64 = re.compile(r"(?=.{4})(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", re.S)
 PERMISSION = base64.b64encode(b"%PDF-1.4\n% a signed permission\n%%EOF\n").decode()
 
 # field -> (identifier kind, longest value the document allows, a valid value)
