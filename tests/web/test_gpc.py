@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.helpers import Api
+from tests.orders.stripe_events import checkout_session, event, post
 from tests.rights.conftest import link_in, mails_to
 
 GPC = {"Sec-GPC": "1"}
@@ -146,3 +147,16 @@ def test_the_privacy_request_pages_honour_the_signal_for_the_person_they_name(cl
     download = client.get(link_in(ready[0], "/privacy-requests/download/"), headers=GPC)
     assert download.status_code == 200 and download.mimetype == "application/zip"
     assert len(gpc_events(api, person["id"])) == 1
+
+
+def test_the_purchase_pages_honour_the_signal_for_the_customer(client, api, smtp, worker):
+    post(client, event("checkout.session.completed", checkout_session("cs_gpc", email="buyer@example.com")))
+    worker.wait()
+    [receipt] = mails_to(smtp, "buyer@example.com")
+    commission = link_in(receipt, "/purchase/commission/")
+    assert client.get(commission).status_code == 200
+    assert client.get(commission, headers=GPC).status_code == 200
+    events = [e for e in api.changes()["events"] if e["source"] == "gpc"]
+    assert [(e["channel"], e["purpose"], e["status"]) for e in events] == [(*SHARING, "withdrawn")]  # the buyer is the only person
+    assert client.get(commission, headers=GPC).status_code == 200
+    assert len([e for e in api.changes()["events"] if e["source"] == "gpc"]) == 1
