@@ -335,8 +335,13 @@ class UnsubscribeLinkOut(ma.Schema):
 # --- rights requests, partners, disclosures ----------------------------------------------
 
 
+# Something besides white space, as JSON Schema (ECMA-262 \s) and Python (str.isspace, which
+# also counts U+001C-001F and U+0085) both read it: the service strips names with str.strip().
+NOT_BLANK = r"[\s\S]*[^\s\u001c-\u001f\u0085\ufeff]"
+
+
 class ChangesIn(Strict):
-    name = Text(validate=[validate.Length(max=255), validate.Regexp(r"\S", error="give 1 to 255 characters")])
+    name = Text(validate=[validate.Length(max=255), validate.Regexp(NOT_BLANK, error="give 1 to 255 characters")])
     email = email_address()
     phone = phone_number()
     fax = phone_number()
@@ -351,7 +356,11 @@ class ChangesIn(Strict):
 
 
 class AgentIn(Strict):
-    name = text(255, required=True, metadata={"description": "The agent's name (a person's, or the business's contact)."})
+    name = Text(
+        required=True,
+        validate=[validate.Length(min=1, max=255), validate.Regexp(NOT_BLANK, error="give the agent's name (1 to 255 characters)")],
+        metadata={"description": "The agent's name (a person's, or the business's contact)."},
+    )
     email = email_address(required=True, metadata={"description": "Where we tell the agent how the request stands."})
     organisation = text(255, metadata={"description": "For a business acting as agent: its name."})
     registration = text(100, metadata={"description": "For a business: its registration (e.g. with the Secretary of State)."})
