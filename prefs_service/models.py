@@ -9,6 +9,7 @@ from .orders.models import Escalation, Order, Payment, ProvisionedSystem, Stripe
 from .outbox import Job
 from .partners.models import Disclosure, Partner
 from .registers.models import Enquiry, RegisterEntry, RegisterList
+from .rights.agents import RequestAgent
 from .rights.models import RightsRequest
 from .subjects.models import Identifier, Subject, Suppression
 
@@ -31,6 +32,7 @@ __all__ = [
     "Purpose",
     "RegisterEntry",
     "RegisterList",
+    "RequestAgent",
     "RightsRequest",
     "StaffUser",
     "StripeEvent",

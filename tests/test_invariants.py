@@ -65,21 +65,26 @@ class Person:
     keys: dict[str, str]  # API field -> canonical value: email, phone, postal_address, external_ref
     name: str
     erased: bool = False
-    # (channel, purpose) -> [(when, status)]; `when` orders like occurred_at.
-    events: dict[tuple[str, str], list[tuple[float, str]]] = field(default_factory=dict)
+    # (channel, purpose) -> [(when, status, chosen on the preference page)]; `when` orders like occurred_at.
+    events: dict[tuple[str, str], list[tuple[float, str, bool]]] = field(default_factory=dict)
+    gpc_seen: bool = False  # a Global Privacy Control signal is in the ledger
 
     def __repr__(self) -> str:  # how a failing example names the person
         return f"person{self.number}"
 
     def status(self, pair) -> str | None:
+        winner = self.deciding(pair)
+        return winner[1] if winner else None
+
+    def deciding(self, pair) -> tuple[float, str, bool] | None:
         history = self.events.get(pair)
         if not history:
             return None
         # (a): the newest wins; on a tie the withdrawal wins.
-        return max(history, key=lambda e: (e[0], e[1] == "withdrawn"))[1]
+        return max(history, key=lambda e: (e[0], e[1] == "withdrawn"))
 
-    def record(self, pair, when: float, status: str) -> None:
-        self.events.setdefault(pair, []).append((when, status))
+    def record(self, pair, when: float, status: str, *, on_preference_page: bool = False) -> None:
+        self.events.setdefault(pair, []).append((when, status, on_preference_page))
 
     def ledger_size(self) -> int:
         return sum(len(h) for h in self.events.values())
@@ -326,7 +331,7 @@ class ConsentMachine(RuleBasedStateMachine):
                 continue
             wanted, now = ("granted" if (channel, purpose) in granted else "withdrawn"), person.status((channel, purpose))
             if now != wanted and not (now is None and wanted == "withdrawn"):
-                person.record((channel, purpose), self.model.now(), wanted)
+                person.record((channel, purpose), self.model.now(), wanted, on_preference_page=True)
         for channel in {c for c, _ in granted}:  # the person's own grant lifts a suppression of that channel
             kind = channels.CHANNELS[channel].identifier_kind
             value = person.keys.get(kind) if kind in KINDS else None
@@ -348,8 +353,14 @@ class ConsentMachine(RuleBasedStateMachine):
     @rule(person=people)
     def global_privacy_control(self, person):
         path, _ = self._preferences(person, **{"Sec-GPC": "1"})
-        if path is not None and person.status(("partner", "share_for_marketing")) != "withdrawn":
-            person.record(("partner", "share_for_marketing"), self.model.now(), "withdrawn")
+        if path is None:
+            return
+        # Recorded once; again only over a grant that did not come from the person's own choice on the preference page.
+        sharing = ("partner", "share_for_marketing")
+        deciding = person.deciding(sharing)
+        if not person.gpc_seen or (deciding is not None and deciding[1] == "granted" and not deciding[2]):
+            person.record(sharing, self.model.now(), "withdrawn")
+            person.gpc_seen = True
 
     # --- rights requests -------------------------------------------------------------------
     @precondition(lambda self: any(not p.erased for p in self.model.people))

@@ -7,7 +7,7 @@ profile channel's use_sensitive_data purpose; subjects.ask_again_after
 Requests made before keep an empty jurisdiction: GDPR's month, as they had.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06 20:00:00.000000
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

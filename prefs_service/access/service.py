@@ -345,6 +345,7 @@ def set_role(*, user: StaffUser, role: str, actor: str) -> bool:
 # Actors recorded without an id, as people should read them.
 FIXED_ACTOR_NAMES = {
     "requester": "the requester",
+    "agent": "an authorised agent",
     "subject": "the person themselves",
     "customer": "the customer",
     "system": "system",

@@ -4,6 +4,7 @@ from flask.views import MethodView
 
 from ..db.scopes import reads, writes
 from ..extensions import db
+from ..rights import agents
 from ..rights import queue as request_queue
 from ..rights import service as rights
 from . import job_schemas, paging, schemas
@@ -49,6 +50,7 @@ class Requests(MethodView):
             explanation=data.get("explanation"),
             verified=data["verified"],
             jurisdiction=data.get("jurisdiction"),
+            agent=agents.AgentInput(**data["agent"]) if "agent" in data else None,
             actor=actor(),
         )
         db.session.commit()

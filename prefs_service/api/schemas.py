@@ -12,6 +12,7 @@ from marshmallow import fields, validate
 from .. import consent
 from ..consent.rules import STATUSES
 from ..registers import REGISTERS
+from ..rights.agents import KINDS_IN_WORDS, MAX_PERMISSION_BYTES
 from ..rights.models import TYPES
 from ..subjects.identifiers import KINDS
 from ..subjects.jurisdictions import JURISDICTIONS
@@ -19,6 +20,7 @@ from ..subjects.refs import WRITE_KEYS
 from . import combinations as combos
 from .fields import (
     UUID_TEXT,
+    Base64File,
     CanonicalUUID,
     PeriodBound,
     QueryInteger,
@@ -364,8 +366,13 @@ class UnsubscribeLinkOut(ma.Schema):
 # --- rights requests, partners, disclosures ----------------------------------------------
 
 
+# Something besides white space, as JSON Schema (ECMA-262 \s) and Python (str.isspace, which
+# also counts U+001C-001F and U+0085) both read it: the service strips names with str.strip().
+NOT_BLANK = r"[\s\S]*[^\s\u001c-\u001f\u0085\ufeff]"
+
+
 class ChangesIn(Strict):
-    name = Text(validate=[validate.Length(max=255), validate.Regexp(r"\S", error="give 1 to 255 characters")])
+    name = Text(validate=[validate.Length(max=255), validate.Regexp(NOT_BLANK, error="give 1 to 255 characters")])
     email = email_address()
     phone = phone_number()
     fax = phone_number()
@@ -377,6 +384,36 @@ class ChangesIn(Strict):
     def _something(self, data, **kwargs):
         if not data:
             raise ma.ValidationError("give new values for some of: name, email, phone, fax, postal_address")
+
+
+class AgentIn(Strict):
+    name = Text(
+        required=True,
+        validate=[validate.Length(min=1, max=255), validate.Regexp(NOT_BLANK, error="give the agent's name (1 to 255 characters)")],
+        metadata={"description": "The agent's name (a person's, or the business's contact)."},
+    )
+    email = email_address(required=True, metadata={"description": "Where we tell the agent how the request stands."})
+    organisation = text(255, metadata={"description": "For a business acting as agent: its name."})
+    registration = text(100, metadata={"description": "For a business: its registration (e.g. with the Secretary of State)."})
+    permission = Base64File(
+        MAX_PERMISSION_BYTES,
+        required=True,
+        metadata={
+            "description": f"The consumer's signed permission for the agent, {KINDS_IN_WORDS} of at most "
+            f"{MAX_PERMISSION_BYTES // (1024 * 1024)} MB, in base64. The kind is read from the file's own first bytes."
+        },
+    )
+
+
+class AgentOut(ma.Schema):
+    name = fields.String()
+    email = fields.String(allow_none=True)
+    organisation = fields.String(allow_none=True)
+    registration = fields.String(allow_none=True)
+    permission_type = fields.String(metadata={"description": "application/pdf, image/png or image/jpeg."})
+    permission_bytes = fields.Integer()
+    permission_held = fields.Boolean(metadata={"description": "False once erased with the request's data."})
+    power_of_attorney_at = fields.DateTime(allow_none=True)
 
 
 class RequestIn(Strict):
@@ -395,6 +432,13 @@ class RequestIn(Strict):
     explanation = text(2000)
     verified = StrictBoolean(
         load_default=False, metadata={"description": "Staff already checked the requester's identity: no verification mail."}
+    )
+    agent = fields.Nested(
+        AgentIn,
+        metadata={
+            "description": "An authorised agent makes the request on the consumer's behalf. The consumer (at `email`) "
+            "still confirms it through the mailed link, unless staff record the agent's power of attorney."
+        },
     )
 
     OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = combos.request_shape()
@@ -437,6 +481,7 @@ class RequestOut(ma.Schema):
     due_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     export_expires_at = fields.DateTime(allow_none=True)
+    agent = fields.Nested(AgentOut, allow_none=True)
     timeline = fields.List(fields.Nested(TimelineEntry))
 
 

@@ -313,6 +313,12 @@ def states_of(subject_id: uuid.UUID) -> dict[tuple[str, str], ConsentState]:
 # --- reading the ledger ------------------------------------------------------------------
 
 
+def has_event_from(subject_id: uuid.UUID, source: str) -> bool:
+    """Whether the ledger holds any event of this person from `source` (e.g. a GPC signal)."""
+    found = sa.select(ConsentEvent.id).where(ConsentEvent.subject_id == subject_id, ConsentEvent.source == source).limit(1)
+    return db.session.scalar(found) is not None
+
+
 def history(subject_id: uuid.UUID, *, limit: int, before: int | None) -> list[ConsentEvent]:
     stmt = sa.select(ConsentEvent).where(ConsentEvent.subject_id == subject_id)
     if before is not None:

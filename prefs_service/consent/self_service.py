@@ -4,6 +4,7 @@ for a fresh link, and coming back after an erasure."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from ..clock import utcnow
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..notices import service as notices
+from ..subjects import jurisdictions
 from ..subjects import service as subjects
 from ..subjects.identifiers import identifier_hash
 from ..subjects.models import Identifier, Subject, Suppression
@@ -39,10 +41,38 @@ def unsubscribe(*, subject_id: uuid.UUID, channel: str, purpose: str, source: st
     )
 
 
-def honour_gpc(*, subject: Subject, evidence: Evidence) -> bool:
-    """A Global Privacy Control signal opts the person out of sharing for
-    marketing. Returns whether that changed anything."""
-    return ledger.change_if_different(subject_id=subject.id, event=own_event(*GPC_PURPOSE, WITHDRAWN, "gpc", evidence), recorded_by=SELF)
+GPC_MEANS = {
+    jurisdictions.US_CA: "an opt-out of sale and sharing (CCPA; Cal. Code Regs. tit. 11, s. 7025)",
+    # Art. 21(5) lets a person object by automated means using technical
+    # specifications, and an objection to direct marketing is absolute (21(3)).
+    "GDPR": "an objection to sharing for marketing, made by automated means (GDPR Art. 21(5))",
+}
+
+
+def honour_gpc(*, subject: Subject, header: str | None, evidence: Evidence) -> bool:
+    """A Global Privacy Control signal (the `Sec-GPC` request header) from a
+    page that knows the person. `1` withdraws sharing for marketing with
+    partners (source `gpc`, the header in the evidence): for US-CA people as
+    the opt-out of sale/sharing the CCPA makes of it; for everyone else as an
+    objection to direct marketing by automated means (GDPR Art. 21(5)), so
+    one rule holds for all. Any other value means nothing.
+
+    Recorded once, not on every page the browser opens: again only if a grant
+    from elsewhere (an import, another system) came since. A grant the person
+    makes themselves on the preference page after the signal stands (the CCPA
+    lets them confirm such a choice, s. 7025(c)(3)). Returns whether anything
+    was recorded."""
+    if header is None or header.strip() != "1":
+        return False
+    queries.lock_person(subject.id)
+    state = queries.states_of(subject.id).get(GPC_PURPOSE)
+    if queries.has_event_from(subject.id, "gpc") and (state is None or state.status == WITHDRAWN or state.source == "preference_center"):
+        return False
+    law = jurisdictions.of(subject)
+    note = f"Sec-GPC: {header.strip()} (Global Privacy Control), taken as {GPC_MEANS.get(law, GPC_MEANS['GDPR'])}; jurisdiction {law}"
+    signal = dataclasses.replace(evidence, note=note)
+    ledger.record(subject_id=subject.id, event=own_event(*GPC_PURPOSE, WITHDRAWN, "gpc", signal), recorded_by=SELF)
+    return True
 
 
 def applicable_channels(subject: Subject) -> list[channels.Channel]:

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
 from ..db.types import Base, HashBytes
+
+if TYPE_CHECKING:
+    from .agents import RequestAgent
 
 TYPES = ("access", "erasure", "correction", "opt_out_sale_sharing", "limit_sensitive")
 AWAITING_VERIFICATION = "awaiting_verification"
@@ -45,6 +48,7 @@ STEP_LABELS = {
     f"request.{FAILED}": "Failed",
     "request.extended": "Deadline extended",
     "request.acknowledged": "Acknowledged",
+    "request.power_of_attorney": "Agent's power of attorney recorded",
 }
 TYPE_LABELS = {
     "access": "Access",
@@ -96,3 +100,5 @@ class RightsRequest(Base):
     overdue_alerted_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Who made it on the person's behalf, if an authorised agent did (agents.py).
+    agent: Mapped[RequestAgent | None] = relationship(viewonly=True, lazy="select")

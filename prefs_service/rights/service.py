@@ -29,7 +29,8 @@ from ..subjects import service as subjects
 from ..subjects.identifiers import identifier_hash, normalize_fields
 from ..subjects.models import Subject
 from ..subjects.refs import SubjectRef
-from . import clocks
+from . import agents, clocks
+from .agents import AgentInput
 from .calendar import add_months  # noqa: F401  (re-exported: the month arithmetic's old home)
 from .models import (
     AWAITING_REVIEW,
@@ -74,7 +75,9 @@ def transition(request: RightsRequest, status: str, *, actor: str, **details: ob
 
 
 def tell_requester(request: RightsRequest, kind: str, **context: object) -> None:
-    """Each kind of mail goes once per request, however often a job reruns."""
+    """Each kind of mail goes once per request, however often a job reruns. An
+    agent who made the request hears of its status (agents.AGENT_STATUS)."""
+    agents.tell_agent(request_id=request.id, reference=request.reference, type=request.type, kind=kind)
     if not request.email:
         return
     notices.queue(
@@ -130,6 +133,7 @@ def submit(
     explanation: str | None = None,
     verified: bool = False,
     jurisdiction: str | None = None,
+    agent: AgentInput | None = None,
     actor: str,
 ) -> RightsRequest:
     """Take a request. Unless staff already checked the requester's identity
@@ -137,7 +141,10 @@ def submit(
     whether or not we know the address, so the answer reveals nothing. An
     opt-out of sale/sharing or a limit on sensitive data needs no verification.
     `jurisdiction` sets the person's, once the request is confirmed; the
-    request follows its clock (clocks.py)."""
+    request follows its clock (clocks.py). `agent` makes it on the person's
+    behalf, with their signed permission: the person at `email` still
+    confirms it (see agents.py)."""
+    checked_agent = agents.validate(agent) if agent is not None else None
     if type not in TYPES:
         raise Invalid("Unknown request type.", errors={"type": [f"must be one of: {', '.join(TYPES)}"]})
     if jurisdiction is not None and jurisdiction not in jurisdictions.JURISDICTIONS:
@@ -192,16 +199,20 @@ def submit(
         actor=actor,
         target_type="rights_request",
         target_id=request.id,
-        details={"type": type, "jurisdiction": request.jurisdiction},
+        details={"type": type, "jurisdiction": request.jurisdiction, **({"by_agent": True} if checked_agent else {})},
     )
+    on_behalf = {}
+    if checked_agent is not None:
+        made = agents.attach(request_id=request.id, reference=request.reference, agent=checked_agent[0], kind=checked_agent[1])
+        on_behalf = {"agent_name": made.name, "agent_organisation": made.organisation}
     if type in clocks.NO_VERIFICATION:
         due = clocks.answer_due(jurisdiction=request.jurisdiction, type=type, received=request.created_at, verified=None)
         assert due is not None  # an opt-out's clock runs from receipt
         request.due_at = due
-        tell_requester(request, "request_received", verify_url=None, valid_hours=None, due_at=_day(due))
+        tell_requester(request, "request_received", verify_url=None, valid_hours=None, due_at=_day(due), **on_behalf)
         _start(request, actor=actor, reason="needs no identity verification", due_at=due.isoformat())
     elif verified:
-        tell_requester(request, "request_received", verify_url=None, valid_hours=None)
+        tell_requester(request, "request_received", verify_url=None, valid_hours=None, **on_behalf)
         _verified(request, actor=actor)
     else:
         tell_requester(
@@ -209,6 +220,7 @@ def submit(
             "request_received",
             verify_url=links.verify_url(request.id),
             valid_hours=int(tokens.PURPOSES["verify"].max_age.total_seconds() // 3600),
+            **on_behalf,
         )
     return request
 
@@ -270,6 +282,20 @@ def confirm(*, token: str) -> RightsRequest:
 
 
 # --- staff decisions --------------------------------------------------------------------
+
+
+def record_power_of_attorney(*, request_id: object, actor: str) -> RightsRequest:
+    """Staff checked the agent's power of attorney: a request still waiting
+    for the consumer's confirmation proceeds without it."""
+    request = get(request_id)
+    agent = agents.of(request.id)
+    if agent is None:
+        raise Conflict("This request was not made by an agent.")
+    if request.status != AWAITING_VERIFICATION:
+        raise Conflict(f"Only a request waiting for confirmation can proceed on a power of attorney; this one is {request.status}.")
+    agents.record_power_of_attorney(agent=agent, actor=actor)
+    _verified(request, actor=actor)
+    return request
 
 
 def get(request_id: object) -> RightsRequest:

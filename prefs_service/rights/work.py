@@ -25,7 +25,7 @@ from ..subjects import refs
 from ..subjects import service as subjects
 from ..subjects.identifiers import EXTERNAL_REF, identifier_hash
 from ..subjects.models import Identifier, Subject, Suppression
-from . import service
+from . import agents, service
 from .export import remove_request_files
 from .models import COMPLETED, PROCESSING, RightsRequest
 
@@ -142,13 +142,17 @@ def run_erasure(*, request_id: int) -> None:
         idempotency_key=f"erasure_done:{request.reference}",
         forget_after_send=True,
     )
+    agents.tell_agent(request_id=request.id, reference=request.reference, type=request.type, kind="erasure_done")
     their_requests = RightsRequest.email_hash == request.email_hash
     if subject is not None:
         their_requests = sa.or_(their_requests, RightsRequest.subject_id == subject.id)
+    erased_requests = []
     for earlier in db.session.scalars(sa.select(RightsRequest).where(their_requests)):
         # Copies of what we just erased, finished or left half-written by a dead worker.
         remove_request_files(export_dir(), earlier.reference)
         earlier.export_file = earlier.export_expires_at = None
+        erased_requests.append(earlier.id)
+    agents.erase(request_ids=erased_requests)  # an agent's permission names the person
     db.session.execute(sa.update(RightsRequest).where(their_requests).values(email=None, changes=None, explanation=None))
 
 

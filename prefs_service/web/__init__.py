@@ -122,6 +122,18 @@ def evidence() -> consent.Evidence:
     return consent.evidence_from(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
 
 
+def gpc_signal() -> bool:
+    return request.headers.get("Sec-GPC", "").strip() == "1"
+
+
+def honour_gpc(subject: Subject | None) -> bool:
+    """Every page that knows the person honours their browser's Global Privacy
+    Control signal (the rule is consent.honour_gpc's); the caller commits."""
+    if subject is None or subject.erased_at is not None or "Sec-GPC" not in request.headers:
+        return False
+    return consent.honour_gpc(subject=subject, header=request.headers["Sec-GPC"], evidence=evidence())
+
+
 def address_key() -> str:
     """Rate-limit key per address, by keyed hash: limiter storage never sees it."""
     raw = (request.form.get("email") or "").strip()
@@ -157,7 +169,7 @@ def no_store(view):
 
 
 def init_app(app: Flask) -> None:
-    from . import home, preferences, privacy_requests, problems, purchase, staff, unsubscribe
+    from . import home, preferences, privacy_requests, problems, purchase, staff, unsubscribe, well_known
 
     app.register_blueprint(pages)
     app.register_blueprint(home.bp)
@@ -167,3 +179,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(purchase.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(problems.bp)
+    app.register_blueprint(well_known.bp)

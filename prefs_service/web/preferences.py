@@ -14,7 +14,7 @@ from .. import channels, consent, links, tokens
 from ..db.scopes import writes
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from . import LinkNotValid, an_email_address, evidence, no_store, public_form_limits, subject_from_token
+from . import LinkNotValid, an_email_address, evidence, gpc_signal, honour_gpc, no_store, public_form_limits, subject_from_token
 
 bp = Blueprint("preferences", __name__)
 
@@ -37,9 +37,8 @@ def _mask(address: str) -> str:
 @no_store
 def page(token: str):
     subject = subject_from_token("preferences", token, NOT_VALID)
-    gpc = request.headers.get("Sec-GPC", "").strip() == "1"
-    if gpc:
-        consent.honour_gpc(subject=subject, evidence=evidence())
+    honour_gpc(subject)
+    gpc = gpc_signal()
     if request.method == "POST":  # the CSRF token was checked before we got here
         shown_before = _ticked(consent.preference_view(subject))
         if request.form.get("action") == "stop_all":

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request, send_file
 from flask_wtf import FlaskForm
-from wtforms import EmailField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, EmailField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from .. import links
-from ..db.scopes import reads, writes
+from ..db.scopes import writes
 from ..errors import Conflict, DomainError, Erased, Invalid, NotFound
 from ..extensions import csrf, db
+from ..rights import agents, work
 from ..rights import service as rights
 from ..rights import work
 from ..rights.clocks import NO_VERIFICATION
 from ..rights.models import CORRECTABLE_FIELDS
 from ..subjects import jurisdictions
-from . import LinkNotValid, an_email_address, no_store, public_form_limits
+from ..subjects.models import Subject
+from . import LinkNotValid, an_email_address, honour_gpc, no_store, public_form_limits
 
 bp = Blueprint("privacy_requests", __name__, url_prefix="/privacy-requests")
 
@@ -50,6 +53,29 @@ class RequestForm(FlaskForm):
     jurisdiction = StringField(
         "Where you live", validators=[Optional(), AnyOf([value for value, _ in JURISDICTION_CHOICES], "Choose one of the places listed.")]
     )
+    # An authorised agent making the request for someone else (rights/agents.py checks these).
+    on_behalf = BooleanField("I am an authorised agent, making this request for someone else")
+    agent_name = StringField("Your name", validators=[Optional(), Length(max=255, message=TOO_LONG)])
+    agent_email = EmailField(
+        "Your email address, as the agent", validators=[Optional(), Length(max=320, message=TOO_LONG), an_email_address]
+    )
+    agent_organisation = StringField("Your business's name (if a business)", validators=[Optional(), Length(max=255, message=TOO_LONG)])
+    agent_registration = StringField("Its registration number (if a business)", validators=[Optional(), Length(max=100, message=TOO_LONG)])
+    permission = FileField("Their signed permission")
+
+    def agent(self) -> agents.AgentInput | None:
+        if not self.on_behalf.data:
+            return None
+        upload = self.permission.data
+        # One byte more than allowed is enough to say it is too large.
+        document = upload.read(agents.MAX_PERMISSION_BYTES + 1) if upload is not None and hasattr(upload, "read") else b""
+        return agents.AgentInput(
+            name=self.agent_name.data or "",
+            email=self.agent_email.data or "",
+            permission=document,
+            organisation=self.agent_organisation.data,
+            registration=self.agent_registration.data,
+        )
 
     def changes(self) -> dict:
         values = {"name": self.name.data, "email": self.new_email.data, "phone": self.phone.data,
@@ -59,7 +85,9 @@ class RequestForm(FlaskForm):
 
 # The form field for each key the rights service names in its errors.
 FIELD_OF = {"type": "type", "email": "email", "explanation": "explanation", "jurisdiction": "jurisdiction", "changes": "name", "changes.name": "name",
-            "changes.email": "new_email", "changes.phone": "phone", "changes.fax": "fax", "changes.postal_address": "postal_address"}  # fmt: skip
+            "changes.email": "new_email", "changes.phone": "phone", "changes.fax": "fax", "changes.postal_address": "postal_address",
+            "agent.name": "agent_name", "agent.email": "agent_email", "agent.organisation": "agent_organisation",
+            "agent.registration": "agent_registration", "agent.permission": "permission"}  # fmt: skip
 SAY_WHAT_TO_CORRECT = (
     "For a correction, fill in at least one correct value: your name, email address, telephone number, fax number or postal address."
 )
@@ -99,10 +127,16 @@ def new():
                 changes=form.changes() if form.type.data == "correction" else None,
                 explanation=form.explanation.data or None,
                 jurisdiction=form.jurisdiction.data or None,
-                actor="requester",
+                agent=form.agent(),
+                actor="agent" if form.on_behalf.data else "requester",
             )
             db.session.commit()
-            return render_template("privacy_requests/received.html", reference=made.reference, to_confirm=made.type not in NO_VERIFICATION)
+            return render_template(
+                "privacy_requests/received.html",
+                reference=made.reference,
+                to_confirm=made.type not in NO_VERIFICATION,
+                by_agent=made.agent is not None,
+            )
         except Invalid as exc:
             db.session.rollback()
             found = exc.errors
@@ -124,7 +158,8 @@ def verify(token: str):
         item = rights.request_from_token("verify", token)
         if request.method == "POST":
             item = rights.confirm(token=token)
-            db.session.commit()
+        _honour_gpc(item)
+        db.session.commit()
     except NotFound:
         raise LinkNotValid(NOT_VALID + " Nothing was confirmed.", next_step=ASK_AGAIN) from None
     except Conflict as exc:
@@ -132,14 +167,21 @@ def verify(token: str):
     return render_template("privacy_requests/verify.html", item=item)
 
 
+def _honour_gpc(item) -> None:
+    """The person a request is about, when we hold them, honours their GPC signal here too."""
+    honour_gpc(db.session.get(Subject, item.subject_id) if item.subject_id else None)
+
+
 @bp.get(links.DOWNLOAD_ROUTE.removeprefix("/privacy-requests"))
-@reads
+@writes  # a Global Privacy Control signal is recorded
 @no_store
 def download(token: str):
     try:
         item = rights.request_from_token("download", token)
     except DomainError:
         raise LinkNotValid(NOT_VALID, next_step=ASK_AGAIN) from None
+    _honour_gpc(item)
+    db.session.commit()
     path = work.export_path(item)
     if path is None:
         raise LinkNotValid(

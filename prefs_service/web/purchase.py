@@ -12,7 +12,8 @@ from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..orders import service as orders
 from ..orders.models import COMMISSIONING, DELIVERED, PAID, PAYMENT_FAILED
-from . import no_store
+from ..subjects.models import Subject
+from . import honour_gpc, no_store
 
 bp = Blueprint("purchase", __name__, url_prefix="/purchase")
 
@@ -41,8 +42,15 @@ def _submit(action) -> dict:
         abort(409, description=exc.message)
 
 
+def _honour_gpc(order) -> None:
+    """The customer's Global Privacy Control signal, committed at once (a refused form rolls back)."""
+    if order is not None and order.subject_id is not None and honour_gpc(db.session.get(Subject, order.subject_id)):
+        db.session.commit()
+
+
 def _page(order):
     """The commissioning page for wherever the order stands; POST takes the form."""
+    _honour_gpc(order)
     errors, values = {}, {}
     if order is None or order.status not in (PAID, COMMISSIONING, DELIVERED, PAYMENT_FAILED):
         return _confirming(order, session_id=None)
@@ -107,6 +115,7 @@ def commission(token: str):
 @no_store
 def set_password(token: str):
     order = _order_or_404("set-password", token, SET_UP_LINK_NOT_VALID)
+    _honour_gpc(order)
     errors, done = {}, order.password_set_at is not None
     if request.method == "POST":
         form = request.form

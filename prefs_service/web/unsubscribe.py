@@ -12,11 +12,11 @@ import uuid
 from flask import Blueprint, current_app, render_template, request
 
 from .. import channels, consent, links, tokens
-from ..db.scopes import reads, writes
+from ..db.scopes import writes
 from ..errors import NotFound
 from ..extensions import csrf, db
-from ..subjects import service as subjects
-from . import LinkNotValid, evidence, no_store
+from ..subjects.models import Subject
+from . import LinkNotValid, evidence, honour_gpc, no_store
 
 bp = Blueprint("unsubscribe", __name__)
 
@@ -40,7 +40,7 @@ def _target(token: str) -> tuple[uuid.UUID, channels.Channel, channels.Purpose]:
 
 
 @bp.get(links.UNSUBSCRIBE_ROUTE)
-@reads
+@writes  # a Global Privacy Control signal is recorded; the unsubscribe itself needs the POST
 @no_store
 def confirm(token: str):
     return _confirm_page(*_target(token))
@@ -48,8 +48,11 @@ def confirm(token: str):
 
 def _confirm_page(subject_id: uuid.UUID, channel: channels.Channel, purpose: channels.Purpose, *, not_yet: bool = False):
     """The page with the Unsubscribe button; `not_yet` when a POST could not be taken as a choice."""
-    if not subjects.exists(subject_id):
+    subject = db.session.get(Subject, subject_id)
+    if subject is None or subject.erased_at is not None:
         raise LinkNotValid(NOT_VALID)
+    if honour_gpc(subject):
+        db.session.commit()
     page = render_template(
         "unsubscribe.html", channel=channel, purpose=purpose, done=False, not_yet=not_yet, preferences_url=links.preferences_url(subject_id)
     )
@@ -76,6 +79,7 @@ def unsubscribe(token: str):
         consent.unsubscribe(subject_id=subject_id, channel=channel.name, purpose=purpose.name, source=source, evidence=evidence())
     except NotFound:
         raise LinkNotValid(NOT_VALID) from None
+    honour_gpc(db.session.get(Subject, subject_id))
     db.session.commit()
     if source == "one_click":
         # A mailbox provider's request, not a person's: a short answer is all it reads.

@@ -7,6 +7,7 @@ the document are replaced, so a case built to break the document still does."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, datetime
 
@@ -22,6 +23,8 @@ PAST = "2020-01-01T00:00:00Z"
 # A register file whose every register accepts one line (TPS/CTPS/FPS, DNC, MPS):
 # an upload with no acceptable line is refused (422), a rule JSON Schema cannot state.
 REGISTER_FILE = '02073787244 \r\n2015550123\r\n"P","01022024","","","","","","","1 High Street","","","Leeds","","LS1 4AP",""\r\n'
+BASE64 = re.compile(r"(?=.{4})(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", re.S)
+PERMISSION = base64.b64encode(b"%PDF-1.4\n% a signed permission\n%%EOF\n").decode()
 
 # field -> (identifier kind, longest value the document allows, a valid value)
 IDENTIFIERS = {
@@ -82,9 +85,13 @@ def follow_prose_rules(path: str, body, query) -> None:
     if isinstance(body, dict):
         _follow_rules(body)
         events = body.get("events") if isinstance(body.get("events"), list) else []
-        for nested in [body.get("changes"), *events]:
+        for nested in [body.get("changes"), body.get("agent"), *events]:
             if isinstance(nested, dict):
                 _follow_rules(nested)
+        # An agent's permission must be a PDF, PNG or JPEG by its first bytes.
+        agent = body.get("agent")
+        if isinstance(agent, dict) and isinstance(agent.get("permission"), str) and BASE64.fullmatch(agent["permission"]):
+            agent["permission"] = PERMISSION
         # A batch names its people by keys it already holds or creates: an
         # unknown subject id is refused for the whole batch.
         for event in events:

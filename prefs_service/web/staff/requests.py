@@ -3,7 +3,7 @@ and the delivery escalations."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
@@ -14,6 +14,7 @@ from ...clock import utcnow
 from ...console.dashboard import DUE_SOON
 from ...db.scopes import reads, writes
 from ...orders import watchdog
+from ...rights import agents
 from ...rights import queue as request_queue
 from ...rights import service as rights
 from ...rights.models import FAILED, OPEN, PROCESSING, STATUSES, TYPES
@@ -129,6 +130,32 @@ def extend(request_id: int):
         lambda: rights.extend(request_id=request_id, months=form.months.data, reason=form.reason.data, actor=actor()),
         "Extended; the requester is told the new date.",
     )
+
+
+@bp.post("/requests/<int:request_id>/power-of-attorney")
+@writes
+@staff_required
+def power_of_attorney(request_id: int):
+    return _act(
+        request_id,
+        lambda: rights.record_power_of_attorney(request_id=request_id, actor=actor()),
+        "Power of attorney recorded: the request proceeds without the person's confirmation.",
+    )
+
+
+@bp.get("/requests/<int:request_id>/agent-permission")
+@reads
+@staff_required
+@no_store
+def agent_permission(request_id: int):
+    """The agent's signed permission, for staff only, as a download (never shown inline)."""
+    item = rights.get(request_id)
+    agent = item.agent
+    path = agents.permission_path(agent) if agent is not None else None
+    if agent is None or path is None:
+        abort(404, description="No permission is held for this request: there was no agent, or it was erased with the request's data.")
+    name = f"permission-{item.reference}.{agents.EXTENSIONS.get(agent.permission_type, 'bin')}"
+    return send_file(path, mimetype=agent.permission_type, as_attachment=True, download_name=name)
 
 
 @bp.post("/requests/<int:request_id>/retry")
