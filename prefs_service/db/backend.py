@@ -27,6 +27,7 @@ from . import scopes
 # One batch of keys: (how many placeholders the statement has, None for one
 # array parameter; the parameters).
 KeyBatch = tuple[int | None, dict[str, Any]]
+Column = sa.ColumnElement[Any] | orm.InstrumentedAttribute[Any]
 
 
 class Backend:
@@ -85,6 +86,10 @@ class Backend:
     def bind(self, engine: Engine) -> None:
         """Attach what every connection of `engine` needs."""
 
+    def seconds_between(self, start: Column, end: Column) -> sa.ColumnElement[float]:
+        """The seconds from one datetime column to another, computed in the database."""
+        raise NotImplementedError
+
 
 class SQLite(Backend):
     name = "sqlite"
@@ -109,6 +114,10 @@ class SQLite(Backend):
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         assert size is not None
         return column.in_([sa.bindparam(f"k{i}", type_=column.type) for i in range(size)])
+
+    def seconds_between(self, start: Column, end: Column) -> sa.ColumnElement[float]:
+        # Datetimes are stored as naive UTC text, which julianday() reads.
+        return (sa.func.julianday(end) - sa.func.julianday(start)) * sa.literal(86400.0)
 
     def bind(self, engine: Engine) -> None:
         sa.event.listen(engine, "do_connect", _private_database_file)
@@ -135,6 +144,9 @@ class PostgreSQL(Backend):
 
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
+
+    def seconds_between(self, start: Column, end: Column) -> sa.ColumnElement[float]:
+        return sa.cast(sa.extract("epoch", end - start), sa.Float)
 
     def feed_horizon(self, txid: sa.ColumnElement[int] | orm.InstrumentedAttribute[int]) -> sa.ColumnElement[bool]:
         # Only transactions older than every running one: none of those can commit anything now.
