@@ -11,6 +11,7 @@ import pytest
 
 from prefs_service.cli import main
 from prefs_service.clock import utcnow
+from prefs_service.errors import Invalid
 from prefs_service.extensions import db
 from prefs_service.rights import report
 from prefs_service.rights import service as rights
@@ -86,7 +87,7 @@ def test_the_year_in_progress_counts_until_now(app):
 def test_a_year_out_of_range_is_refused(app):
     with app.app_context():
         for year in (report.MIN_YEAR - 1, report.MAX_YEAR + 1):
-            with pytest.raises(report.Invalid):
+            with pytest.raises(Invalid):
                 report.request_report(year=year)
 
 
