@@ -12,7 +12,7 @@ from flask_smorest.spec.plugins import integerconverter2paramschema
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
-from . import admin, consents, docs, health, jobs, links, partners, registers, rights, subjects, webhooks
+from . import admin, consents, docs, health, jobs, links, partners, registers, reports, rights, subjects, webhooks
 from .blueprint import PATH_ID_MAX
 from .fields import document_field
 from .problems import PROBLEM_TYPE, Problem
@@ -29,6 +29,7 @@ API_BLUEPRINTS = (
     admin.blp,
     webhooks.blp,
     registers.blp,
+    reports.blp,
 )
 API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz", "/metrics")
 

@@ -28,6 +28,7 @@ from . import scopes
 # One batch of keys: (how many placeholders the statement has, None for one
 # array parameter; the parameters).
 KeyBatch = tuple[int | None, dict[str, Any]]
+Column = sa.ColumnElement[Any] | orm.InstrumentedAttribute[Any]
 
 
 class Backend:
@@ -92,6 +93,10 @@ class Backend:
         already; how many were inserted. The fastest loading each backend has."""
         raise NotImplementedError
 
+    def seconds_between(self, start: Column, end: Column) -> sa.ColumnElement[float]:
+        """The seconds from one datetime column to another, computed in the database."""
+        raise NotImplementedError
+
 
 class SQLite(Backend):
     name = "sqlite"
@@ -128,6 +133,10 @@ class SQLite(Backend):
             driver.executemany(statement, batch)
         changed: int = driver.total_changes - before
         return changed
+
+    def seconds_between(self, start: Column, end: Column) -> sa.ColumnElement[float]:
+        # Datetimes are stored as naive UTC text, which julianday() reads.
+        return (sa.func.julianday(end) - sa.func.julianday(start)) * sa.literal(86400.0)
 
     def bind(self, engine: Engine) -> None:
         sa.event.listen(engine, "do_connect", _private_database_file)
@@ -192,6 +201,9 @@ class PostgreSQL(Backend):
 
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
+
+    def seconds_between(self, start: Column, end: Column) -> sa.ColumnElement[float]:
+        return sa.cast(sa.extract("epoch", end - start), sa.Float)
 
     def feed_horizon(self, txid: sa.ColumnElement[int] | orm.InstrumentedAttribute[int]) -> sa.ColumnElement[bool]:
         # Only transactions older than every running one: none of those can commit anything now.

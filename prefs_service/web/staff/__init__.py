@@ -171,4 +171,4 @@ def logout():
     return redirect(url_for("staff.login"), code=303)
 
 
-from . import accounts, dashboard, jobs, people, requests  # noqa: E402, F401  (their routes join bp)
+from . import accounts, dashboard, jobs, people, reports, requests  # noqa: E402, F401  (their routes join bp)
