@@ -14,7 +14,6 @@ from ..errors import Conflict, DomainError, Erased, Invalid, NotFound
 from ..extensions import csrf, db
 from ..rights import agents, work
 from ..rights import service as rights
-from ..rights import work
 from ..rights.clocks import NO_VERIFICATION
 from ..rights.models import CORRECTABLE_FIELDS
 from ..subjects import jurisdictions
