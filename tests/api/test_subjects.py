@@ -111,6 +111,7 @@ def test_consents_of_a_subject_with_history(client, headers):
     body = client.get(f"/v1/subjects/{subject['id']}/consents", headers=headers).json
     states = {(c["channel"], c["purpose"]): c for c in body["consents"]}
     assert set(states) == set(channels.all_purposes())  # every purpose, held or not
+    assert body["ask_again_after"] is None  # set only by a US-CA opt-out of sale/sharing
     assert states[("email", "newsletter")]["status"] == "withdrawn" and states[("email", "newsletter")]["allowed"] is False
     assert states[("email", "transactional")] == {
         "channel": "email",
