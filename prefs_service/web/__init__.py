@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from functools import wraps
 
 from flask import Blueprint, Flask, current_app, make_response, render_template, request
@@ -12,7 +13,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from wtforms.validators import ValidationError
 
 from .. import channels, consent, tokens
-from ..extensions import client_key, limiter
+from ..extensions import client_key, db, limiter
 from ..orders import plans
 from ..subjects.identifiers import identifier_hash
 from ..subjects.models import Subject
@@ -126,10 +127,14 @@ def gpc_signal() -> bool:
     return request.headers.get("Sec-GPC", "").strip() == "1"
 
 
-def honour_gpc(subject: Subject | None) -> bool:
-    """Every page that knows the person honours their browser's Global Privacy
-    Control signal (the rule is consent.honour_gpc's); the caller commits."""
-    if subject is None or subject.erased_at is not None or "Sec-GPC" not in request.headers:
+def honour_gpc(person: Subject | uuid.UUID | None) -> bool:
+    """Every page that knows the person (or their id) honours their browser's
+    Global Privacy Control signal (the rule is consent.honour_gpc's); the
+    caller commits. Without the header nothing is read."""
+    if person is None or "Sec-GPC" not in request.headers:
+        return False
+    subject = db.session.get(Subject, person) if isinstance(person, uuid.UUID) else person
+    if subject is None or subject.erased_at is not None:
         return False
     return consent.honour_gpc(subject=subject, header=request.headers["Sec-GPC"], evidence=evidence())
 

@@ -17,7 +17,6 @@ from ..rights import service as rights
 from ..rights.clocks import NO_VERIFICATION
 from ..rights.models import CORRECTABLE_FIELDS
 from ..subjects import jurisdictions
-from ..subjects.models import Subject
 from . import LinkNotValid, an_email_address, honour_gpc, no_store, public_form_limits
 
 bp = Blueprint("privacy_requests", __name__, url_prefix="/privacy-requests")
@@ -168,7 +167,7 @@ def verify(token: str):
 
 def _honour_gpc(item) -> None:
     """The person a request is about, when we hold them, honours their GPC signal here too."""
-    honour_gpc(db.session.get(Subject, item.subject_id) if item.subject_id else None)
+    honour_gpc(item.subject_id)
 
 
 @bp.get(links.DOWNLOAD_ROUTE.removeprefix("/privacy-requests"))

@@ -12,7 +12,6 @@ from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..orders import service as orders
 from ..orders.models import COMMISSIONING, DELIVERED, PAID, PAYMENT_FAILED
-from ..subjects.models import Subject
 from . import honour_gpc, no_store
 
 bp = Blueprint("purchase", __name__, url_prefix="/purchase")
@@ -44,7 +43,7 @@ def _submit(action) -> dict:
 
 def _honour_gpc(order) -> None:
     """The customer's Global Privacy Control signal, committed at once (a refused form rolls back)."""
-    if order is not None and order.subject_id is not None and honour_gpc(db.session.get(Subject, order.subject_id)):
+    if order is not None and honour_gpc(order.subject_id):
         db.session.commit()
 
 

@@ -79,7 +79,7 @@ def unsubscribe(token: str):
         consent.unsubscribe(subject_id=subject_id, channel=channel.name, purpose=purpose.name, source=source, evidence=evidence())
     except NotFound:
         raise LinkNotValid(NOT_VALID) from None
-    honour_gpc(db.session.get(Subject, subject_id))
+    honour_gpc(subject_id)
     db.session.commit()
     if source == "one_click":
         # A mailbox provider's request, not a person's: a short answer is all it reads.
