@@ -66,6 +66,9 @@ class Settings:
     org_name: str = "Example Organisation"
     support_email: str = "support@localhost.localdomain"
     privacy_policy_url: str = ""
+    # The controller's postal address and phone: the Kantara consent receipt requires both (ledger/receipt_formats.py).
+    org_postal_address: str = ""
+    org_phone: str = ""
     # Plan code -> the label customers read (receipts, pages); Stripe metadata fills gaps.
     plans: Mapping[str, str] = field(default_factory=dict)
     # Whose law a person falls under when nothing says otherwise (subjects/jurisdictions.py).
@@ -210,6 +213,14 @@ def _privacy_policy_url(environ) -> str:
     return value
 
 
+def _org_contact(environ, name: str, limit: int) -> str:
+    """PREFS_ORG_POSTAL_ADDRESS / PREFS_ORG_PHONE: one line of free text for consent receipts."""
+    value = _text(environ, name)
+    if len(value) > limit or any(ch in value for ch in "\r\n\x00"):
+        raise ConfigError(f"{name} must be one line of at most {limit} characters")
+    return value
+
+
 def _plans(environ) -> dict[str, str]:
     """PREFS_PLANS as a JSON object ({"pro": "Pro, yearly"}) or `code=Label,code=Label`."""
     raw = _text(environ, "PREFS_PLANS")
@@ -349,6 +360,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         org_name=overrides.pop("org_name", None) or _org_name(environ, production),
         support_email=overrides.pop("support_email", None) or _support_email(environ, production),
         privacy_policy_url=_privacy_policy_url(environ),
+        org_postal_address=_org_contact(environ, "PREFS_ORG_POSTAL_ADDRESS", 300),
+        org_phone=_org_contact(environ, "PREFS_ORG_PHONE", 40),
         plans=_plans(environ),
         default_jurisdiction=_default_jurisdiction(environ),
     )

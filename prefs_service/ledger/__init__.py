@@ -1,0 +1,1 @@
+"""The transparency log over the consent ledger, and the receipts it proves."""
