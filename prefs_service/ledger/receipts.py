@@ -11,10 +11,12 @@ sequencer has put the event into a signed checkpoint.
 from __future__ import annotations
 
 import uuid
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
+import orjson
 import sqlalchemy as sa
 from flask import current_app
 
@@ -25,6 +27,8 @@ from ..subjects import jurisdictions
 from ..subjects.models import Subject
 from . import receipt_proof
 from .receipt_formats import BUILDERS, FORMATS, Controller, ReceiptFacts
+
+__all__ = ["FORMATS", "receipt", "receipts_of", "write_archive"]
 
 STREAM_CHUNK = 500
 # How long a client should wait before asking again for a receipt whose proof is pending.
@@ -139,3 +143,32 @@ def _built(context: _Context, subject: Subject, events: list[ConsentEvent], with
     found = proofs([event.id for event in events])
     for event in events:
         yield BUILDERS[fmt](context.facts(event, subject, withdraw, found[event.id]))
+
+
+ARCHIVE_README = """Your consent receipts from {org}: one for every choice about contacting you that we recorded.
+
+iso27560.json: each receipt as an ISO/IEC TS 27560:2023 consent record (W3C DPV JSON-LD).
+kantara.json: the same receipts as Kantara Initiative Consent Receipts v1.1.
+
+Each receipt's ledgerProof block proves that the choice is in our tamper-evident log:
+the event's fields, its leaf's inclusion proof, and the signed checkpoint of the log.
+Anyone can check one offline with `prefs ledger verify-receipt FILE`, or by following
+the algorithm in our documentation. A receipt whose proof says "pending" was issued
+before the log had signed a checkpoint holding it: download your receipts again later.
+"""
+
+
+def write_archive(*, subject_id: uuid.UUID, withdraw_url: str, out: IO[bytes]) -> int:
+    """Write the person's receipts as a ZIP (both formats, a README) to `out`;
+    how many receipts each file holds."""
+    count = 0
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for fmt in FORMATS:
+            with archive.open(f"{fmt}.json", "w") as member:
+                member.write(b"[")
+                for index, document in enumerate(receipts_of(subject_id=subject_id, fmt=fmt, withdraw_url=withdraw_url)):
+                    member.write((b",\n" if index else b"\n") + orjson.dumps(document))
+                    count = index + 1
+                member.write(b"\n]\n")
+        archive.writestr("README.txt", ARCHIVE_README.format(org=current_app.config["PREFS"].org_name))
+    return count
