@@ -19,17 +19,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import uuid
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 # The event fields a receipt discloses and the leaf commits to, in this order.
 EVENT_FIELDS = ("id", "subject_id", "channel", "purpose", "status", "source", "occurred_at", "recorded_at", "policy_version", "recorded_by")
-LEAF_KIND = "consent_event"
+CONSENT_EVENT = 1  # the leaf's kind byte
+NULL = b"\xff\xff\xff\xff"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PENDING = "pending"
 INCLUDED = "included"
 
@@ -72,25 +74,53 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, path: Sequence
     return r
 
 
-def canonical(value: Any) -> bytes:
-    """Canonical JSON: keys sorted, no spaces, UTF-8 (RFC 8785 for the values we use)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+def micros(iso: str) -> int:
+    """Microseconds since the Unix epoch of an ISO 8601 time (UTC if it names no zone)."""
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _field(value: bytes | None) -> bytes:
+    return NULL if value is None else len(value).to_bytes(4, "big") + value
 
 
 def leaf_bytes(event: Mapping[str, Any], commitment: str | None) -> bytes:
-    """The leaf of a consent event: canonical JSON of its disclosed fields, its
-    kind and the commitment to its personal fields."""
-    return canonical({"kind": LEAF_KIND, **{name: event.get(name) for name in EVENT_FIELDS}, "personal": commitment})
+    """The canonical leaf of a consent event (README, "The canonical leaf"):
+    the kind byte 0x01, then each field as a 4-byte big-endian length and its
+    bytes (FF FF FF FF for none): id, subject id (32 lowercase hex digits),
+    channel, purpose, status, source, occurred_at and recorded_at (decimal
+    microseconds since the epoch), policy version, recorded_by, and the 32-byte
+    commitment to the personal evidence."""
+    fields = (
+        str(int(event["id"])).encode(),
+        uuid.UUID(str(event["subject_id"])).hex.encode(),
+        str(event["channel"]).encode(),
+        str(event["purpose"]).encode(),
+        str(event["status"]).encode(),
+        str(event["source"]).encode(),
+        str(micros(event["occurred_at"])).encode(),
+        str(micros(event["recorded_at"])).encode(),
+        None if event["policy_version"] is None else str(event["policy_version"]).encode(),
+        str(event["recorded_by"]).encode(),
+        None if commitment is None else base64.b64decode(commitment, validate=True),
+    )
+    return bytes((CONSENT_EVENT,)) + b"".join(_field(value) for value in fields)
 
 
 def checkpoint_message(checkpoint: Mapping[str, Any]) -> bytes:
-    """What the log signs: the C2SP checkpoint body (origin, tree size, base64
-    root hash) with the time as its one extension line."""
+    """What the log signs: four lines, each ending in a newline: the origin,
+    the tree size, the root hash in standard base64, and the time in
+    milliseconds since the epoch."""
     return (
-        f"{checkpoint['origin']}\n{int(checkpoint['tree_size'])}\n"
-        f"{base64.b64encode(bytes.fromhex(checkpoint['root_hash'])).decode()}\n"
-        f"time {checkpoint['timestamp']}\n"
+        f"{checkpoint['origin']}\n{int(checkpoint['tree_size'])}\n{checkpoint['root_hash']}\n{int(checkpoint['timestamp'])}\n"
     ).encode()
+
+
+def key_id(public_key: bytes) -> str:
+    """The first 8 bytes of SHA-256 of the raw public key, in hex."""
+    return hashlib.sha256(public_key).digest()[:8].hex()
 
 
 def proof_block(receipt: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -122,9 +152,9 @@ def _claims(receipt: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _second(value: Any) -> str:
-    """An ISO time cut to the second, as Kantara's consentTimestamp carries it."""
-    return str(value)[:19] + "Z"
+def _second(value: Any) -> int:
+    """An ISO time to the second, as Kantara's consentTimestamp carries it."""
+    return micros(str(value)) // 1_000_000
 
 
 def verify(receipt: Mapping[str, Any], *, trusted_keys: Collection[str] = ()) -> dict[str, Any]:
@@ -145,16 +175,19 @@ def verify(receipt: Mapping[str, Any], *, trusted_keys: Collection[str] = ()) ->
                 raise ReceiptInvalid(f"the receipt says {name} {said!r} but its ledger event says {event[name]!r}")
         leaf = leaf_bytes(event, block.get("commitment"))
         checkpoint = block["checkpoint"]
-        path = [bytes.fromhex(node) for node in block["inclusionProof"]]
+        path = [base64.b64decode(node, validate=True) for node in block["inclusionProof"]]
         if int(block["treeSize"]) != int(checkpoint["tree_size"]):
             raise ReceiptInvalid("the inclusion proof is for another tree size than the checkpoint's")
         root = root_from_inclusion_proof(int(block["leafIndex"]), int(block["treeSize"]), leaf, path)
-        if root != bytes.fromhex(checkpoint["root_hash"]):
+        if root != base64.b64decode(checkpoint["root_hash"], validate=True):
             raise ReceiptInvalid(f"event {event['id']} is not in the checkpointed tree: its leaf and inclusion proof lead to another root")
         given = block["publicKey"]["ed25519"]
         if trusted_keys and given not in trusted_keys:
             raise ReceiptInvalid("the checkpoint is signed by a key that is not among the log's published keys")
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(given, validate=True))
+        raw = base64.b64decode(given, validate=True)
+        if checkpoint.get("key_id") not in (None, key_id(raw)):
+            raise ReceiptInvalid("the checkpoint names another signing key than the one the receipt gives")
+        key = Ed25519PublicKey.from_public_bytes(raw)
         key.verify(base64.b64decode(checkpoint["signature"], validate=True), checkpoint_message(checkpoint))
     except InvalidSignature:
         raise ReceiptInvalid("the checkpoint's signature does not hold under the public key given") from None
@@ -166,6 +199,6 @@ def verify(receipt: Mapping[str, Any], *, trusted_keys: Collection[str] = ()) ->
         "event_id": event["id"],
         "leaf_index": int(block["leafIndex"]),
         "tree_size": int(block["treeSize"]),
-        "checkpoint_time": checkpoint["timestamp"],
+        "checkpoint_time": datetime.fromtimestamp(int(checkpoint["timestamp"]) / 1000, UTC).isoformat(timespec="seconds"),
         "key_id": block["publicKey"].get("keyId"),
     }
