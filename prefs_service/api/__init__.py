@@ -18,7 +18,18 @@ from .fields import document_field
 from .problems import PROBLEM_TYPE, Problem
 from .schemas import CheckQuery
 
-API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, rights.blp, jobs.blp, partners.blp, admin.blp, webhooks.blp, receipts.blp)
+API_BLUEPRINTS = (
+    health.blp,
+    subjects.blp,
+    consents.blp,
+    links.blp,
+    rights.blp,
+    jobs.blp,
+    partners.blp,
+    admin.blp,
+    webhooks.blp,
+    receipts.blp,
+)
 API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz", "/metrics")
 
 

@@ -113,9 +113,7 @@ def checkpoint_message(checkpoint: Mapping[str, Any]) -> bytes:
     """What the log signs: four lines, each ending in a newline: the origin,
     the tree size, the root hash in standard base64, and the time in
     milliseconds since the epoch."""
-    return (
-        f"{checkpoint['origin']}\n{int(checkpoint['tree_size'])}\n{checkpoint['root_hash']}\n{int(checkpoint['timestamp'])}\n"
-    ).encode()
+    return (f"{checkpoint['origin']}\n{int(checkpoint['tree_size'])}\n{checkpoint['root_hash']}\n{int(checkpoint['timestamp'])}\n").encode()
 
 
 def key_id(public_key: bytes) -> str:

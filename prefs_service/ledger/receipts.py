@@ -80,7 +80,8 @@ class _Context:
 
     def __init__(self) -> None:
         self.purposes = {(p.channel, p.name): p for p in db.session.scalars(sa.select(Purpose))}
-        self.policy_urls: dict[str, str | None] = {v: u for v, u in db.session.execute(sa.select(PolicyVersion.version, PolicyVersion.url))}
+        rows = db.session.execute(sa.select(PolicyVersion.version, PolicyVersion.url))
+        self.policy_urls: dict[str, str | None] = {row[0]: row[1] for row in rows}
         settings = current_app.config["PREFS"]
         self.default_policy_url: str = settings.privacy_policy_url or settings.base_url
         self.controller = _controller()

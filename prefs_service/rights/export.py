@@ -331,7 +331,9 @@ def _write_receipts(archive: zipfile.ZipFile, request: RightsRequest, generated_
     for fmt in receipts.FORMATS:
         with archive.open(_entry(archive, f"receipts/{fmt}.json", generated_at), "w", force_zip64=True) as out:
             out.write(b"[")
-            documents = receipts.receipts_of(subject_id=request.subject_id, fmt=fmt, withdraw_url=withdraw) if request.subject_id else iter(())
+            documents = (
+                receipts.receipts_of(subject_id=request.subject_id, fmt=fmt, withdraw_url=withdraw) if request.subject_id else iter(())
+            )
             for index, document in enumerate(documents):
                 if index % STREAM_CHUNK == 0:
                     outbox.keep_alive()

@@ -3,9 +3,8 @@ get a fresh link without an old mail."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import io
+from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, request, send_file
 from flask_wtf import FlaskForm

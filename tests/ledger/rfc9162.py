@@ -30,5 +30,5 @@ def path(m: int, leaves: list[bytes]) -> list[bytes]:
         return []
     k = _largest_power_of_two_below(n)
     if m < k:
-        return path(m, leaves[:k]) + [mth(leaves[k:])]
-    return path(m - k, leaves[k:]) + [mth(leaves[:k])]
+        return [*path(m, leaves[:k]), mth(leaves[k:])]
+    return [*path(m - k, leaves[k:]), mth(leaves[:k])]

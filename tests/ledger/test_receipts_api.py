@@ -16,7 +16,7 @@ from .receipt_support import schema_errors
 
 @pytest.fixture
 def headers(api_key):
-    return api_key("consent:read", "consent:write")
+    return api_key("consent:read", "consent:write", "admin")
 
 
 def _record(api, **kw) -> dict:
@@ -39,7 +39,11 @@ def test_the_kantara_receipt_carries_every_required_item(make_app, api, headers)
     receipt = client.get(f"/v1/consent/events/{event['id']}/receipt?format=kantara", headers=headers).json
     controller = receipt["piiControllers"][0]
     settings = app.config["PREFS"]
-    assert (controller["piiController"], controller["email"], controller["phone"]) == (settings.org_name, settings.support_email, "+44 20 7946 0999")
+    assert (controller["piiController"], controller["email"], controller["phone"]) == (
+        settings.org_name,
+        settings.support_email,
+        "+44 20 7946 0999",
+    )
     assert receipt["policyUrl"].startswith("http") and "policyVersion" in receipt
     purpose = receipt["services"][0]["purposes"][0]
     assert (purpose["channel"], purpose["purposeId"]) == ("email", event["purpose"])
@@ -53,12 +57,23 @@ def test_the_kantara_receipt_carries_every_required_item(make_app, api, headers)
 
 
 def test_the_iso_record_carries_every_required_item(app, api, client, headers):
+    published = {
+        "version": "2026-02",
+        "last_updated": "2026-02-01",
+        "url": "https://example.com/privacy/2026-02",
+        "effective_at": "2026-02-01T00:00:00Z",
+    }
+    assert client.post("/v1/policy-versions", json=published, headers=headers).status_code == 201
     event = _record(api)
     record = client.get(f"/v1/consent/events/{event['id']}/receipt?format=iso27560", headers=headers).json
     settings = app.config["PREFS"]
     assert record["dpv:hasDataController"]["schema:name"] == settings.org_name
     assert record["dpv:hasDataController"]["dpv:hasContact"]["schema:email"] == settings.support_email
-    assert record["dpv:hasNotice"]["dct:hasVersion"] == event["policy_version"]
+    assert record["dpv:hasNotice"] == {
+        "@id": "https://example.com/privacy/2026-02",
+        "@type": "dpv:PrivacyNotice",
+        "dct:hasVersion": "2026-02",
+    }
     process = record["dpv:hasProcess"]
     assert (process["prefs:channel"], process["dpv:hasPurpose"]["dct:identifier"]) == ("email", event["purpose"])
     assert process["dpv:hasLegalBasis"] == "eu-gdpr:A6-1-a"  # the default jurisdiction is GB
@@ -94,6 +109,8 @@ def test_an_erased_persons_events_have_no_receipt(app, api, client, headers):
     with app.app_context():
         from prefs_service.subjects.models import Subject
 
-        db.session.execute(sa.update(Subject).where(Subject.id == db.session.get(ConsentEvent, event["id"]).subject_id).values(erased_at=datetime.now(UTC)))
+        db.session.execute(
+            sa.update(Subject).where(Subject.id == db.session.get(ConsentEvent, event["id"]).subject_id).values(erased_at=datetime.now(UTC))
+        )
         db.session.commit()
     assert client.get(f"/v1/consent/events/{event['id']}/receipt", headers=headers).status_code == 404

@@ -181,7 +181,9 @@ TAMPERING = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(("fmt", "tamper"), [(fmt, t) for fmt, ts in TAMPERING.items() for t in ts], ids=lambda v: getattr(v, "__name__", v))
+@pytest.mark.parametrize(
+    ("fmt", "tamper"), [(fmt, t) for fmt, ts in TAMPERING.items() for t in ts], ids=lambda v: getattr(v, "__name__", v)
+)
 def test_a_changed_receipt_is_refused(tmp_path, fmt, tamper):
     document = copy.deepcopy(receipt(fmt))
     tamper(document)
