@@ -23,7 +23,7 @@ from prefs_service.cli import main
 from prefs_service.ledger import receipt_proof
 from prefs_service.ledger.receipt_formats import BUILDERS, Controller, ReceiptFacts
 
-from . import rfc9162
+from . import rfc9162_paths as rfc9162
 from .receipt_support import schema_errors
 
 SUBJECT = uuid.UUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
