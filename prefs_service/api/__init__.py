@@ -12,13 +12,24 @@ from flask_smorest.spec.plugins import integerconverter2paramschema
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
-from . import admin, consents, docs, health, jobs, links, partners, rights, subjects, webhooks
+from . import admin, consents, docs, health, jobs, ledger, links, partners, rights, subjects, webhooks
 from .blueprint import PATH_ID_MAX
 from .fields import document_field
 from .problems import PROBLEM_TYPE, Problem
 from .schemas import CheckQuery
 
-API_BLUEPRINTS = (health.blp, subjects.blp, consents.blp, links.blp, rights.blp, jobs.blp, partners.blp, admin.blp, webhooks.blp)
+API_BLUEPRINTS = (
+    health.blp,
+    subjects.blp,
+    consents.blp,
+    links.blp,
+    rights.blp,
+    jobs.blp,
+    partners.blp,
+    admin.blp,
+    webhooks.blp,
+    ledger.blp,
+)
 API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz", "/metrics")
 
 
