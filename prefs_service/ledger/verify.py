@@ -87,10 +87,11 @@ def _verify(connection: Any, outcome: Outcome, progress: Callable[[int], None] |
     consent_leaf, audit_leaf, evidence_matches = leaves.consent_leaf, leaves.audit_leaf, leaves.evidence_matches
     sha256 = hashlib.sha256
     frontier = tree.Frontier()
-    append = frontier.append
+    stack = frontier.stack
     next_mark = next(marks, None)
 
     def check_marks(size: int) -> Any:
+        frontier.size = size
         mark = next_mark
         while mark is not None and mark[1] == size:
             _check_checkpoint(mark, frontier.root(), keys)
@@ -98,35 +99,54 @@ def _verify(connection: Any, outcome: Outcome, progress: Callable[[int], None] |
             mark = next(marks, None)
         return mark
 
+    def node_failed(key: int, stored: Any, name: str, source_id: int, idx: int) -> Failed:
+        if key & 63 == 0:
+            return Failed(f"{name} {source_id} (leaf {idx}) no longer matches its leaf in the log")
+        return Failed(f"tree node at level {key & 63} over leaves up to {(key >> 6) - 1} does not match (stored {_short(stored)})")
+
     next_mark = check_marks(0)
     size = 0
+    consent_rows = sources[leaves.CONSENT_EVENT]
+    redacted = 0
     for idx, kind, source_id in leaf_rows:
         if idx != size:
             raise Failed(f"leaf {size} is missing from the log (the next stored leaf is {idx})")
-        row = next(sources[kind], None) if kind in sources else None
-        name = leaves.KIND_NAMES.get(kind, f"kind {kind}")
-        if row is None or row[0] != source_id:
-            found = "nothing" if row is None else f"{name} {row[0]}"
-            raise Failed(f"{name} {source_id} (leaf {idx}) is missing or out of order: in its place stands {found}")
-        if kind == leaves.CONSENT_EVENT:
+        if kind == 1:  # leaves.CONSENT_EVENT, the common case
+            row = next(consent_rows, None)
+            if row is None or row[0] != source_id:
+                raise _out_of_order(kind, source_id, idx, row)
             leaf = consent_leaf(row)
             if row[11] is None:
-                outcome.redacted += 1
+                redacted += 1
             elif not evidence_matches(row):
                 raise Failed(f"consent event {source_id} (leaf {idx}): its evidence no longer matches its commitment")
         else:
+            row = next(sources[kind], None) if kind in sources else None
+            if row is None or row[0] != source_id:
+                raise _out_of_order(kind, source_id, idx, row)
             leaf = audit_leaf(row)
-        for key, digest in append(sha256(b"\x00" + leaf).digest()):
-            stored = next(node_rows, None)
-            if stored is None or stored[0] != key or bytes(stored[1]) != digest:
-                if key & 63 == 0:
-                    raise Failed(f"{name} {source_id} (leaf {idx}) no longer matches its leaf in the log")
-                raise Failed(f"tree node at level {key & 63} over leaves up to {(key >> 6) - 1} does not match (stored {_short(stored)})")
+        digest = sha256(b"\x00" + leaf).digest()
+        stored = next(node_rows, None)
+        key = (size + 1) << 6  # tree.node_key(0, size)
+        if stored is None or stored[0] != key or stored[1] != digest:
+            raise node_failed(key, stored, leaves.KIND_NAMES.get(kind, ""), source_id, idx)
+        stack.append(digest)
         size += 1
+        level = 0
+        while not size & (1 << level):  # the subtrees this leaf completes (tree.Frontier.append)
+            right = stack.pop()
+            digest = sha256(b"\x01" + stack.pop() + right).digest()
+            stack.append(digest)
+            level += 1
+            stored = next(node_rows, None)
+            key = (size << 6) | level
+            if stored is None or stored[0] != key or stored[1] != digest:
+                raise node_failed(key, stored, leaves.KIND_NAMES.get(kind, ""), source_id, idx)
         if next_mark is not None and next_mark[1] == size:
             next_mark = check_marks(size)
         if progress is not None and size % 100_000 == 0:
             progress(size)
+    outcome.redacted = redacted
     outcome.leaves = size
     extra = next(node_rows, None)
     if extra is not None:
@@ -134,6 +154,12 @@ def _verify(connection: Any, outcome: Outcome, progress: Callable[[int], None] |
     if next_mark is not None:
         raise Failed(f"checkpoint {next_mark[0]} claims {next_mark[1]} leaves, but the log has {size}")
     outcome.pending = sum(1 for stream in sources.values() for _ in stream)
+
+
+def _out_of_order(kind: int, source_id: int, idx: int, row: Any) -> Failed:
+    name = leaves.KIND_NAMES.get(kind, f"kind {kind}")
+    found = "nothing" if row is None else f"{name} {row[0]}"
+    return Failed(f"{name} {source_id} (leaf {idx}) is missing or out of order: in its place stands {found}")
 
 
 def _short(stored: Any) -> str:
