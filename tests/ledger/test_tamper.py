@@ -82,7 +82,7 @@ def test_a_deleted_row_is_named(app, ledger, verify):
 
 def test_an_inserted_row_is_named(app, ledger, verify):
     with app.app_context():
-        subject, first = db.session.execute(sa.text("SELECT subject_id, id FROM consent_events ORDER BY txid, id LIMIT 1")).one()
+        first = db.session.execute(sa.text("SELECT id FROM consent_events ORDER BY txid, id LIMIT 1")).scalar()
         db.session.execute(
             sa.text(
                 "INSERT INTO consent_events (id, txid, subject_id, channel, purpose, status, source, occurred_at, recorded_at, recorded_by)"
