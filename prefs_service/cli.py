@@ -24,7 +24,8 @@ from .access import service as access
 from .access.models import SCOPES
 from .cli_common import CLI_ACTOR, NOT_MIGRATED, database_is_current, fail, require_migrated
 from .cli_jobs import jobs_cli
-from .cli_receipts import ledger_cli
+from .cli_ledger import ledger_cli
+from .cli_receipts import verify_receipt
 from .cli_staff import staff_cli
 from .clock import utcnow
 from .config import ConfigError, served_base_url
@@ -414,4 +415,5 @@ if __name__ == "__main__":
 
 main.add_command(staff_cli)  # prefs staff create|list|disable|enable|unlock|reset-password|set-role (cli_staff.py)
 main.add_command(jobs_cli)  # prefs jobs list|retry|cancel (cli_jobs.py)
-main.add_command(ledger_cli)  # prefs ledger verify-receipt (cli_receipts.py)
+main.add_command(ledger_cli)  # prefs ledger verify (cli_ledger.py)
+ledger_cli.add_command(verify_receipt)  # prefs ledger verify-receipt (cli_receipts.py)

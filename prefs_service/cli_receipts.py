@@ -61,10 +61,3 @@ def verify_receipt(file, keys, keys_file):
     if failed or not documents:
         sys.exit(1)
 
-
-@click.group("ledger")
-def ledger_cli():
-    """The transparency log over the consent ledger."""
-
-
-ledger_cli.add_command(verify_receipt)

@@ -6,6 +6,7 @@ never finds out about a typo from a 500 at three in the morning.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -73,6 +74,10 @@ class Settings:
     plans: Mapping[str, str] = field(default_factory=dict)
     # Whose law a person falls under when nothing says otherwise (subjects/jurisdictions.py).
     default_jurisdiction: str = "GB"
+    # The transparency log (ledger/): base64 Ed25519 seed, sequencer interval, witness.
+    ledger_signing_key: str = ""
+    ledger_sequence_interval_seconds: float = 0.5
+    ledger_witness_url: str = ""
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
 
@@ -256,6 +261,28 @@ def _default_jurisdiction(environ) -> str:
     return value
 
 
+def _ledger_signing_key(environ, production: bool, var_dir: Path) -> str:
+    """PREFS_LEDGER_SIGNING_KEY: standard base64 of a raw 32-byte Ed25519 seed
+    (`openssl rand -base64 32`); development keeps one in var/ledger_signing_key."""
+    value = _text(environ, "PREFS_LEDGER_SIGNING_KEY")
+    if not value:
+        if production:
+            raise ConfigError("PREFS_LEDGER_SIGNING_KEY is required when PREFS_ENV=production: base64 of a 32-byte Ed25519 seed")
+        path = var_dir / "ledger_signing_key"
+        private_folder(path.parent)
+        if not path.exists():
+            with os.fdopen(create_private_file(path), "w") as handle:
+                handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        value = path.read_text().strip()
+    try:
+        seed = base64.b64decode(value, validate=True)
+    except ValueError:
+        seed = b""
+    if len(seed) != 32:
+        raise ConfigError("PREFS_LEDGER_SIGNING_KEY must be standard base64 of a raw 32-byte Ed25519 seed (openssl rand -base64 32)")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment; keyword overrides win (used by tests)."""
     environ = os.environ if environ is None else environ
@@ -364,6 +391,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         org_phone=_org_contact(environ, "PREFS_ORG_PHONE", 40),
         plans=_plans(environ),
         default_jurisdiction=_default_jurisdiction(environ),
+        ledger_signing_key=overrides.pop("ledger_signing_key", None) or _ledger_signing_key(environ, production, var_dir),
+        ledger_sequence_interval_seconds=_number(
+            environ, "PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS", Settings.ledger_sequence_interval_seconds, float, 0.01
+        ),
+        ledger_witness_url=_check_url("PREFS_LEDGER_WITNESS_URL", _text(environ, "PREFS_LEDGER_WITNESS_URL"), ("http", "https"))
+        if _text(environ, "PREFS_LEDGER_WITNESS_URL")
+        else "",
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

@@ -12,7 +12,7 @@ from flask_smorest.spec.plugins import integerconverter2paramschema
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
-from . import admin, consents, docs, health, jobs, links, partners, receipts, rights, subjects, webhooks
+from . import admin, consents, docs, health, jobs, ledger, links, partners, receipts, rights, subjects, webhooks
 from .blueprint import PATH_ID_MAX
 from .fields import document_field
 from .problems import PROBLEM_TYPE, Problem
@@ -28,6 +28,7 @@ API_BLUEPRINTS = (
     partners.blp,
     admin.blp,
     webhooks.blp,
+    ledger.blp,
     receipts.blp,
 )
 API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz", "/metrics")
