@@ -60,4 +60,3 @@ def verify_receipt(file, keys, keys_file):
         click.echo("Note: no --key given, so the receipt's own key was used; compare it with the log's published keys.", err=True)
     if failed or not documents:
         sys.exit(1)
-

@@ -5,11 +5,13 @@ receipt() answers the API, receipts_of() the person (preference center and
 access export). A person we erased gets none: their events stay in the log
 (redacted) and receipts they downloaded before still verify offline, but we
 issue no new ones. The proof block is receipt_proof's: "pending" until the
-sequencer has put the event into a signed checkpoint.
+sequencer has put the event into a signed checkpoint, then the event's
+inclusion proof in the latest signed checkpoint.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -25,7 +27,8 @@ from ..errors import Invalid, NotFound
 from ..extensions import db
 from ..subjects import jurisdictions
 from ..subjects.models import Subject
-from . import receipt_proof
+from . import checkpoints, receipt_proof
+from . import proofs as log_proofs
 from .receipt_formats import BUILDERS, FORMATS, Controller, ReceiptFacts
 
 __all__ = ["FORMATS", "receipt", "receipts_of", "write_archive"]
@@ -69,10 +72,33 @@ def _controller() -> Controller:
     )
 
 
-def proofs(event_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """The proof block per event: the inclusion proof in the latest signed
-    checkpoint, or pending. (Until the log is wired in, every proof is pending.)"""
-    return {event_id: {"status": receipt_proof.PENDING} for event_id in event_ids}
+def proofs(events: list[ConsentEvent]) -> dict[int, dict[str, Any]]:
+    """The proof block per event: its inclusion proof in the latest signed
+    checkpoint (with the checkpoint and the key that signed it), or pending
+    while the sequencer has not put it into one."""
+    checkpoint = checkpoints.latest()
+    pending: dict[str, Any] = {"status": receipt_proof.PENDING}
+    if checkpoint is None:
+        return {event.id: pending for event in events}
+    size = int(checkpoint["tree_size"])
+    keys = {key["key_id"]: key["public_key"] for key in checkpoints.public_keys()}
+    found: dict[int, dict[str, Any]] = {}
+    for event in events:
+        index = log_proofs.leaf_index(event.id)
+        if index is None or index >= size:
+            found[event.id] = pending
+            continue
+        found[event.id] = {
+            "status": receipt_proof.INCLUDED,
+            "event": disclosed(event),
+            "commitment": None if event.evidence_commitment is None else base64.b64encode(event.evidence_commitment).decode(),
+            "leafIndex": index,
+            "treeSize": size,
+            "inclusionProof": [base64.b64encode(node).decode() for node in log_proofs.inclusion_for_leaf(index, size)],
+            "checkpoint": checkpoint,
+            "publicKey": {"keyId": checkpoint["key_id"], "ed25519": keys[checkpoint["key_id"]]},
+        }
+    return found
 
 
 class _Context:
@@ -116,7 +142,7 @@ def receipt(*, event_id: int, fmt: str, withdraw_url: str | None = None) -> tupl
     if row is None or row[1].erased_at is not None:
         raise NotFound("No consent event with that id.")
     event, subject = row
-    proof = proofs([event.id])[event.id]
+    proof = proofs([event])[event.id]
     facts = _Context().facts(event, subject, withdraw_url or public_withdraw_url(), proof)
     return BUILDERS[fmt](facts), proof.get("status") != receipt_proof.INCLUDED
 
@@ -141,7 +167,7 @@ def receipts_of(*, subject_id: uuid.UUID, fmt: str, withdraw_url: str | None = N
 
 
 def _built(context: _Context, subject: Subject, events: list[ConsentEvent], withdraw: str, fmt: str) -> Iterator[dict[str, Any]]:
-    found = proofs([event.id for event in events])
+    found = proofs(events)
     for event in events:
         yield BUILDERS[fmt](context.facts(event, subject, withdraw, found[event.id]))
 
