@@ -23,6 +23,8 @@ import argparse
 import hashlib
 import os
 import sqlite3
+import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -128,8 +130,106 @@ def bench_verify(events: int) -> dict:
             "sequence_s": sequencing}  # fmt: skip
 
 
+def run_sequencer() -> None:
+    """The worker's sequencer loop alone, until SIGTERM (the lag rounds run it as a process)."""
+    import signal
+
+    from prefs_service.jobs.ledger import sequence_forever
+
+    app = _app(os.environ["PREFS_DATABASE_URL"])
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sequence_forever(app, stop)
+
+
+def lags(url: str) -> list[float]:
+    """Seconds from each one-click event's recorded_at to the first signed checkpoint covering it."""
+    import bisect
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.text(
+                "SELECT l.idx, e.recorded_at FROM consent_events e JOIN ledger_leaves l ON l.kind = 1 AND l.source_id = e.id "
+                "WHERE e.source = 'one_click'"
+            )
+        ).all()
+        marks = conn.execute(sa.text("SELECT tree_size, timestamp_ms FROM ledger_checkpoints ORDER BY tree_size, id")).all()
+    engine.dispose()
+    sizes = [size for size, _ in marks]
+    found = []
+    for idx, recorded in events:
+        at = datetime.fromisoformat(recorded) if isinstance(recorded, str) else recorded
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        first = bisect.bisect_right(sizes, idx)  # the first checkpoint with tree_size > idx
+        if first < len(marks):
+            found.append(marks[first][1] / 1000 - at.timestamp())
+    return found
+
+
+def lag_round(backend: str, requests: int, with_sequencer: bool) -> dict:
+    import subprocess
+
+    from bench import one_click
+
+    url, paths = one_click.prepare(backend, requests)
+    app = _app(url)
+    from prefs_service.db import scopes
+    from prefs_service.ledger import sequencer
+
+    with app.app_context(), scopes.writing():
+        sequencer.sequence_all()  # the seeded ledger: lag is measured on the clicks
+    env = {**common.env_for(url), "PYTHONPATH": str(common.ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "bench.ledger", "sequencer"], env=env, cwd=common.ROOT) if with_sequencer else None
+    try:
+        with common.gunicorn("prefs_service:create_app()", env) as base:
+            seconds, responses = common.post_form(base, paths, one_click.BODY, concurrency=one_click.CONCURRENCY)
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(30)
+    acknowledged = sum(1 for status, _ in responses if status == 200)
+    if not with_sequencer:
+        return {"withdrawals_per_s": acknowledged / seconds}
+    with app.app_context(), scopes.writing():
+        sequencer.sequence_all()  # any click the last loop did not reach yet: its lag then counts from now
+    found = sorted(lags(url))
+    return {
+        "withdrawals_per_s": acknowledged / seconds,
+        "lag_p50_s": found[len(found) // 2],
+        "lag_p99_s": found[int(len(found) * 0.99) - 1],
+        "lag_max_s": found[-1],
+        "within_2s": sum(1 for value in found if value <= 2) / len(found),
+        "events": len(found),
+    }
+
+
 def bench_lag(backend: str, requests: int, rounds: int) -> dict:
-    raise NotImplementedError
+    runs: dict[str, list[dict]] = {"with": [], "without": []}
+    for number in range(rounds):
+        order = [True, False] if number % 2 == 0 else [False, True]
+        for with_sequencer in order:
+            runs["with" if with_sequencer else "without"].append(lag_round(backend, requests, with_sequencer))
+    w = common.medians(runs["with"])
+    wo = common.medians(runs["without"])
+    ratio = common.median([a["withdrawals_per_s"] / b["withdrawals_per_s"] for a, b in zip(runs["with"], runs["without"], strict=True)])
+    common.report(
+        f"sequencing lag under one-click load, {backend}, {requests:,} withdrawals, {rounds} alternating rounds, "
+        f"sequencer every {os.environ.get('PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS', '0.5')} s",
+        [
+            ("figure", "with sequencer", "without (floor)", "ratio / target"),
+            ("withdrawals per second", f"{w['withdrawals_per_s']:,.0f}", f"{wo['withdrawals_per_s']:,.0f}", f"{ratio:.2f}x  (>= 0.90)"),
+            ("lag p50 (s)", f"{w['lag_p50_s']:.2f}", "", ""),
+            ("lag p99 (s)", f"{w['lag_p99_s']:.2f}", "", "(<= 2 s)"),
+            ("lag max (s)", f"{w['lag_max_s']:.2f}", "", ""),
+            ("events in a checkpoint within 2 s", f"{w['within_2s']:.1%}", "", "(>= 99%)"),
+        ],
+    )  # fmt: skip
+    print("  withdrawals per second by round, with: " + ", ".join(f"{r['withdrawals_per_s']:,.0f}" for r in runs["with"])
+          + "; without: " + ", ".join(f"{r['withdrawals_per_s']:,.0f}" for r in runs["without"]))  # fmt: skip
+    return runs
 
 
 def main() -> None:
@@ -141,8 +241,11 @@ def main() -> None:
     lag.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     lag.add_argument("--requests", type=int, default=10_000)
     lag.add_argument("--rounds", type=int, default=3)
+    sub.add_parser("sequencer", help="(used by lag) run the worker's sequencer loop until SIGTERM")
     args = parser.parse_args()
-    if args.what == "verify":
+    if args.what == "sequencer":
+        run_sequencer()
+    elif args.what == "verify":
         common.save("ledger_verify", bench_verify(args.events))
     else:
         common.save(f"ledger_lag_{args.backend}", bench_lag(args.backend, args.requests, args.rounds))
