@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from prefs_service.cli import main
+from tests.helpers import eventually
 
 from . import rfc9162
 from .receipt_support import schema_errors
@@ -36,6 +37,17 @@ def _verify(tmp_path, document, keys: dict | None = None):
     return CliRunner().invoke(main, args)
 
 
+def _in_the_log(client, headers, sequence, events: list[dict]) -> None:
+    """Sequence until a signed checkpoint covers every event. On PostgreSQL the
+    sequencer waits for transactions still open (a background job's, say)."""
+
+    def covered() -> bool:
+        sequence()
+        return all(client.get(f"/v1/consent/events/{e['id']}/receipt", headers=headers).status_code == 200 for e in events)
+
+    eventually(covered, timeout=10, what="a signed checkpoint covering every event")
+
+
 def _people(writer) -> list[dict]:
     events = []
     for n in range(3):
@@ -52,7 +64,7 @@ def test_a_sequenced_events_receipt_is_proved_and_verifies_offline(client, write
     events = _people(writer)
     first = client.get(f"/v1/consent/events/{events[1]['id']}/receipt?format={fmt}", headers=headers)
     assert first.status_code == 202 and first.headers["Retry-After"] == "2"
-    sequence()
+    _in_the_log(client, headers, sequence, events)
     keys = client.get("/v1/ledger/public-keys", headers=headers).json
     for event in events:
         response = client.get(f"/v1/consent/events/{event['id']}/receipt?format={fmt}", headers=headers)
@@ -73,7 +85,7 @@ def test_a_sequenced_events_receipt_is_proved_and_verifies_offline(client, write
 
 def test_a_receipt_with_its_state_changed_is_refused(client, writer, headers, sequence, tmp_path):
     events = _people(writer)
-    sequence()
+    _in_the_log(client, headers, sequence, events)
     document = client.get(f"/v1/consent/events/{events[0]['id']}/receipt?format=kantara", headers=headers).json
     document["consentStatus"] = "withdrawn"
     document["ledgerProof"]["event"]["status"] = "withdrawn"
@@ -83,7 +95,7 @@ def test_a_receipt_with_its_state_changed_is_refused(client, writer, headers, se
 
 def test_the_persons_download_is_proved_and_verifies(client, writer, headers, sequence, tmp_path):
     events = _people(writer)
-    sequence()
+    _in_the_log(client, headers, sequence, events)
     link = writer.links(subject_id=events[0]["subject_id"])
     archive = client.get(urlsplit(link["preferences_url"]).path + "/receipts")
     with zipfile.ZipFile(io.BytesIO(archive.data)) as files:
@@ -97,7 +109,7 @@ def test_the_persons_download_is_proved_and_verifies(client, writer, headers, se
 
 def test_an_erased_persons_old_receipts_still_verify_and_no_new_ones_are_issued(client, writer, headers, sequence, worker, tmp_path):
     events = _people(writer)
-    sequence()
+    _in_the_log(client, headers, sequence, events)
     keys = client.get("/v1/ledger/public-keys", headers=headers).json
     kept = client.get(f"/v1/consent/events/{events[0]['id']}/receipt?format=iso27560", headers=headers).json
     request = client.post(
@@ -106,11 +118,16 @@ def test_an_erased_persons_old_receipts_still_verify_and_no_new_ones_are_issued(
     assert request.status_code == 201
     worker.wait()
     assert client.get(f"/v1/requests/{request.json['id']}", headers=headers).json["status"] == "completed"
-    sequence()  # the erasure's audit rows join the log
     assert client.get(f"/v1/consent/events/{events[0]['id']}/receipt", headers=headers).status_code == 404
     result = _verify(tmp_path, kept, keys)
     assert result.exit_code == 0, result.output
-    # Another person's receipts, issued after the erasure, prove against the grown log.
-    later = client.get(f"/v1/consent/events/{events[2]['id']}/receipt?format=kantara", headers=headers).json
-    assert later["ledgerProof"]["treeSize"] > kept["prefs:ledgerProof"]["treeSize"]
+    # Another person's receipt, issued once the erasure's audit rows are in the log, proves against the grown tree.
+    later_url = f"/v1/consent/events/{events[2]['id']}/receipt?format=kantara"
+
+    def grown() -> dict | None:
+        sequence()
+        found = client.get(later_url, headers=headers).json
+        return found if found["ledgerProof"]["treeSize"] > kept["prefs:ledgerProof"]["treeSize"] else None
+
+    later = eventually(grown, timeout=10, what="the erasure's audit rows in the log")
     assert _verify(tmp_path, later, keys).exit_code == 0
