@@ -75,6 +75,7 @@ def upgrade():
         sa.Column("source_txid", sa.BigInteger(), nullable=False),
         sa.UniqueConstraint("kind", "source_id"),
     )
+    op.create_index("ix_ledger_leaves_position", "ledger_leaves", ["kind", "source_txid", "source_id"])
     op.create_table(
         "ledger_nodes",
         sa.Column("key", BIGINT, primary_key=True, autoincrement=False),
@@ -103,6 +104,7 @@ def downgrade():
     op.drop_table("ledger_checkpoints")
     op.drop_table("ledger_keys")
     op.drop_table("ledger_nodes")
+    op.drop_index("ix_ledger_leaves_position", table_name="ledger_leaves")
     op.drop_table("ledger_leaves")
     with op.batch_alter_table("audit_events") as batch:
         batch.drop_index("ix_audit_events_feed")

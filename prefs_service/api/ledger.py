@@ -117,7 +117,8 @@ class ConsistencyProof(MethodView):
     @require("consent:read")
     @blp.arguments(ConsistencyQuery(), location="query")
     @blp.response(200, ConsistencyOut)
+    @blp.problems(404)
     def get(self, query):
-        """Proof that the tree of `to` leaves extends the tree of `from` leaves."""
+        """Proof that the tree of `to` leaves extends the tree of `from` leaves (`from` at most `to`; 404 beyond the log)."""
         document = proofs.consistency_document(query["from_"], query["to"])
         return {"from_": document["from"], "to": document["to"], "proof": document["proof"]}

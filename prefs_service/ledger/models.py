@@ -18,7 +18,10 @@ class LedgerLeaf(Base):
     (leaves.CONSENT_EVENT, leaves.AUDIT_EVENT). Written by the sequencer only."""
 
     __tablename__ = "ledger_leaves"
-    __table_args__ = (sa.UniqueConstraint("kind", "source_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "source_id"),
+        sa.Index("ix_ledger_leaves_position", "kind", "source_txid", "source_id"),  # where the sequencer takes up again
+    )
 
     idx: Mapped[int] = mapped_column(BIGINT, primary_key=True, autoincrement=False)
     kind: Mapped[int] = mapped_column(sa.SmallInteger)

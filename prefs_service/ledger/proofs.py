@@ -22,15 +22,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import Invalid, NotFound
+from ..errors import NotFound
 from ..extensions import db
 from . import checkpoints, leaves, tree
 from .models import LedgerLeaf, LedgerNode
 from .sequencer import tree_size as log_size
 
 
-class ProofUnavailable(Invalid):
-    """The sizes asked for do not fit the log (a 422 at the API)."""
+class ProofUnavailable(NotFound):
+    """The log has no such proof: a size it never had, a leaf beyond the size (a 404 at the API)."""
 
 
 def _lookup(keys: list[int]) -> dict[int, bytes]:

@@ -28,15 +28,26 @@ LOCK_KEY = "prefs-ledger-sequencer"
 def _position(kind: int) -> tuple[int, int]:
     """(txid, id) of the last row of this kind in the log; (-1, -1) before the first."""
     row = db.session.execute(
-        sa.select(LedgerLeaf.source_txid, LedgerLeaf.source_id).where(LedgerLeaf.kind == kind).order_by(LedgerLeaf.idx.desc()).limit(1)
+        sa.select(LedgerLeaf.source_txid, LedgerLeaf.source_id)
+        .where(LedgerLeaf.kind == kind)
+        .order_by(LedgerLeaf.source_txid.desc(), LedgerLeaf.source_id.desc())
+        .limit(1)
     ).first()
     return (row[0], row[1]) if row else (-1, -1)
 
 
 def _waiting(kind: int, after: tuple[int, int], limit: int) -> list[Any]:
+    """Rows after `after` in (txid, id) order, up to `limit`: first the rest of
+    the same txid, then later ones, two index range reads (a single OR, or a
+    row-value comparison, makes SQLite walk the whole index from the start)."""
+    columns = leaves.SELECTS[kind][len("SELECT ") :]
     horizon = " AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint" if backend().name == "postgresql" else ""
-    sql = f"SELECT txid, {leaves.SELECTS[kind][len('SELECT ') :]} WHERE (txid > :t OR (txid = :t AND id > :i)){horizon} ORDER BY txid, id LIMIT :n"
-    return list(db.session.execute(sa.text(sql), {"t": after[0], "i": after[1], "n": limit}))
+    same = f"SELECT txid, {columns} WHERE txid = :t AND id > :i{horizon} ORDER BY id LIMIT :n"
+    later = f"SELECT txid, {columns} WHERE txid > :t{horizon} ORDER BY txid, id LIMIT :n"
+    rows = list(db.session.execute(sa.text(same), {"t": after[0], "i": after[1], "n": limit}))
+    if len(rows) < limit:
+        rows += db.session.execute(sa.text(later), {"t": after[0], "n": limit - len(rows)})
+    return rows
 
 
 def frontier(size: int) -> tree.Frontier:

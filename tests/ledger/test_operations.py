@@ -158,8 +158,8 @@ def test_sizes_the_log_does_not_have_are_refused(writer, sequence):
     assert writer.get("/v1/ledger/proofs/inclusion", event_id=event_id).status_code == 404  # not sequenced yet
     sequence()
     size = writer.get("/v1/ledger/checkpoints/latest").json["tree_size"]
-    assert writer.get("/v1/ledger/proofs/consistency", **{"from": 0, "to": size + 1}).status_code == 422
-    assert writer.get("/v1/ledger/proofs/inclusion", event_id=event_id, tree_size=size + 1).status_code == 422
+    assert writer.get("/v1/ledger/proofs/consistency", **{"from": 0, "to": size + 1}).status_code == 404
+    assert writer.get("/v1/ledger/proofs/inclusion", event_id=event_id, tree_size=size + 1).status_code == 404
     assert writer.get("/v1/ledger/proofs/inclusion", event_id=event_id + 1000).status_code == 404
     assert writer.get("/v1/ledger/proofs/consistency", **{"from": size, "to": size}).json["proof"] == []
 
