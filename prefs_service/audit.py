@@ -19,9 +19,11 @@ from .extensions import db
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"),)
+    __table_args__ = (sa.Index("ix_audit_events_target", "target_type", "target_id"), sa.Index("ix_audit_events_feed", "txid", "id"))
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    # As ConsentEvent.txid: the order the ledger's sequencer takes rows in.
+    txid: Mapped[int] = mapped_column(sa.BigInteger, server_default=sa.FetchedValue())
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(sa.String(64))
     action: Mapped[str] = mapped_column(sa.String(64))

@@ -24,6 +24,8 @@ from .access import service as access
 from .access.models import SCOPES
 from .cli_common import CLI_ACTOR, NOT_MIGRATED, database_is_current, fail, require_migrated
 from .cli_jobs import jobs_cli
+from .cli_ledger import ledger_cli
+from .cli_receipts import verify_receipt
 from .cli_registers import registers_cli
 from .cli_report import report_cli
 from .cli_staff import staff_cli
@@ -417,3 +419,5 @@ main.add_command(staff_cli)  # prefs staff create|list|disable|enable|unlock|res
 main.add_command(jobs_cli)  # prefs jobs list|retry|cancel (cli_jobs.py)
 main.add_command(registers_cli)  # prefs registers import|list (cli_registers.py)
 main.add_command(report_cli)  # prefs report requests (cli_report.py)
+main.add_command(ledger_cli)  # prefs ledger verify (cli_ledger.py)
+ledger_cli.add_command(verify_receipt)  # prefs ledger verify-receipt (cli_receipts.py)

@@ -6,6 +6,7 @@ never finds out about a typo from a 500 at three in the morning.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -67,12 +68,19 @@ class Settings:
     org_name: str = "Example Organisation"
     support_email: str = "support@localhost.localdomain"
     privacy_policy_url: str = ""
+    # The controller's postal address and phone: the Kantara consent receipt requires both (ledger/receipt_formats.py).
+    org_postal_address: str = ""
+    org_phone: str = ""
     # Plan code -> the label customers read (receipts, pages); Stripe metadata fills gaps.
     plans: Mapping[str, str] = field(default_factory=dict)
     # Whose law a person falls under when nothing says otherwise (subjects/jurisdictions.py).
     default_jurisdiction: str = "GB"
     # What a check answers when a register's list is past its rule: "refuse" or "warn" (registers/screening.py).
     register_stale: str = "refuse"
+    # The transparency log (ledger/): base64 Ed25519 seed, sequencer interval, witness.
+    ledger_signing_key: str = ""
+    ledger_sequence_interval_seconds: float = 0.5
+    ledger_witness_url: str = ""
     # Everything a test or an embedding program wants to pass straight to Flask.
     flask_overrides: dict = field(default_factory=dict)
 
@@ -213,6 +221,14 @@ def _privacy_policy_url(environ) -> str:
     return value
 
 
+def _org_contact(environ, name: str, limit: int) -> str:
+    """PREFS_ORG_POSTAL_ADDRESS / PREFS_ORG_PHONE: one line of free text for consent receipts."""
+    value = _text(environ, name)
+    if len(value) > limit or any(ch in value for ch in "\r\n\x00"):
+        raise ConfigError(f"{name} must be one line of at most {limit} characters")
+    return value
+
+
 def _plans(environ) -> dict[str, str]:
     """PREFS_PLANS as a JSON object ({"pro": "Pro, yearly"}) or `code=Label,code=Label`."""
     raw = _text(environ, "PREFS_PLANS")
@@ -252,6 +268,28 @@ def _register_stale(environ) -> str:
     value = _text(environ, "PREFS_REGISTER_STALE") or Settings.register_stale
     if value not in ("refuse", "warn"):
         raise ConfigError(f"PREFS_REGISTER_STALE must be refuse or warn, got {value!r}")
+    return value
+
+
+def _ledger_signing_key(environ, production: bool, var_dir: Path) -> str:
+    """PREFS_LEDGER_SIGNING_KEY: standard base64 of a raw 32-byte Ed25519 seed
+    (`openssl rand -base64 32`); development keeps one in var/ledger_signing_key."""
+    value = _text(environ, "PREFS_LEDGER_SIGNING_KEY")
+    if not value:
+        if production:
+            raise ConfigError("PREFS_LEDGER_SIGNING_KEY is required when PREFS_ENV=production: base64 of a 32-byte Ed25519 seed")
+        path = var_dir / "ledger_signing_key"
+        private_folder(path.parent)
+        if not path.exists():
+            with os.fdopen(create_private_file(path), "w") as handle:
+                handle.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        value = path.read_text().strip()
+    try:
+        seed = base64.b64decode(value, validate=True)
+    except ValueError:
+        seed = b""
+    if len(seed) != 32:
+        raise ConfigError("PREFS_LEDGER_SIGNING_KEY must be standard base64 of a raw 32-byte Ed25519 seed (openssl rand -base64 32)")
     return value
 
 
@@ -360,9 +398,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         org_name=overrides.pop("org_name", None) or _org_name(environ, production),
         support_email=overrides.pop("support_email", None) or _support_email(environ, production),
         privacy_policy_url=_privacy_policy_url(environ),
+        org_postal_address=_org_contact(environ, "PREFS_ORG_POSTAL_ADDRESS", 300),
+        org_phone=_org_contact(environ, "PREFS_ORG_PHONE", 40),
         plans=_plans(environ),
         default_jurisdiction=_default_jurisdiction(environ),
         register_stale=_register_stale(environ),
+        ledger_signing_key=overrides.pop("ledger_signing_key", None) or _ledger_signing_key(environ, production, var_dir),
+        ledger_sequence_interval_seconds=_number(
+            environ, "PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS", Settings.ledger_sequence_interval_seconds, float, 0.01
+        ),
+        ledger_witness_url=_check_url("PREFS_LEDGER_WITNESS_URL", _text(environ, "PREFS_LEDGER_WITNESS_URL"), ("http", "https"))
+        if _text(environ, "PREFS_LEDGER_WITNESS_URL")
+        else "",
     )
     known = {f.name for f in fields(Settings)}
     unknown = set(overrides) - known

@@ -25,3 +25,4 @@ class JobKind(StrEnum):
     RIGHTS_EXPIRE = "requests.expire"
     RIGHTS_PURGE_EXPORTS = "requests.purge_exports"
     JOBS_PURGE_FINISHED = "jobs.purge_finished"
+    LEDGER_WITNESS = "ledger.witness"

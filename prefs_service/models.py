@@ -4,6 +4,7 @@ from .access.models import ApiKey, StaffUser
 from .audit import AuditEvent
 from .consent.models import ConsentEvent, ConsentState, PolicyVersion, Purpose
 from .extensions import db
+from .ledger.models import LedgerCheckpoint, LedgerKey, LedgerLeaf, LedgerNode
 from .notices.models import Notice
 from .orders.models import Escalation, Order, Payment, ProvisionedSystem, StripeEvent
 from .outbox import Job
@@ -23,6 +24,10 @@ __all__ = [
     "Escalation",
     "Identifier",
     "Job",
+    "LedgerCheckpoint",
+    "LedgerKey",
+    "LedgerLeaf",
+    "LedgerNode",
     "Notice",
     "Order",
     "Partner",

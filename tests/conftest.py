@@ -30,6 +30,7 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatter
 
 TEST_SECRET = "test-secret-key-for-signing-" + "s" * 24
 TEST_IDENTIFIER_KEY = "test-identifier-key-for-hashing-" + "i" * 24
+TEST_LEDGER_SIGNING_KEY = "dGVzdC1sZWRnZXItc2lnbmluZy1rZXktMzItYnl0ZXM="  # base64 of 32 bytes
 TEST_WEBHOOK_SECRET = "whsec_test_" + "w" * 32
 # Tables emptied between tests; purposes are reference data from the migrations.
 KEEP_TABLES = {"purposes", "alembic_version"}
@@ -138,6 +139,7 @@ def base_settings(database_url, broker_url, smtp_server, tmp_path_factory) -> di
         "broker_url": broker_url,
         "secret_keys": (TEST_SECRET,),
         "identifier_key": TEST_IDENTIFIER_KEY,
+        "ledger_signing_key": TEST_LEDGER_SIGNING_KEY,
         "mail_url": smtp_server.url,
         "var_dir": tmp_path_factory.mktemp("var"),
         "api_key_cache_seconds": 0,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from prefs_service.config import ConfigError, load_settings
 
 GOOD_KEY = "k" * 40
+LEDGER_KEY = base64.b64encode(b"l" * 32).decode()
 
 
 @pytest.mark.parametrize(
@@ -54,8 +57,25 @@ def test_production_refuses_to_start_without_keys_or_https(tmp_path):
         load_settings({**keys, "PREFS_SUPPORT_EMAIL": "support@example.com"})
     with pytest.raises(ConfigError, match="PREFS_SUPPORT_EMAIL"):
         load_settings({**keys, "PREFS_ORG_NAME": "Example Ltd"})
-    settings = load_settings({**keys, "PREFS_ORG_NAME": "Example Ltd", "PREFS_SUPPORT_EMAIL": "support@example.com"})
-    assert settings.production and not (tmp_path / "secret_key").exists()
+    public_face = {"PREFS_ORG_NAME": "Example Ltd", "PREFS_SUPPORT_EMAIL": "support@example.com"}
+    with pytest.raises(ConfigError, match="PREFS_LEDGER_SIGNING_KEY is required"):
+        load_settings({**keys, **public_face})
+    settings = load_settings({**keys, **public_face, "PREFS_LEDGER_SIGNING_KEY": LEDGER_KEY})
+    assert settings.production and not (tmp_path / "secret_key").exists() and not (tmp_path / "ledger_signing_key").exists()
+
+
+def test_the_ledger_signing_key_is_a_base64_ed25519_seed_kept_under_var_in_development(tmp_path):
+    first = load_settings({"PREFS_VAR_DIR": str(tmp_path)})
+    assert first.ledger_signing_key == load_settings({"PREFS_VAR_DIR": str(tmp_path)}).ledger_signing_key
+    assert len(base64.b64decode(first.ledger_signing_key)) == 32
+    assert (tmp_path / "ledger_signing_key").stat().st_mode & 0o777 == 0o600
+    for bad in ("not base64!", base64.b64encode(b"short").decode()):
+        with pytest.raises(ConfigError, match="PREFS_LEDGER_SIGNING_KEY must be standard base64 of a raw 32-byte Ed25519 seed"):
+            load_settings({"PREFS_VAR_DIR": str(tmp_path), "PREFS_LEDGER_SIGNING_KEY": bad})
+    with pytest.raises(ConfigError, match="PREFS_LEDGER_WITNESS_URL"):
+        load_settings({"PREFS_VAR_DIR": str(tmp_path), "PREFS_LEDGER_WITNESS_URL": "ftp://witness.example"})
+    with pytest.raises(ConfigError, match="PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS"):
+        load_settings({"PREFS_VAR_DIR": str(tmp_path), "PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS": "soon"})
 
 
 def test_development_generates_and_keeps_its_keys_under_var(tmp_path):

@@ -12,7 +12,7 @@ from flask_smorest.spec.plugins import integerconverter2paramschema
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
-from . import admin, consents, docs, health, jobs, links, partners, registers, reports, rights, subjects, webhooks
+from . import admin, consents, docs, health, jobs, ledger, links, partners, receipts, registers, reports, rights, subjects, webhooks
 from .blueprint import PATH_ID_MAX
 from .fields import document_field
 from .problems import PROBLEM_TYPE, Problem
@@ -30,6 +30,8 @@ API_BLUEPRINTS = (
     webhooks.blp,
     registers.blp,
     reports.blp,
+    ledger.blp,
+    receipts.blp,
 )
 API_PATHS = ("/v1/", "/openapi", "/webhooks/", "/healthz", "/readyz", "/metrics")
 

@@ -19,6 +19,7 @@ from .. import hooks
 from ..clock import utcnow
 from ..db.backend import backend
 from ..errors import Invalid, NotFound
+from ..ledger.leaves import evidence_columns
 from ..subjects import refs as subject_refs
 from ..subjects import service as subjects
 from . import queries
@@ -131,6 +132,8 @@ def _columns(subject_id: uuid.UUID, event: EventInput, recorded_by: str, policy_
         "evidence_user_agent": event.evidence.user_agent,
         "evidence_note": event.evidence.note,
         "recorded_by": recorded_by,
+        # The transparency log's salted commitment to the evidence (ledger/leaves.py).
+        **evidence_columns(event.evidence.ip, event.evidence.user_agent, event.evidence.note),
     }
 
 

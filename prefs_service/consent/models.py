@@ -68,6 +68,10 @@ class ConsentEvent(Base):
     evidence_ip: Mapped[str | None] = mapped_column(sa.String(64))
     evidence_user_agent: Mapped[str | None] = mapped_column(sa.String(512))
     evidence_note: Mapped[str | None] = mapped_column(sa.Text)
+    # The log's commitment to the three evidence fields (ledger/leaves.py); the
+    # salt goes with them at erasure, the commitment stays in the leaf.
+    evidence_salt: Mapped[bytes | None] = mapped_column(sa.LargeBinary(16))
+    evidence_commitment: Mapped[bytes | None] = mapped_column(sa.LargeBinary(32))
     # Who recorded it: "api_key:<id>", "staff:<id>", "subject", "system", "cli".
     recorded_by: Mapped[str] = mapped_column(sa.String(64))
 

@@ -29,7 +29,7 @@ from .rules import GRANTED, WITHDRAWN
 
 EVENT_COLUMNS = (
     "subject_id", "channel", "purpose", "status", "source", "occurred_at", "recorded_at",
-    "evidence_ip", "evidence_user_agent", "evidence_note", "recorded_by",
+    "evidence_ip", "evidence_user_agent", "evidence_note", "recorded_by", "evidence_salt", "evidence_commitment",
 )  # fmt: skip
 STATE_COLUMNS = ("subject_id", "channel", "purpose", "status", "occurred_at", "event_id", "source")
 _STATE_UPDATES = ("status", "occurred_at", "event_id", "source")

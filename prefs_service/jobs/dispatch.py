@@ -338,6 +338,11 @@ class JobSystem:
             thread = threading.Thread(target=self._sweep_forever, name="prefs-sweeper", daemon=True)
             thread.start()
             self._threads.append(thread)
+            from .ledger import sequence_forever  # the log's sequencer runs beside the sweeper
+
+            sequencer = threading.Thread(target=sequence_forever, args=(self.app, self._stop), name="prefs-ledger", daemon=True)
+            sequencer.start()
+            self._threads.append(sequencer)
 
     def stop(self) -> None:
         self._stop.set()
@@ -382,7 +387,7 @@ def _forget_after_rollback(session):
 
 
 def init_app(app: Flask) -> JobSystem:
-    from . import maintenance, notices, orders, rights  # noqa: F401 - each registers the handlers of its job kinds
+    from . import ledger, maintenance, notices, orders, rights  # noqa: F401 - each registers the handlers of its job kinds
 
     # Jobs written in a transaction go to the broker once it commits. Sessions
     # are shared by every app: listen once.

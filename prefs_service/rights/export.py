@@ -21,11 +21,13 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from flask import current_app
 
-from .. import consent, outbox
+from .. import consent, links, outbox
 from ..clock import utcnow
 from ..consent.models import ConsentEvent
 from ..extensions import db
+from ..ledger import receipts
 from ..notices.models import Notice
 from ..orders.models import Order
 from ..outbox import Job
@@ -199,6 +201,8 @@ def _readme(request: RightsRequest, generated_at: datetime) -> str:
         f"Your data, as held by us on {generated_at:%-d %B %Y} (request {request.reference}).",
         "",
         "data.json holds everything below in one machine-readable file; each section is also a CSV file.",
+        "receipts/iso27560.json and receipts/kantara.json hold a standard consent receipt for every entry of",
+        "consent_history, with the proof that it is in our tamper-evident log (see receipts/README.txt).",
         "Times are in UTC (ISO 8601). An empty value means we hold nothing there.",
         "",
     ]
@@ -318,3 +322,22 @@ def _write_archive(request: RightsRequest, partial: Path) -> None:
                 text.flush()
                 text.detach()
         archive.writestr(_entry(archive, "README.txt", generated_at), _readme(request, generated_at))
+        _write_receipts(archive, request, generated_at)
+
+
+def _write_receipts(archive: zipfile.ZipFile, request: RightsRequest, generated_at: datetime) -> None:
+    """Every consent receipt of the person, in both standard formats."""
+    withdraw = links.preferences_url(request.subject_id) if request.subject_id else receipts.public_withdraw_url()
+    for fmt in receipts.FORMATS:
+        with archive.open(_entry(archive, f"receipts/{fmt}.json", generated_at), "w", force_zip64=True) as out:
+            out.write(b"[")
+            documents = (
+                receipts.receipts_of(subject_id=request.subject_id, fmt=fmt, withdraw_url=withdraw) if request.subject_id else iter(())
+            )
+            for index, document in enumerate(documents):
+                if index % STREAM_CHUNK == 0:
+                    outbox.keep_alive()
+                out.write((b",\n" if index else b"\n") + orjson.dumps(document))
+            out.write(b"\n]\n")
+    readme = receipts.ARCHIVE_README.format(org=current_app.config["PREFS"].org_name)
+    archive.writestr(_entry(archive, "receipts/README.txt", generated_at), readme)

@@ -111,7 +111,8 @@ def run_erasure(*, request_id: int) -> None:
         db.session.execute(
             sa.update(ConsentEvent)
             .where(ConsentEvent.subject_id == subject_id)
-            .values(evidence_ip=None, evidence_user_agent=None, evidence_note=None)
+            # The salt goes too; the commitment stays, so the log still verifies (ledger/leaves.py).
+            .values(evidence_ip=None, evidence_user_agent=None, evidence_note=None, evidence_salt=None)
         )
         orders.scrub_orders(subject_id=subject_id)
         partners.tell_partners(subject_id=subject_id, what="erasure", request_reference=request.reference)

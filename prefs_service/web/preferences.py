@@ -3,17 +3,19 @@ get a fresh link without an old mail."""
 
 from __future__ import annotations
 
+import io
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, request
+from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, request, send_file
 from flask_wtf import FlaskForm
 from wtforms import EmailField
 from wtforms.validators import DataRequired, Length
 
 from .. import channels, consent, links, tokens
-from ..db.scopes import writes
+from ..db.scopes import reads, writes
 from ..errors import Conflict, Invalid
 from ..extensions import db
+from ..ledger import receipts
 from . import LinkNotValid, an_email_address, evidence, gpc_signal, honour_gpc, no_store, public_form_limits, subject_from_token
 
 bp = Blueprint("preferences", __name__)
@@ -64,6 +66,18 @@ def page(token: str):
 
 
 SAVED = "preferences-saved"
+
+
+@bp.route(links.PREFERENCES_ROUTE + "/receipts")
+@reads
+@no_store
+def download_receipts(token: str):
+    """The person's consent receipts (both standard formats) as one ZIP."""
+    subject = subject_from_token("preferences", token, NOT_VALID)
+    out = io.BytesIO()
+    receipts.write_archive(subject_id=subject.id, withdraw_url=links.preferences_url(subject.id), out=out)
+    out.seek(0)
+    return send_file(out, mimetype="application/zip", as_attachment=True, download_name="consent-receipts.zip")
 
 
 def _ticked(view: list[dict]) -> set[tuple[str, str]]:

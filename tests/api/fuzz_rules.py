@@ -101,6 +101,11 @@ def follow_prose_rules(path: str, body, query) -> None:
         # A request for a subject_id we hold no address for needs one to answer at.
         if path == "/v1/requests" and "subject_id" in body and "email" not in body:
             body["email"] = IDENTIFIERS["email"][2]
+    # A consistency proof runs from a smaller tree to a larger one.
+    if path == "/v1/ledger/proofs/consistency" and isinstance(query, dict):
+        sizes = [query.get("from"), query.get("to")]
+        if all(isinstance(v, int) or (isinstance(v, str) and v.isascii() and v.isdigit()) for v in sizes) and int(sizes[0]) > int(sizes[1]):
+            query["from"], query["to"] = query["to"], query["from"]
     # A sales period must end after it starts.
     if path.endswith("/sales") and isinstance(query, dict):
         start, end = _moment(query.get("from")), _moment(query.get("to"))
