@@ -143,6 +143,7 @@ def run_sequencer() -> None:
     app = _app(os.environ["PREFS_DATABASE_URL"])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("ready", flush=True)  # booted: the load may start
     sequence_forever(app, stop)
 
 
