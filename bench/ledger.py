@@ -95,13 +95,15 @@ def floors(url: str) -> tuple[float, float, int]:
     return read, hashing, len(encoded)
 
 
-def bench_verify(events: int) -> dict:
+def bench_verify(events: int, reuse: bool) -> dict:
     url = common.database_url("sqlite", "prefs_bench_ledger")
-    common.recreate_database("sqlite", url)
-    common.prefs(url, "db", "upgrade")
-    started = time.perf_counter()
-    seed_events(url, events)
-    seeded = time.perf_counter() - started
+    seeded = 0.0
+    if not reuse:
+        common.recreate_database("sqlite", url)
+        common.prefs(url, "db", "upgrade")
+        started = time.perf_counter()
+        seed_events(url, events)
+        seeded = time.perf_counter() - started
     app = _app(url)
     from prefs_service.db import scopes
     from prefs_service.ledger import sequencer, verify
@@ -143,6 +145,7 @@ def run_sequencer() -> None:
     app = _app(os.environ["PREFS_DATABASE_URL"])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("ready", flush=True)  # booted: the load may start
     sequence_forever(app, stop)
 
 
@@ -241,6 +244,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     v = sub.add_parser("verify")
     v.add_argument("--events", type=int, default=1_000_000)
+    v.add_argument("--reuse", action="store_true", help="verify the database a previous run built (same --events)")
     lag = sub.add_parser("lag")
     lag.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     lag.add_argument("--requests", type=int, default=10_000)
@@ -250,7 +254,7 @@ def main() -> None:
     if args.what == "sequencer":
         run_sequencer()
     elif args.what == "verify":
-        common.save("ledger_verify", bench_verify(args.events))
+        common.save("ledger_verify", bench_verify(args.events, args.reuse))
     else:
         common.save(f"ledger_lag_{args.backend}", bench_lag(args.backend, args.requests, args.rounds))
 

@@ -43,19 +43,16 @@ class Failed(Exception):
 
 
 def _stream(connection: Any, sql: str, name: str) -> Iterator[Any]:
-    """Rows of `sql` in pages; a server-side cursor on PostgreSQL."""
+    """Rows of `sql`, read lazily by the driver's own cursor (an iterator in C):
+    a server-side cursor fetching PAGE rows at a time on PostgreSQL."""
     if db.engine.dialect.name == "postgresql":
         cursor = connection.cursor(name=f"ledger_verify_{name}")
         cursor.itersize = PAGE
     else:
         cursor = connection.cursor()
+        cursor.arraysize = PAGE
     cursor.execute(sql)
-    while True:
-        rows = cursor.fetchmany(PAGE)
-        if not rows:
-            break
-        yield from rows
-    cursor.close()
+    return iter(cursor)
 
 
 def verify(progress: Callable[[int], None] | None = None) -> Outcome:

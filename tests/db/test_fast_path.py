@@ -145,7 +145,7 @@ def test_every_writing_statement_returns_what_sqlalchemy_would(app, people):
     subject_id = uuid.UUID(people["never"]["id"])
     columns = {"subject_id": subject_id, "channel": "email", "purpose": "offers", "status": "withdrawn", "source": "one_click",
                "occurred_at": WHEN, "recorded_at": WHEN, "evidence_ip": "192.0.2.0", "evidence_user_agent": "ua", "evidence_note": None,
-               "recorded_by": "subject"}  # fmt: skip
+               "recorded_by": "subject", "evidence_salt": b"s" * 16, "evidence_commitment": b"c" * 32}  # fmt: skip
     with app.app_context(), scopes.writing():
         for named_policy in (None, "no-such-version"):
             _writes_both_ways(queries._insert_event(), {**columns, "named_policy": named_policy, "policy_moment": WHEN}, _masked)

@@ -40,7 +40,7 @@ def test_an_earlier_transaction_committing_late_is_waited_for_not_skipped(app, w
         slow_id = slow.execute(sa.text(COPY), {"by": "slow", "id": seed}).scalar()  # takes its txid now, commits last
         with engine.begin() as fast:
             fast_id = fast.execute(sa.text(COPY), {"by": "fast", "id": seed}).scalar()
-    sequence()
+    sequence(everything=False)
     assert fast_id not in _sequenced(app)  # committed, but behind a transaction still running
     slow_tx.commit()
     slow.close()
@@ -50,7 +50,7 @@ def test_an_earlier_transaction_committing_late_is_waited_for_not_skipped(app, w
 
 
 @pytest.mark.postgresql_only
-def test_concurrent_writers_and_sequencers_put_every_event_in_the_log_once(app, client, api_key, verify):
+def test_concurrent_writers_and_sequencers_put_every_event_in_the_log_once(app, client, api_key, sequence, verify):
     headers = api_key("consent:read", "consent:write")
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -83,8 +83,7 @@ def test_concurrent_writers_and_sequencers_put_every_event_in_the_log_once(app, 
     for thread in sequencers:
         thread.join()
     assert not errors, errors
-    with app.app_context(), scopes.writing():
-        sequencer.sequence_all()
+    sequence()
     with app.app_context():
         events = set(db.session.scalars(sa.text("SELECT id FROM consent_events")))
         leaf_ids = list(db.session.scalars(sa.select(LedgerLeaf.source_id).where(LedgerLeaf.kind == leaves.CONSENT_EVENT)))

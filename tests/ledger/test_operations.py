@@ -30,7 +30,7 @@ def _covered(client, headers, event_id: int) -> bool:
 
 def test_the_worker_sequences_and_signs_new_events_on_its_own(app, writer, worker, verify):
     event_id = writer.record(email="ann@example.com").json["id"]
-    eventually(lambda: _covered(writer.client, writer.headers, event_id), timeout=10, what="a signed checkpoint covering the event")
+    eventually(lambda: _covered(writer.client, writer.headers, event_id), timeout=60, what="a signed checkpoint covering the event")
     proof = writer.get("/v1/ledger/proofs/inclusion", event_id=event_id).json
     with app.app_context():
         leaf = leaves.leaf_for(leaves.CONSENT_EVENT, event_id)
@@ -81,8 +81,7 @@ def test_a_new_signing_key_keeps_old_checkpoints_verifiable(app, make_app, write
     rotated = make_app(ledger_signing_key=OTHER_KEY)
     rotated_api = Api(rotated.test_client(), writer.headers)
     rotated_api.record(email="b@example.com")
-    with rotated.app_context(), scopes.writing():
-        sequencer.sequence_all()
+    sequence_with(rotated)
     new = rotated_api.get("/v1/ledger/checkpoints/latest").json
     assert new["key_id"] != old["key_id"] and new["tree_size"] > old["tree_size"]
     keys = {k["key_id"]: k for k in rotated_api.get("/v1/ledger/public-keys").json["keys"]}
@@ -96,6 +95,17 @@ def test_a_new_signing_key_keeps_old_checkpoints_verifiable(app, make_app, write
     code, output = verify()
     assert code == 0, output
     assert old["key_id"] in output and new["key_id"] in output
+
+
+def sequence_with(app) -> None:
+    def done() -> bool:
+        with app.app_context(), scopes.writing():
+            sequencer.sequence_all()
+            return db.session.scalar(sa.text("SELECT count(*) FROM consent_events")) == db.session.scalar(
+                sa.text("SELECT count(*) FROM ledger_leaves WHERE kind = 1")
+            )
+
+    eventually(done, timeout=60, what="every event in the log")
 
 
 class _Witness(BaseHTTPRequestHandler):
@@ -126,9 +136,9 @@ def test_a_witness_receives_each_checkpoint(make_app, api_key, witness):
     app.extensions["prefs.jobs"].start(threads=1)
     api = Api(app.test_client(), api_key("consent:read", "consent:write"))
     event_id = api.record(email="w@example.com").json["id"]
-    eventually(lambda: _covered(api.client, api.headers, event_id), timeout=10, what="a checkpoint covering the event")
+    eventually(lambda: _covered(api.client, api.headers, event_id), timeout=60, what="a checkpoint covering the event")
     latest = api.get("/v1/ledger/checkpoints/latest").json
-    eventually(lambda: latest in received, timeout=10, what="the witness to receive the latest checkpoint")
+    eventually(lambda: latest in received, timeout=60, what="the witness to receive the latest checkpoint")
 
 
 @pytest.mark.parametrize(
