@@ -7,7 +7,7 @@ from ..extensions import db
 from ..rights import agents
 from ..rights import queue as request_queue
 from ..rights import service as rights
-from . import job_schemas, paging, schemas
+from . import job_schemas, paging, request_schemas
 from .auth import actor, require
 from .blueprint import Blueprint
 
@@ -24,7 +24,7 @@ class Requests(MethodView):
     @reads
     @require("requests:read")
     @blp.arguments(job_schemas.RequestPageQuery(), location="query")
-    @blp.response(200, schemas.RequestOut(many=True), headers=paging.LINK_HEADER)
+    @blp.response(200, request_schemas.RequestOut(many=True), headers=paging.LINK_HEADER)
     @blp.problems(400)
     def get(self, query):
         """The queue, one page at a time, in the staff queue's order: open requests by due date (unconfirmed
@@ -37,8 +37,8 @@ class Requests(MethodView):
 
     @writes
     @require("requests:write")
-    @blp.arguments(schemas.RequestIn())
-    @blp.response(201, schemas.RequestOut)
+    @blp.arguments(request_schemas.RequestIn())
+    @blp.response(201, request_schemas.RequestOut)
     @blp.problems(404, 409)
     def post(self, data):
         """Take a request. Without `verified: true` the requester gets a mail to confirm it first."""
@@ -61,7 +61,7 @@ class Requests(MethodView):
 class RequestItem(MethodView):
     @reads
     @require("requests:read")
-    @blp.response(200, schemas.RequestOut)
+    @blp.response(200, request_schemas.RequestOut)
     @blp.problems(404, 422)
     def get(self, request_id):
         """One request with its timeline."""
@@ -72,7 +72,7 @@ class RequestItem(MethodView):
 class Approve(MethodView):
     @writes
     @require("requests:write")
-    @blp.response(200, schemas.RequestOut)
+    @blp.response(200, request_schemas.RequestOut)
     @blp.problems(404, 409, 422)
     def post(self, request_id):
         """Approve a correction awaiting review: a job applies it."""
@@ -85,8 +85,8 @@ class Approve(MethodView):
 class Reject(MethodView):
     @writes
     @require("requests:write")
-    @blp.arguments(schemas.RejectIn())
-    @blp.response(200, schemas.RequestOut)
+    @blp.arguments(request_schemas.RejectIn())
+    @blp.response(200, request_schemas.RequestOut)
     @blp.problems(404, 409)
     def post(self, data, request_id):
         """Reject with the reason the requester is told."""
@@ -99,8 +99,8 @@ class Reject(MethodView):
 class Extend(MethodView):
     @writes
     @require("requests:write")
-    @blp.arguments(schemas.ExtendIn())
-    @blp.response(200, schemas.RequestOut)
+    @blp.arguments(request_schemas.ExtendIn())
+    @blp.response(200, request_schemas.RequestOut)
     @blp.problems(404, 409)
     def post(self, data, request_id):
         """Extend the deadline once, as the request's law allows: GDPR by one or two months, within the first month;
@@ -114,7 +114,7 @@ class Extend(MethodView):
 class Retry(MethodView):
     @writes
     @require("requests:write")
-    @blp.response(200, schemas.RequestOut)
+    @blp.response(200, request_schemas.RequestOut)
     @blp.problems(404, 409, 422)
     def post(self, request_id):
         """Run a failed request's job again."""

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from ..job_kinds import JobKind
+from ..rights import deadlines as request_deadlines
 from ..rights import opt_outs, work
 from ..rights import service as rights
 from .dispatch import every, handler
@@ -44,12 +45,12 @@ def opt_out(payload: dict) -> None:
 
 @handler(JobKind.RIGHTS_DEADLINES)
 def deadlines(payload: dict) -> None:
-    rights.alert_deadlines()
+    request_deadlines.alert_deadlines()
 
 
 @handler(JobKind.RIGHTS_EXPIRE)
 def expire(payload: dict) -> None:
-    rights.expire_unverified()
+    request_deadlines.expire_unverified()
 
 
 @handler(JobKind.RIGHTS_PURGE_EXPORTS)

@@ -8,14 +8,12 @@ step in the audit trail. The work itself (export, erasure, correction) is in wor
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from .. import audit, channels, job_queue, links, outbox, references, tokens
-from ..access import service as access
 from ..audit import AuditEvent
 from ..clock import utcnow
 from ..errors import Conflict, Erased, Invalid, NotFound
@@ -47,9 +45,6 @@ from .models import (
     RightsRequest,
 )
 
-VERIFY_WITHIN = timedelta(days=14)
-REMIND_BEFORE = timedelta(days=7)
-ALERT_BEFORE = timedelta(days=3)
 JOB_FOR = {
     "access": JobKind.RIGHTS_EXPORT,
     "erasure": JobKind.RIGHTS_ERASE,
@@ -449,61 +444,3 @@ def current_values(request: RightsRequest) -> dict[str, str | None]:
     subject = db.session.get_one(Subject, request.subject_id)
     held = {"name": subject.name, **subjects.identifiers_of(subject)}
     return {field: held.get(field) for field in request.changes}
-
-
-# --- periodic duties -------------------------------------------------------------------
-
-
-def expire_unverified(now: datetime | None = None) -> int:
-    now = now or utcnow()
-    stale = db.session.scalars(
-        sa.select(RightsRequest).where(RightsRequest.status == AWAITING_VERIFICATION, RightsRequest.created_at < now - VERIFY_WITHIN)
-    ).all()
-    for request in stale:
-        transition(request, EXPIRED, actor="system")
-    return len(stale)
-
-
-def alert_deadlines(now: datetime | None = None) -> int:
-    """Remind staff seven days before a due date, alert them three days before,
-    and once it has passed: each once per due date (an extension starts over)."""
-    now = now or utcnow()
-    staff = access.active_staff_emails()
-    sent = 0
-    open_requests = sa.select(RightsRequest).where(RightsRequest.status.in_(OPEN), RightsRequest.due_at.is_not(None))
-    # The most pressing first: a request past due is not also "due in 3 days".
-    for request in db.session.scalars(open_requests.where(RightsRequest.overdue_alerted_at.is_(None), RightsRequest.due_at < now)):
-        _tell_staff(staff, request, "staff_overdue")
-        request.overdue_alerted_at = request.three_day_alert_sent_at = request.reminder_sent_at = now
-        sent += 1
-    for request in db.session.scalars(
-        open_requests.where(RightsRequest.three_day_alert_sent_at.is_(None), RightsRequest.due_at < now + ALERT_BEFORE)
-    ):
-        _tell_staff(staff, request, "staff_due_soon")
-        request.three_day_alert_sent_at = request.reminder_sent_at = now
-        sent += 1
-    for request in db.session.scalars(
-        open_requests.where(RightsRequest.reminder_sent_at.is_(None), RightsRequest.due_at < now + REMIND_BEFORE)
-    ):
-        _tell_staff(staff, request, "staff_reminder")
-        request.reminder_sent_at = now
-        sent += 1
-    return sent
-
-
-def _tell_staff(staff: list[str], request: RightsRequest, kind: str) -> None:
-    assert request.due_at is not None  # only verified requests have deadlines to tell of
-    for address in staff:
-        notices.queue(
-            kind=kind,
-            recipient=address,
-            template=kind,
-            context={
-                "reference": request.reference,
-                "type": request.type,
-                "status": request.status,
-                "due_at": request.due_at.strftime("%-d %B %Y"),
-                "url": f"{current_app.config['PREFS'].base_url}/staff/requests/{request.id}",
-            },
-            idempotency_key=f"{kind}:{request.reference}:{request.due_at.date().isoformat()}:{address}",
-        )

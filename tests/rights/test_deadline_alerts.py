@@ -13,7 +13,7 @@ from prefs_service.access import service as access
 from prefs_service.clock import utcnow
 from prefs_service.extensions import db
 from prefs_service.job_kinds import JobKind
-from prefs_service.rights import service as rights_service
+from prefs_service.rights import deadlines as rights_deadlines
 from prefs_service.rights.models import RightsRequest
 from tests.helpers import eventually, jobs_settled
 from tests.rights.conftest import mails_to
@@ -71,7 +71,7 @@ def test_the_reminder_the_three_day_alert_and_the_overdue_alert_each_come_once_i
     made = _correction(client, headers)
     with app.app_context():
         due = db.session.get(RightsRequest, made["id"]).due_at
-        sent = [rights_service.alert_deadlines(now=due - timedelta(days=days)) for days in (8, 6, 4, 2.9, 1, -0.1, -2)]
+        sent = [rights_deadlines.alert_deadlines(now=due - timedelta(days=days)) for days in (8, 6, 4, 2.9, 1, -0.1, -2)]
         db.session.commit()
     assert sent == [0, 1, 0, 1, 0, 1, 0]
     worker.wait()
@@ -85,12 +85,12 @@ def test_an_extension_starts_the_alerts_over(app, client, headers, smtp):
     made = _correction(client, headers)
     with app.app_context():
         due = db.session.get(RightsRequest, made["id"]).due_at
-        assert rights_service.alert_deadlines(now=due - timedelta(days=2)) == 1
+        assert rights_deadlines.alert_deadlines(now=due - timedelta(days=2)) == 1
         db.session.commit()
     extended = client.post(f"/v1/requests/{made['id']}/extend", json={"months": 1, "reason": "Complex."}, headers=headers)
     assert extended.status_code == 200
     with app.app_context():
         request = db.session.get(RightsRequest, made["id"])
         assert request.three_day_alert_sent_at is None and request.reminder_sent_at is None
-        assert rights_service.alert_deadlines(now=request.due_at - timedelta(days=2)) == 1  # the new date's alert
+        assert rights_deadlines.alert_deadlines(now=request.due_at - timedelta(days=2)) == 1  # the new date's alert
         db.session.commit()

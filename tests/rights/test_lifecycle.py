@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from prefs_service.clock import utcnow
 from prefs_service.extensions import db
-from prefs_service.rights import service as rights_service
+from prefs_service.rights import deadlines as rights_deadlines
 from prefs_service.rights import work as rights_work
 from prefs_service.rights.models import RightsRequest
 from tests.helpers import eventually
@@ -98,7 +98,7 @@ def test_verification_links_are_posts_and_unknown_or_expired_ones_are_404(app, c
     make_request(client, type="erasure", email="ann@example.com")
     worker.wait()
     with app.app_context():  # never verified: after 14 days the request expires
-        assert rights_service.expire_unverified(now=utcnow() + timedelta(days=15)) == 1
+        assert rights_deadlines.expire_unverified(now=utcnow() + timedelta(days=15)) == 1
         db.session.commit()
     verify = link_in(mails_to(smtp, "ann@example.com")[0], "/privacy-requests/verify/")
     late = client.post(verify)
@@ -323,11 +323,11 @@ def test_staff_are_reminded_before_the_due_date_and_alerted_after(app, client, p
     ).json
     with app.app_context():
         due = db.session.get(RightsRequest, made["id"]).due_at
-        assert rights_service.alert_deadlines(now=due - timedelta(days=8)) == 0
-        assert rights_service.alert_deadlines(now=due - timedelta(days=6)) == 1
-        assert rights_service.alert_deadlines(now=due - timedelta(days=5)) == 0  # once
-        assert rights_service.alert_deadlines(now=due + timedelta(hours=1)) == 1
-        assert rights_service.alert_deadlines(now=due + timedelta(days=2)) == 0
+        assert rights_deadlines.alert_deadlines(now=due - timedelta(days=8)) == 0
+        assert rights_deadlines.alert_deadlines(now=due - timedelta(days=6)) == 1
+        assert rights_deadlines.alert_deadlines(now=due - timedelta(days=5)) == 0  # once
+        assert rights_deadlines.alert_deadlines(now=due + timedelta(hours=1)) == 1
+        assert rights_deadlines.alert_deadlines(now=due + timedelta(days=2)) == 0
         db.session.commit()
     worker.wait()
     subjects = sorted(m["Subject"] for m in mails_to(smtp, "officer@example.com"))  # two workers: any order
