@@ -37,6 +37,8 @@ def test_the_page_shows_each_types_figures_for_the_year_asked(reviewer):
         "Access": ["7", "2", "2", "1", "3", "10.0", "11.2"],
         "Erasure": ["4", "3", "1", "0", "0", "4.0", "4.5"],
         "Correction": ["0", "0", "0", "0", "0", "—", "—"],
+        "Opt-out of sale/sharing": ["0", "0", "0", "0", "0", "—", "—"],
+        "Limit sensitive data": ["0", "0", "0", "0", "0", "—", "—"],
     }
     assert table_of(reviewer.get("/staff/reports/requests?year=2024"))["Erasure"] == ["1", "0", "1", "0", "0", "30.0", "30.0"]
 
