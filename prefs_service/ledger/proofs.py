@@ -8,6 +8,9 @@ Public API (stable names; the receipts use them):
   path of the event's leaf in the tree of `tree_size` leaves (raises
   ProofUnavailable if the event is not in that tree).
 - `inclusion_for_leaf(leaf_index, tree_size) -> list[bytes]`.
+- `leaf_indexes(event_ids, kind=CONSENT_EVENT) -> {event_id: leaf index}` and
+  `inclusions_for_leaves(leaf_indexes, tree_size) -> {leaf index: audit path}`:
+  the same for many at once, in a few statements (receipts of a long history).
 - `consistency(old_size, new_size) -> list[bytes]`.
 - `root(tree_size) -> bytes`: the root of the log's first `tree_size` leaves.
 - `inclusion_document(event_id, tree_size=None) -> dict`: what the API returns:
@@ -42,6 +45,34 @@ def _lookup(keys: list[int]) -> dict[int, bytes]:
 
 def leaf_index(event_id: int, kind: int = leaves.CONSENT_EVENT) -> int | None:
     return db.session.scalar(sa.select(LedgerLeaf.idx).where(LedgerLeaf.kind == kind, LedgerLeaf.source_id == event_id))
+
+
+LOOKUP_CHUNK = 5000  # node keys per statement, well inside SQLite's bound-parameter limit
+
+
+def leaf_indexes(event_ids: list[int], kind: int = leaves.CONSENT_EVENT) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for start in range(0, len(event_ids), LOOKUP_CHUNK):
+        chunk = event_ids[start : start + LOOKUP_CHUNK]
+        rows = db.session.execute(
+            sa.select(LedgerLeaf.source_id, LedgerLeaf.idx).where(LedgerLeaf.kind == kind, LedgerLeaf.source_id.in_(chunk))
+        )
+        for source_id, idx in rows:
+            found[source_id] = idx
+    return found
+
+
+def inclusions_for_leaves(indexes: list[int], tree_size: int) -> dict[int, list[bytes]]:
+    """The audit paths of many leaves in one tree, their nodes read together."""
+    _check_size(tree_size)
+    if any(not 0 <= index < tree_size for index in indexes):
+        raise ProofUnavailable(f"Some leaves are not in the tree of size {tree_size}.")
+    ranges = {index: tree.inclusion_ranges(index, tree_size) for index in indexes}
+    wanted = sorted({tree.node_key(level, i) for rs in ranges.values() for start, end in rs for level, i in tree.perfect_parts(start, end)})
+    nodes: dict[int, bytes] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        nodes.update(_lookup(wanted[start : start + LOOKUP_CHUNK]))
+    return {index: tree.range_hashes(rs, lambda keys: nodes) for index, rs in ranges.items()}
 
 
 def _check_size(tree_size: int) -> None:

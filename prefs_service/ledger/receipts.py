@@ -83,9 +83,11 @@ def proofs(events: list[ConsentEvent]) -> dict[int, dict[str, Any]]:
     size = int(checkpoint["tree_size"])
     keys = {key["key_id"]: key["public_key"] for key in checkpoints.public_keys()}
     found: dict[int, dict[str, Any]] = {}
+    indexes = {event_id: index for event_id, index in log_proofs.leaf_indexes([e.id for e in events]).items() if index < size}
+    paths = log_proofs.inclusions_for_leaves(list(indexes.values()), size)
     for event in events:
-        index = log_proofs.leaf_index(event.id)
-        if index is None or index >= size:
+        index = indexes.get(event.id)
+        if index is None:
             found[event.id] = pending
             continue
         found[event.id] = {
@@ -94,7 +96,7 @@ def proofs(events: list[ConsentEvent]) -> dict[int, dict[str, Any]]:
             "commitment": None if event.evidence_commitment is None else base64.b64encode(event.evidence_commitment).decode(),
             "leafIndex": index,
             "treeSize": size,
-            "inclusionProof": [base64.b64encode(node).decode() for node in log_proofs.inclusion_for_leaf(index, size)],
+            "inclusionProof": [base64.b64encode(node).decode() for node in paths[index]],
             "checkpoint": checkpoint,
             "publicKey": {"keyId": checkpoint["key_id"], "ed25519": keys[checkpoint["key_id"]]},
         }
