@@ -36,7 +36,12 @@ def test_a_fresh_var_folder_migrated_by_prefs_db_upgrade_is_private(tmp_path):
     var = tmp_path / "var"
     _prefs(var, "db", "upgrade")
     assert _mode(var) == 0o700
-    assert {p.name: _mode(p) for p in var.iterdir()} == {"prefs.db": 0o600, "secret_key": 0o600, "identifier_key": 0o600}
+    assert {p.name: _mode(p) for p in var.iterdir()} == {
+        "prefs.db": 0o600,
+        "secret_key": 0o600,
+        "identifier_key": 0o600,
+        "ledger_signing_key": 0o600,
+    }
 
     # While the app has the database open in WAL mode, SQLite's side files exist too.
     app = create_app(load_settings({"PREFS_VAR_DIR": str(var), "PREFS_LOG_LEVEL": "WARNING"}))
