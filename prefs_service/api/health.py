@@ -10,7 +10,7 @@ from marshmallow import fields
 from ..db.scopes import reads
 from ..extensions import db
 from ..jobs.dispatch import describe_error, jobs
-from ..registers import screening
+from ..registers import status
 from .blueprint import Blueprint
 
 
@@ -42,6 +42,19 @@ class ReadyOut(ma.Schema):
     )
 
 
+def _register_out(state: status.RegisterState) -> dict[str, Any]:
+    imported = state.list_id is not None
+    return {
+        "register": state.register,
+        "channel": state.channel,
+        "list_date": state.list_date,
+        "age_days": state.age_days,
+        "stale_after_days": state.stale_after_days,
+        "stale": state.stale,
+        "entries": state.entries if imported else None,
+    }
+
+
 blp = Blueprint("health", __name__, url_prefix="/", description="Liveness and readiness for load balancers and orchestrators.")
 
 
@@ -69,7 +82,7 @@ class Ready(MethodView):
         try:
             db.session.execute(sa.text("SELECT 1"))
             checks["database"] = "ok"
-            registers = screening.status()
+            registers = [_register_out(state) for state in status.states()]
         except Exception as exc:  # noqa: BLE001 - readiness reports whatever went wrong
             checks["database"] = describe_error(exc)
         finally:

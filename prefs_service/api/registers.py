@@ -51,7 +51,11 @@ class ImportOut(ma.Schema):
     accepted = fields.Integer(metadata={"description": "Lines taken."})
     rejected = fields.Integer(metadata={"description": "Lines refused; the import went on without them."})
     removed = fields.Integer(metadata={"description": "Entries a delta took away."})
-    entries = fields.Integer(metadata={"description": "Entries a full list holds (a number listed twice is one)."})
+    entries = fields.Integer(
+        metadata={
+            "description": "Entries a full list holds (a number listed twice is one); for a delta, entries it added that were not listed."
+        }
+    )
     seconds = fields.Float()
     rejections = fields.List(fields.Nested(RejectionOut), metadata={"description": f"The first {loader.FIRST_REJECTIONS} rejected lines."})
 

@@ -17,7 +17,9 @@ from .schemas import Strict, uuid_text
 
 # Something besides white space, as JSON Schema (ECMA-262 \s) and Python (str.isspace, which
 # also counts U+001C-001F and U+0085) both read it: the service strips names with str.strip().
-NOT_BLANK = r"[\s\S]*[^\s\u001c-\u001f\u0085\ufeff]"
+# No NUL anywhere (PostgreSQL refuses it; fields.Text says so): a pattern of the field's own
+# replaces fields.NO_NUL_PATTERN in the OpenAPI document, so this one must exclude NUL too.
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000\u001c-\u001f\u0085\ufeff][^\u0000]*$"
 
 
 class ChangesIn(Strict):

@@ -24,7 +24,7 @@ from ..job_kinds import JobKind
 from ..notices import service as notices
 from ..orders import watchdog
 from ..outbox import Job
-from ..registers import screening
+from ..registers import status as register_status
 from ..rights import queue as request_queue
 from . import families
 
@@ -79,15 +79,14 @@ def _registers(now: datetime) -> Iterator[GaugeMetricFamily]:
     days = GaugeMetricFamily(*families.REGISTER_LIST_AGE_DAYS, labels=["register"])
     entries = GaugeMetricFamily(*families.REGISTER_ENTRIES, labels=["register"])
     stale = GaugeMetricFamily(*families.REGISTER_STALE, labels=["register"])
-    lists = screening.current_lists()
-    for row in screening.status(today=now.date()):
-        lst = lists.get(row["register"])
-        if lst is None:
+    for state in register_status.states(today=now.date()):
+        seconds = state.age_seconds(now)
+        if seconds is None or state.age_days is None:
             continue
-        age.add_metric([row["register"]], screening.list_age_seconds(lst, now))
-        days.add_metric([row["register"]], row["age_days"])
-        entries.add_metric([row["register"]], row["entries"])
-        stale.add_metric([row["register"]], 1 if row["stale"] else 0)
+        age.add_metric([state.register], seconds)
+        days.add_metric([state.register], state.age_days)
+        entries.add_metric([state.register], state.entries)
+        stale.add_metric([state.register], 1 if state.stale else 0)
     yield from (age, days, entries, stale)
 
 

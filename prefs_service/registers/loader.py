@@ -41,7 +41,7 @@ from ..clock import utcnow
 from ..db.backend import backend
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from . import REGISTERS, parsers
+from . import REGISTERS, parsers, screening
 from .models import APPLIED, CURRENT, DELTA, FAILED, FULL, LOADING, REPLACED, RegisterEntry, RegisterList
 
 # How many rejections an import's summary lists (the report file lists all).
@@ -229,12 +229,14 @@ def _swap(summary: ImportSummary) -> None:
         db.session.execute(
             sa.update(RegisterList)
             .where(RegisterList.id == summary.list_id)
-            .values(status=CURRENT, finished_at=utcnow(), accepted=summary.accepted, rejected=summary.rejected)
+            # Entries written, not lines: a number listed twice is one (registers/status.py counts from it).
+            .values(status=CURRENT, finished_at=utcnow(), accepted=summary.entries, rejected=summary.rejected)
         )
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
+    screening.forget_current_lists()
     summary.status = CURRENT
 
 
@@ -275,9 +277,10 @@ def _import_delta(summary: ImportSummary, stream: IO[bytes], imported_by: str, c
                 if remove:
                     summary.removed += _remove(full.id, [e.key_hash for e in batch])
                 else:
-                    _add(full.id, [(e.key_hash, e.flag) for e in batch])
+                    summary.entries += _add(full.id, [(e.key_hash, e.flag) for e in batch])
         row.status, row.finished_at = APPLIED, utcnow()
-        row.accepted, row.rejected, row.removed = summary.accepted, summary.rejected, summary.removed
+        # Entries, not lines (registers/status.py counts a register from these).
+        row.accepted, row.rejected, row.removed = summary.entries, summary.rejected, summary.removed
         db.session.commit()
     except BaseException as exc:
         db.session.rollback()
@@ -297,8 +300,9 @@ def _import_delta(summary: ImportSummary, stream: IO[bytes], imported_by: str, c
         db.session.add(failed)
         db.session.commit()
         summary.list_id = failed.id
-        summary.status, summary.removed = FAILED, 0
+        summary.status, summary.removed, summary.entries = FAILED, 0, 0
         raise ImportFailed(f"The delta failed ({type(exc).__name__}); nothing of it was applied.", summary) from exc
+    screening.forget_current_lists()
     summary.status = APPLIED
 
 
@@ -308,9 +312,20 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _add(list_id: int, entries: list[tuple[bytes, str | None]]) -> None:
-    statement = backend().insert(RegisterEntry.__table__).on_conflict_do_nothing()
-    db.session.execute(statement, [{"list_id": list_id, "key_hash": h, "flag": f} for h, f in entries])
+def _add(list_id: int, entries: list[tuple[bytes, str | None]]) -> int:
+    """Add the entries not listed yet (a line repeating one, in the batch or
+    the list, is not another); how many were new."""
+    wanted: dict[bytes, str | None] = {}
+    for key_hash, flag in entries:
+        wanted.setdefault(key_hash, flag)
+    chosen, table = backend(), RegisterEntry.__table__
+    for size, params in chosen.key_batches(list(wanted)):
+        statement = sa.select(table.c.key_hash).where(table.c.list_id == list_id, chosen.matching(table.c.key_hash, size))
+        for (listed,) in db.session.execute(statement, params):
+            wanted.pop(listed, None)
+    if wanted:
+        db.session.execute(chosen.insert(table), [{"list_id": list_id, "key_hash": h, "flag": f} for h, f in wanted.items()])
+    return len(wanted)
 
 
 def _remove(list_id: int, hashes: list[bytes]) -> int:

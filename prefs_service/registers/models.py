@@ -46,7 +46,10 @@ class RegisterList(Base):
     status: Mapped[str] = mapped_column(sa.String(10), default=LOADING)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
-    # Lines taken, lines rejected (the import's report names each) and, for a delta, entries removed.
+    # Entries written (a full list: entries it holds, a line repeating a number is
+    # not another; a delta: entries it added that were not listed), lines
+    # rejected (the import's report names each) and, for a delta, listed
+    # entries it took away. registers/status.py counts a register from these.
     accepted: Mapped[int] = mapped_column(default=0)
     rejected: Mapped[int] = mapped_column(default=0)
     removed: Mapped[int] = mapped_column(default=0)

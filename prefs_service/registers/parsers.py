@@ -25,7 +25,8 @@ Numbers become E.164 as channels/phone.py does (phonenumbers, region GB; US
 for DNC). Well-formed national numbers take a fast path that checks the
 number against the same numbering-plan patterns phonenumbers validates with
 and builds E.164 directly; anything else goes through phonenumbers itself
-(tests/registers/test_parsers.py checks that both agree).
+(channels/phone_fast.py, shared with channels/phone.py;
+tests/registers/test_parsers.py checks that both agree).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from typing import NamedTuple
 
-import phonenumbers
 from flask import current_app
 
+from ..channels.phone_fast import UK, US
 from ..subjects.identifiers import _HASH_LABELS
 from . import REGISTERS, keys
 
@@ -70,80 +71,7 @@ def mask(text: str) -> str:
 # --- numbers -----------------------------------------------------------------------------
 
 
-def _desc_pattern(desc: phonenumbers.PhoneNumberDesc | None) -> str | None:
-    return desc.national_number_pattern if desc is not None and desc.national_number_pattern else None
-
-
-def _plan(region: str) -> dict[int, re.Pattern[bytes]]:
-    """Per length of national significant number, one pattern that matches
-    exactly the numbers phonenumbers' type check finds valid for `region`:
-    the general description, and any one number type allowing that length."""
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    assert metadata is not None and metadata.general_desc is not None
-    general = metadata.general_desc
-    types = [
-        metadata.premium_rate,
-        metadata.toll_free,
-        metadata.shared_cost,
-        metadata.voip,
-        metadata.personal_number,
-        metadata.pager,
-        metadata.uan,
-        metadata.voicemail,
-        metadata.fixed_line,
-        metadata.mobile,
-    ]
-    plan = {}
-    for length in general.possible_length:
-        alternatives = [
-            f"(?:{pattern})"
-            for desc in types
-            if desc is not None and (pattern := _desc_pattern(desc)) and (not desc.possible_length or length in desc.possible_length)
-        ]
-        general_pattern = _desc_pattern(general)
-        if alternatives and general_pattern:
-            plan[length] = re.compile(f"(?=(?:{general_pattern})$)(?:{'|'.join(alternatives)})$".encode())
-    return plan
-
-
-class NumberReader:
-    """National numbers of one country to E.164, as bytes."""
-
-    def __init__(self, region: str, country_code: str, trunk_prefix: bytes | None):
-        self.region = region
-        self.country = b"+" + country_code.encode()
-        self.trunk_prefix = trunk_prefix
-        self.plan = _plan(region)
-
-    def fast(self, digits: bytes) -> bytes | None:
-        """E.164 for a well-formed number the plan accepts, else None (not a verdict)."""
-        if self.trunk_prefix is not None:
-            if not digits.startswith(self.trunk_prefix) or digits.startswith(self.trunk_prefix * 2):
-                return None
-            digits = digits[len(self.trunk_prefix) :]
-        pattern = self.plan.get(len(digits))
-        if pattern is not None and pattern.match(digits):
-            return self.country + digits
-        return None
-
-    def e164(self, text: bytes) -> bytes | None:
-        """E.164 of a number as written, or None when phonenumbers finds it invalid."""
-        digits = text.replace(b" ", b"")
-        if digits.isdigit():
-            found = self.fast(digits)
-            if found is not None:
-                return found
-        try:
-            number = phonenumbers.parse(text.decode("ascii", "replace"), self.region)
-        except phonenumbers.NumberParseException:
-            return None
-        if not phonenumbers.is_valid_number(number):
-            return None
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).encode()
-
-
-UK = NumberReader("GB", "44", b"0")
-US = NumberReader("US", "1", None)
+# The fast path and its readers live in channels/phone_fast.py, shared with channels/phone.py.
 
 
 def hasher(kind: str) -> Hasher:

@@ -49,7 +49,7 @@ from ..db import fast, scopes
 from ..db.backend import Backend, backend
 from ..orders.models import Order, Payment
 from . import DNC, REGISTERS, Register, covering
-from .models import APPLIED, CURRENT, DELTA, FULL, Enquiry, RegisterEntry, RegisterList
+from .models import CURRENT, FULL, Enquiry, RegisterEntry, RegisterList
 
 log = logging.getLogger(__name__)
 
@@ -269,55 +269,3 @@ def _warn_stale(stale: Sequence[CurrentList], today: date) -> None:
 
 def warn_only() -> bool:
     return bool(current_app.config["PREFS"].register_stale == "warn")
-
-
-def status(*, today: date | None = None) -> list[dict[str, Any]]:
-    """Each register: its current list's date, age in days, entries and staleness (None where never imported)."""
-    today = today or utcnow().date()
-    lists = current_lists()
-    counts = _entry_counts(lists.values())
-    out = []
-    for name, register in REGISTERS.items():
-        lst = lists.get(name)
-        out.append(
-            {
-                "register": name,
-                "channel": register.channel,
-                "list_date": lst.list_date if lst else None,
-                "age_days": lst.age_days(today) if lst else None,
-                "stale_after_days": register.stale_after_days,
-                "stale": lst.stale(today) if lst else False,
-                "entries": counts.get(lst.list_id, 0) if lst else None,
-            }
-        )
-    return out
-
-
-def _entry_counts(lists: Iterable[CurrentList]) -> dict[int, int]:
-    """Entries of each current list, as its imports counted them: the full
-    list's accepted lines, plus each delta applied since, less its removals
-    (a count(*) of 17M rows is too slow for a readiness probe or a scrape)."""
-    from ..extensions import db
-
-    table = RegisterList.__table__
-    counts: dict[int, int] = {}
-    for lst in lists:
-        full = db.session.execute(sa.select(table.c.accepted, table.c.started_at).where(table.c.id == lst.list_id)).first()
-        if full is None:
-            continue
-        deltas = db.session.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(table.c.accepted - table.c.removed), 0)).where(
-                table.c.register == lst.register.name,
-                table.c.kind == DELTA,
-                table.c.status == APPLIED,
-                table.c.started_at >= full.started_at,
-            )
-        ).scalar_one()
-        counts[lst.list_id] = max(0, full.accepted + int(deltas))
-    return counts
-
-
-def list_age_seconds(lst: CurrentList, now: datetime) -> float:
-    """Seconds since the start (UTC) of the list's date."""
-    start = datetime(lst.list_date.year, lst.list_date.month, lst.list_date.day, tzinfo=now.tzinfo)
-    return max(0.0, (now - start).total_seconds())
