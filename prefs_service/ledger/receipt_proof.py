@@ -187,16 +187,18 @@ def verify(receipt: Mapping[str, Any], *, trusted_keys: Collection[str] = ()) ->
             raise ReceiptInvalid("the checkpoint names another signing key than the one the receipt gives")
         key = Ed25519PublicKey.from_public_bytes(raw)
         key.verify(base64.b64decode(checkpoint["signature"], validate=True), checkpoint_message(checkpoint))
+        checkpoint_time = datetime.fromtimestamp(int(checkpoint["timestamp"]) / 1000, UTC).isoformat(timespec="seconds")
     except InvalidSignature:
         raise ReceiptInvalid("the checkpoint's signature does not hold under the public key given") from None
     except ReceiptInvalid:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, binascii.Error) as exc:
+    # OverflowError, OSError: a time no calendar holds (a crafted receipt says "not valid", never a traceback).
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, OSError, binascii.Error) as exc:
         raise ReceiptInvalid(f"the receipt is malformed ({type(exc).__name__}: {exc})") from None
     return {
         "event_id": event["id"],
         "leaf_index": int(block["leafIndex"]),
         "tree_size": int(block["treeSize"]),
-        "checkpoint_time": datetime.fromtimestamp(int(checkpoint["timestamp"]) / 1000, UTC).isoformat(timespec="seconds"),
+        "checkpoint_time": checkpoint_time,
         "key_id": block["publicKey"].get("keyId"),
     }

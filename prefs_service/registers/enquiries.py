@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
+
 from .. import audit
 from ..clock import utcnow
 from ..consent.events import MAX_CLOCK_SKEW
@@ -32,3 +34,8 @@ def record_enquiry(*, subject: Subject, occurred_at: datetime | None = None, act
     db.session.flush()
     audit.record("enquiry.recorded", actor=actor, target_type="subject", target_id=subject.id, details={"enquiry_id": enquiry.id})
     return enquiry
+
+
+def forget(*, subject_id: object) -> None:
+    """Erasure: the person's enquiries go with the rest of their data (joins the caller's transaction)."""
+    db.session.execute(sa.delete(Enquiry).where(Enquiry.subject_id == subject_id))

@@ -59,7 +59,8 @@ def apply(*, request_id: int) -> None:
         service.transition(request, COMPLETED, actor="system", applied="nothing held: the person's data was erased")
         service.tell_requester(request, "opt_out_done", what=request.type, ask_again_after=None)
         return
-    service.take_jurisdiction(request, subject, actor="system")
+    # No one confirmed who asked, so the request's jurisdiction sets only its own
+    # clock, never the person's: a stranger must not move someone to another law.
     channel, purpose = WITHDRAWS[request.type]
     changed = ledger.change_if_different(
         subject_id=subject.id,

@@ -21,6 +21,7 @@ from ..notices.models import PENDING, Notice
 from ..orders import service as orders
 from ..partners import service as partners
 from ..private_files import private_folder
+from ..registers import enquiries
 from ..subjects import refs
 from ..subjects import service as subjects
 from ..subjects.identifiers import EXTERNAL_REF, identifier_hash
@@ -115,6 +116,7 @@ def run_erasure(*, request_id: int) -> None:
             .values(evidence_ip=None, evidence_user_agent=None, evidence_note=None, evidence_salt=None)
         )
         orders.scrub_orders(subject_id=subject_id)
+        enquiries.forget(subject_id=subject_id)
         partners.tell_partners(subject_id=subject_id, what="erasure", request_reference=request.reference)
     # Mail about this person: by their subject, or to the address they wrote from.
     their_mail = Notice.recipient == request.email

@@ -192,6 +192,13 @@ def test_a_changed_receipt_is_refused(tmp_path, fmt, tamper):
     assert "NOT VALID" in result.output
 
 
+def test_a_time_no_calendar_holds_is_not_valid_rather_than_a_crash(tmp_path):
+    document = copy.deepcopy(receipt("kantara"))
+    document["consentTimestamp"] = 10**20
+    result = run(tmp_path, document)
+    assert result.exit_code == 1 and "NOT VALID" in result.output and "malformed" in result.output, result.output
+
+
 def test_a_receipt_signed_by_a_key_the_log_never_published_is_refused(tmp_path):
     result = run(tmp_path, receipt("kantara"), "--key", base64.b64encode(b"\x01" * 32).decode())
     assert result.exit_code == 1 and "not among the log's published keys" in result.output

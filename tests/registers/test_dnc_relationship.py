@@ -7,10 +7,12 @@ import uuid
 from datetime import datetime
 
 import pytest
+import sqlalchemy as sa
 
 from prefs_service.clock import utcnow
 from prefs_service.extensions import db
 from prefs_service.orders.models import PAID, Order, Payment
+from prefs_service.registers.models import Enquiry
 from prefs_service.registers.screening import months_before
 from tests.registers.conftest import days_ago
 
@@ -120,6 +122,8 @@ def test_an_erased_person_stays_erased_whatever_the_relationship(app, api, load_
     assert api.check(**PHONE, subject_id=subject_id).json["reason"] == "erased"
     assert api.reasons([US], **PHONE) == ["erased"]
     assert api.post(f"/v1/subjects/{subject_id}/enquiries", {}).status_code == 409
+    with app.app_context():  # erasure takes the person's enquiries with the rest of their data
+        assert db.session.scalar(sa.select(sa.func.count()).where(Enquiry.subject_id == uuid.UUID(subject_id))) == 0
 
 
 def test_an_enquiry_is_refused_clearly(api, person):
