@@ -221,16 +221,28 @@ def _swap(summary: ImportSummary) -> None:
     """The one short transaction that makes the new list current."""
     try:
         backend().lock_key(f"register-import:{summary.register}")
-        db.session.execute(
-            sa.update(RegisterList)
-            .where(RegisterList.register == summary.register, RegisterList.status == CURRENT, RegisterList.kind == FULL)
-            .values(status=REPLACED)
+        made_current = cast(
+            CursorResult[Any],
+            db.session.execute(
+                sa.update(RegisterList)
+                # Still loading: an import so slow that the next one marked it failed (and took its
+                # entries away) must not go live with part of a list.
+                .where(RegisterList.id == summary.list_id, RegisterList.status == LOADING)
+                # Entries written, not lines: a number listed twice is one (registers/status.py counts from it).
+                .values(status=CURRENT, finished_at=utcnow(), accepted=summary.entries, rejected=summary.rejected)
+            ),
         )
+        if made_current.rowcount != 1:
+            raise Conflict(f"The {summary.register} import was given up as abandoned while it loaded; import the file again.")
         db.session.execute(
             sa.update(RegisterList)
-            .where(RegisterList.id == summary.list_id)
-            # Entries written, not lines: a number listed twice is one (registers/status.py counts from it).
-            .values(status=CURRENT, finished_at=utcnow(), accepted=summary.entries, rejected=summary.rejected)
+            .where(
+                RegisterList.register == summary.register,
+                RegisterList.status == CURRENT,
+                RegisterList.kind == FULL,
+                RegisterList.id != summary.list_id,
+            )
+            .values(status=REPLACED)
         )
         db.session.commit()
     except BaseException:
