@@ -99,7 +99,9 @@ def _purge(app, *, now):
 
 def test_the_next_attempt_removes_a_killed_attempts_partial_file(app, client, headers, base_settings, tmp_path, worker_processes):
     made = _access_request_with_long_history(app, client, headers, "long.history@example.com")
-    dead = _kill_mid_export(app, base_settings, tmp_path, worker_processes, lease_seconds=2)
+    # A lease longer than the killed worker's attempt runs before the kill (the export writes
+    # receipts too): with 2 s, under load, its own sweeper took the job back once more first.
+    dead = _kill_mid_export(app, base_settings, tmp_path, worker_processes, lease_seconds=8)
 
     second = worker_process(base_settings, tmp_path, PREFS_EXPORT_DIR=str(_export_folder(app)))
     worker_processes.append(second)
