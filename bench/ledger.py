@@ -146,7 +146,9 @@ def run_sequencer() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("ready", flush=True)  # booted: the load may start
+    booted = time.process_time()
     sequence_forever(app, stop)
+    print(f"sequencer CPU while the load ran: {time.process_time() - booted:.2f} s", flush=True)
 
 
 def lags(url: str) -> list[float]:
@@ -176,7 +178,7 @@ def lags(url: str) -> list[float]:
     return found
 
 
-def lag_round(backend: str, requests: int, with_sequencer: bool) -> dict:
+def lag_round(backend: str, requests: int, with_sequencer: bool, interval: float) -> dict:
     import subprocess
 
     from bench import one_click
@@ -188,7 +190,7 @@ def lag_round(backend: str, requests: int, with_sequencer: bool) -> dict:
 
     with app.app_context(), scopes.writing():
         sequencer.sequence_all()  # the seeded ledger: lag is measured on the clicks
-    env = {**common.env_for(url), "PYTHONPATH": str(common.ROOT)}
+    env = {**common.env_for(url), "PYTHONPATH": str(common.ROOT), "PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS": str(interval)}
     process = subprocess.Popen([sys.executable, "-m", "bench.ledger", "sequencer"], env=env, cwd=common.ROOT) if with_sequencer else None
     try:
         with common.gunicorn("prefs_service:create_app()", env) as base:
@@ -213,18 +215,18 @@ def lag_round(backend: str, requests: int, with_sequencer: bool) -> dict:
     }
 
 
-def bench_lag(backend: str, requests: int, rounds: int) -> dict:
+def bench_lag(backend: str, requests: int, rounds: int, interval: float) -> dict:
     runs: dict[str, list[dict]] = {"with": [], "without": []}
     for number in range(rounds):
         order = [True, False] if number % 2 == 0 else [False, True]
         for with_sequencer in order:
-            runs["with" if with_sequencer else "without"].append(lag_round(backend, requests, with_sequencer))
+            runs["with" if with_sequencer else "without"].append(lag_round(backend, requests, with_sequencer, interval))
     w = common.medians(runs["with"])
     wo = common.medians(runs["without"])
     ratio = common.median([a["withdrawals_per_s"] / b["withdrawals_per_s"] for a, b in zip(runs["with"], runs["without"], strict=True)])
     common.report(
         f"sequencing lag under one-click load, {backend}, {requests:,} withdrawals, {rounds} alternating rounds, "
-        f"sequencer every {os.environ.get('PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS', '0.5')} s",
+        f"sequencer every {interval} s",
         [
             ("figure", "with sequencer", "without (floor)", "ratio / target"),
             ("withdrawals per second", f"{w['withdrawals_per_s']:,.0f}", f"{wo['withdrawals_per_s']:,.0f}", f"{ratio:.2f}x  (>= 0.90)"),
@@ -249,6 +251,7 @@ def main() -> None:
     lag.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     lag.add_argument("--requests", type=int, default=10_000)
     lag.add_argument("--rounds", type=int, default=3)
+    lag.add_argument("--interval", type=float, default=0.5, help="PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS for the sequencer")
     sub.add_parser("sequencer", help="(used by lag) run the worker's sequencer loop until SIGTERM")
     args = parser.parse_args()
     if args.what == "sequencer":
@@ -256,7 +259,7 @@ def main() -> None:
     elif args.what == "verify":
         common.save("ledger_verify", bench_verify(args.events, args.reuse))
     else:
-        common.save(f"ledger_lag_{args.backend}", bench_lag(args.backend, args.requests, args.rounds))
+        common.save(f"ledger_lag_{args.backend}", bench_lag(args.backend, args.requests, args.rounds, args.interval))
 
 
 if __name__ == "__main__":

@@ -103,16 +103,19 @@ def _screened(
     Named by the channel's own identifier, the value given is screened (held
     or not); named otherwise, the person's identifier of the channel's kind."""
     assert channel_kind is not None
+    # Only answers a register can change are screened (rules.with_registers).
+    speak_to = rules.REGISTERS_SPEAK_TO
     targets: dict[Any, screening.Target] = {}
     if key == channel_kind:
-        for k, canonical in zip(lookup, canonicals, strict=True):
-            if k is not None and canonical is not None and k not in targets:
+        by_mail_key = channel_kind == "postal_address"
+        for k, canonical, result in zip(lookup, canonicals, results, strict=True):
+            if k is not None and canonical is not None and result.reason in speak_to and k not in targets:
                 subject_id = held[k][0] if k in held else None
-                key_hash = k if channel_kind != "postal_address" else screening.screen_key(channel_kind, canonical)
-                targets[k] = screening.Target(key_hash, canonical, subject_id)
+                targets[k] = screening.Target(screening.screen_key(channel_kind, canonical) if by_mail_key else k, canonical, subject_id)
     else:
+        open_to_registers = {k for k, result in zip(lookup, results, strict=True) if result.reason in speak_to}
         for k, (subject_id, value_hash, value) in held.items():
-            if value is not None:
+            if value is not None and k in open_to_registers:
                 key_hash = value_hash if channel_kind != "postal_address" else screening.screen_key(channel_kind, value)
                 targets[k] = screening.Target(key_hash, value, subject_id)
     said = screening.screen(lists, targets)

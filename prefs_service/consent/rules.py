@@ -43,6 +43,8 @@ class CheckResult:
 INVALID = CheckResult(False, "invalid")
 TRANSACTIONAL = CheckResult(True, "transactional")
 NO_CONSENT = CheckResult(False, "no_consent")
+# The answers a national register can change; every other stands as it is.
+REGISTERS_SPEAK_TO = frozenset({GRANTED, NO_CONSENT.reason})
 
 
 def wins(new_occurred_at: datetime, new_status: str, old_occurred_at: datetime, old_status: str) -> bool:
@@ -80,7 +82,7 @@ def with_registers(result: CheckResult, *, listed: str | None, exempt: bool, sta
     need no consent. A stale list refuses; a listed identifier is refused
     unless the person granted this marketing (PECR) or, for DNC, is exempt.
     The register is named in the answer either way."""
-    if result.reason not in (GRANTED, "no_consent"):
+    if result.reason not in REGISTERS_SPEAK_TO:
         return result
     if stale is not None and not warn_only:
         return CheckResult(False, "register_stale", register=stale)

@@ -106,6 +106,7 @@ class SQLite(Backend):
     # SQLite caps bound parameters per statement.
     BATCH = 4096
     BULK_BATCH = 50_000
+    _NAMES = tuple(f"k{i}" for i in range(BATCH))  # matching()'s parameter names
 
     def insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)
@@ -117,7 +118,7 @@ class SQLite(Backend):
             batch = list(keys[start : start + self.BATCH])
             size = 1 << (len(batch) - 1).bit_length()
             batch += [batch[-1]] * (size - len(batch))
-            yield size, {f"k{i}": value for i, value in enumerate(batch)}
+            yield size, dict(zip(self._NAMES[:size], batch, strict=True))
 
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         assert size is not None

@@ -7,7 +7,6 @@ import threading
 
 from flask import Flask
 
-from ..db import scopes
 from ..job_kinds import JobKind
 from ..ledger import sequencer, witness
 from .dispatch import describe_error, handler
@@ -27,13 +26,8 @@ def sequence_forever(app: Flask, stop: threading.Event) -> None:
     interval = app.config["PREFS"].ledger_sequence_interval_seconds
     while not stop.wait(interval):
         try:
-            with app.app_context(), scopes.writing():
-                from ..extensions import db
-
-                while True:
-                    added = sequencer.sequence_once()
-                    db.session.commit()
-                    if added < sequencer.BATCH or stop.is_set():
-                        break
+            with app.app_context():
+                while sequencer.sequence_once() >= sequencer.BATCH and not stop.is_set():
+                    pass  # a full batch: more may wait
         except Exception as exc:  # noqa: BLE001 - keep going through a database outage
             log.warning("ledger sequencing failed: %s", describe_error(exc))

@@ -39,6 +39,7 @@ from ..extensions import db
 from .models import LedgerCheckpoint, LedgerKey
 
 ORIGIN = "prefs-ledger/v1"
+_LISTED_KEYS = "prefs.ledger.listed_keys"
 
 
 def body(tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
@@ -69,24 +70,40 @@ def signature_valid(public_key: bytes, signed: bytes, signature: bytes) -> bool:
     return True
 
 
-def sign(tree_size: int, root_hash: bytes) -> LedgerCheckpoint:
-    """Sign the tree as it stands, listing the signing key if it is new; joins
-    the caller's transaction."""
-    private, public, kid = signer()
-    if db.session.get(LedgerKey, kid) is None:
-        db.session.add(LedgerKey(key_id=kid, public_key=public, first_used_at=utcnow()))
-        db.session.flush()
+def prepare(tree_size: int, root_hash: bytes) -> LedgerCheckpoint:
+    """A signed checkpoint of the tree as it stands, not yet stored (no database)."""
+    private, _, kid = signer()
     timestamp_ms = int(utcnow().timestamp() * 1000)
-    checkpoint = LedgerCheckpoint(
+    return LedgerCheckpoint(
         tree_size=tree_size,
         root_hash=root_hash,
         timestamp_ms=timestamp_ms,
         key_id=kid,
         signature=private.sign(body(tree_size, root_hash, timestamp_ms)),
     )
+
+
+def record(checkpoint: LedgerCheckpoint) -> LedgerCheckpoint:
+    """Store a prepared checkpoint, listing its signing key if it is new; joins
+    the caller's transaction."""
+    _, public, kid = signer()
+    # A key once listed stays listed: remember it (only once seen committed) and
+    # spare the sequencer's write transaction the lookup.
+    listed: set[str] = current_app.extensions.setdefault(_LISTED_KEYS, set())
+    if kid not in listed:
+        if db.session.get(LedgerKey, kid) is None:
+            db.session.add(LedgerKey(key_id=kid, public_key=public, first_used_at=utcnow()))
+            db.session.flush()
+        else:
+            listed.add(kid)
     db.session.add(checkpoint)
     db.session.flush()
     return checkpoint
+
+
+def sign(tree_size: int, root_hash: bytes) -> LedgerCheckpoint:
+    """Sign the tree as it stands and store the checkpoint; joins the caller's transaction."""
+    return record(prepare(tree_size, root_hash))
 
 
 def as_dict(checkpoint: LedgerCheckpoint) -> dict[str, Any]:

@@ -14,7 +14,7 @@ the check is about:
   the number's country and the address's MPS key.
 
 One statement per register per batch probes the current list
-(`key_hash IN (…)` in chunks on SQLite, `= ANY(array)` on PostgreSQL), so a
+(`key_hash IN (…)` in chunks on SQLite, one array joined by `unnest` on PostgreSQL), so a
 bulk check of 10,000 numbers costs a few primary-key probes more than one of
 10,000 email addresses (bench/register_checks.py).
 
@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql
 
 from ..clock import utcnow
 from ..db import fast, scopes
@@ -158,12 +159,22 @@ class Screened:
 
 
 CLEAR = Screened()
+_VERDICTS: dict[tuple[str | None, bool, str | None], Screened] = {}
+
+
+def _verdict(listed: str | None, exempt: bool, stale: str | None) -> Screened:
+    """One shared Screened per combination: a bulk check makes thousands."""
+    key = (listed, exempt, stale)
+    found = _VERDICTS.get(key)
+    if found is None:
+        found = _VERDICTS[key] = Screened(listed, exempt, stale)
+    return found
 
 
 def screen(lists: Sequence[CurrentList], targets: Mapping[Any, Target]) -> dict[Any, Screened]:
     """{key: Screened} for the targets any register says something about.
 
-    A bulk check screens 10,000 targets: the loops stay plain."""
+    A bulk check screens 10,000 targets: the loops stay plain comprehensions."""
     today = utcnow().date()
     stale = [lst for lst in lists if lst.stale(today)]
     if stale:
@@ -171,36 +182,51 @@ def screen(lists: Sequence[CurrentList], targets: Mapping[Any, Target]) -> dict[
     listed_by: dict[Any, str] = {}
     for lst in lists:
         prefix = lst.register.country_prefix
-        hashes: dict[bytes, list[Any]] = {}
-        for key, (key_hash, canonical, _) in targets.items():
-            if key_hash is not None and canonical is not None and (prefix is None or canonical.startswith(prefix)) and key not in listed_by:
-                hashes.setdefault(key_hash, []).append(key)
-        for key_hash in _probe(lst.list_id, list(hashes)):
-            for key in hashes[key_hash]:
-                listed_by[key] = lst.register.name
+        pairs = [
+            (key_hash, key)
+            for key, (key_hash, canonical, _) in targets.items()
+            if key_hash is not None and canonical is not None and (prefix is None or canonical.startswith(prefix)) and key not in listed_by
+        ]
+        if pairs:
+            found = _probe(lst.list_id, sorted({key_hash for key_hash, _ in pairs}))
+            name = lst.register.name
+            listed_by.update((key, name) for key_hash, key in pairs if key_hash in found)
     dnc_listed = {s for k, name in listed_by.items() if name == DNC.name and (s := targets[k].subject_id) is not None}
     related = business_relationships(dnc_listed) if dnc_listed else set()
+    if not stale:
+        return {
+            key: _verdict(name, bool(related) and name == DNC.name and targets[key].subject_id in related, None)
+            for key, name in listed_by.items()
+        }
     out: dict[Any, Screened] = {}
-    for key in targets if stale else listed_by:
-        name = listed_by.get(key)
-        target = targets[key]
-        stale_name = next((lst.register.name for lst in stale if lst.covers(target.canonical)), None) if stale else None
-        if name is None and stale_name is None:
-            continue
-        out[key] = Screened(name, name == DNC.name and target.subject_id in related, stale_name)
+    for key, target in targets.items():
+        listed = listed_by.get(key)
+        stale_name = next((lst.register.name for lst in stale if lst.covers(target.canonical)), None)
+        if listed is not None or stale_name is not None:
+            out[key] = _verdict(listed, listed == DNC.name and target.subject_id in related, stale_name)
     return out
 
 
 @functools.cache
 def _probe_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
     entries = RegisterEntry.__table__
-    return sa.select(entries.c.key_hash).where(
-        entries.c.list_id == sa.bindparam("list_id", type_=entries.c.list_id.type), chosen.matching(entries.c.key_hash, size)
-    )
+    list_id = sa.bindparam("list_id", type_=entries.c.list_id.type)
+    if size is None:
+        # One array of every key (PostgreSQL): join its elements to the primary
+        # key. `key_hash = ANY(array)` over thousands of keys plans a parallel
+        # sequential scan of the whole list (bench/register_checks.py).
+        keys = (
+            sa.func.unnest(sa.bindparam("keys", type_=postgresql.ARRAY(entries.c.key_hash.type)))
+            .table_valued("key_hash")
+            .render_derived("k")
+        )
+        on = sa.and_(entries.c.list_id == list_id, entries.c.key_hash == keys.c.key_hash)
+        return sa.select(entries.c.key_hash).select_from(keys.join(entries, on))
+    return sa.select(entries.c.key_hash).where(entries.c.list_id == list_id, chosen.matching(entries.c.key_hash, size))
 
 
 def _probe(list_id: int, hashes: Sequence[bytes]) -> set[bytes]:
-    """Which of `hashes` the list holds: one statement per batch."""
+    """Which of `hashes` (sorted: the probes then walk the index in order) the list holds: one statement per batch."""
     chosen = backend()
     found: set[bytes] = set()
     for size, bound in chosen.key_batches(hashes):
