@@ -13,21 +13,12 @@ import stat
 
 import pytest
 
-from tests.conftest import _flush_broker
 from tests.rights.conftest import link_in, mails_to
 from tests.web.staff_support import csrf_of, post_form, signed_in, status_of
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% I, Ann Example, authorise Dana Agent to act for me.\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 MAX = 5 * 1024 * 1024
-
-
-@pytest.fixture
-def app(make_app, tmp_path):
-    """Exports made here stay in this test's own folder: other tests count the suite's."""
-    app = make_app(export_dir=tmp_path / "exports")
-    _flush_broker(app)
-    return app
 
 
 @pytest.fixture
