@@ -181,12 +181,14 @@ def _flush_broker(app) -> None:
 
 
 @pytest.fixture
-def make_app(migrated, base_settings):
-    """Build apps on the test database; all are stopped and the tables emptied after the test."""
+def make_app(migrated, base_settings, tmp_path):
+    """Build apps on the test database; all are stopped and the tables emptied after the test.
+    The apps of one test share an export folder of the test's own (a `prefs worker`
+    started with var_dir=tmp_path uses it too), so no test sees another's exports."""
     apps = []
 
     def factory(**overrides):
-        app = create_app(**{**base_settings, **overrides})
+        app = create_app(**{**base_settings, "export_dir": tmp_path / "exports", **overrides})
         app.config["TESTING"] = True
         apps.append(app)
         return app

@@ -5,5 +5,6 @@
 - `scopes`: the read-only and writing transaction scopes a boundary picks;
 - `fast`: the one fast path, for the statements that run by the thousand a second;
 - `engine`: what every connection needs, bound to `db.engine` in `init_app`;
-- `outage`: telling a lost database apart from a bug.
+- `outage`: telling a lost database apart from a bug;
+- `files`: files written with a transaction, removed if it does not commit.
 """

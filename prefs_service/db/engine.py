@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..extensions import db
-from . import outage
+from . import files, outage
 from .backend import for_dialect
 
 
@@ -18,4 +18,5 @@ def init_app(app: Flask) -> None:
     chosen = for_dialect(engine.dialect.name)
     chosen.bind(engine)
     outage.listen(engine)
+    files.listen()  # a transaction's files go with it when it does not commit
     app.extensions["prefs.backend"] = chosen

@@ -11,7 +11,13 @@ Full import
    executemany on SQLite); the file is read line by line, in constant memory;
 3. one short transaction marks the old current list `replaced` and the new
    one `current`: a check sees the old list or the new, never half;
-4. the replaced list's entries are deleted.
+4. the replaced list's entries stay for REPLACED_KEPT: other processes keep
+   it as current for up to screening.CACHE_SECONDS and probe it, and a probe
+   of a list whose entries are gone would answer that nobody is listed. The
+   next full import (at its start, and again once its list is current)
+   deletes the entries of lists replaced longer ago, and of failed lists; so a
+   register holds its current list and the one it replaced, plus, only where
+   full imports follow each other within REPLACED_KEPT, those replaced since.
 If anything fails, or no line at all was accepted (a wrong file would
 otherwise empty the register), the new list is marked `failed`, its entries
 are deleted, and the old list stays current.
@@ -36,6 +42,7 @@ from typing import IO, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..db.backend import backend
@@ -52,6 +59,10 @@ FIRST_REJECTIONS = 20
 CHUNK_ROWS = 250_000
 # A list still `loading` after this long was left by an import that died.
 ABANDONED_AFTER = timedelta(hours=6)
+# A replaced list's entries are kept this long after the next list went live: processes
+# cache the current list for screening.CACHE_SECONDS, and a check that read it from their
+# cache may still be probing it; the rest is room for clocks that differ between hosts.
+REPLACED_KEPT = timedelta(seconds=6 * screening.CACHE_SECONDS)
 ENTRIES = RegisterEntry.__table__.name
 Progress = Callable[[int], None]
 
@@ -175,6 +186,7 @@ def _import_full(summary: ImportSummary, stream: IO[bytes], imported_by: str, co
         db.session.rollback()
         raise
     try:
+        _delete_unreachable(register)  # before loading: the register never holds more than it must
         entries = counter.entries(parsers.parse(register, _lines(stream, progress), delta=False))
         summary.entries = _load(list_id, ((list_id, e.key_hash, e.flag) for e in entries))
         if summary.accepted == 0:
@@ -187,7 +199,7 @@ def _import_full(summary: ImportSummary, stream: IO[bytes], imported_by: str, co
         if isinstance(exc, Exception):
             raise ImportFailed(f"The import failed ({type(exc).__name__}); the current list stays.", summary) from exc
         raise
-    _delete_replaced(register)
+    _delete_unreachable(register)
 
 
 def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
@@ -264,10 +276,28 @@ def _fail(summary: ImportSummary) -> None:
     summary.status = FAILED
 
 
-def _delete_replaced(register: str) -> None:
-    """Entries of replaced and failed lists: kept by nothing now."""
-    old = sa.select(RegisterList.id).where(RegisterList.register == register, RegisterList.status.in_((REPLACED, FAILED)))
-    db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id.in_(old)))
+def _delete_unreachable(register: str) -> None:
+    """Entries no check can reach now: a failed list's (never current), and a
+    replaced list's once a later list has been live longer than REPLACED_KEPT
+    (no process caches it as current any more). One import of a register runs
+    at a time, so lists go live in the order of their ids."""
+    later = aliased(RegisterList)
+    superseded_long_ago = (
+        sa.select(later.id)
+        .where(
+            later.register == RegisterList.register,
+            later.kind == FULL,
+            later.id > RegisterList.id,
+            later.status.in_((CURRENT, REPLACED)),
+            later.finished_at <= utcnow() - REPLACED_KEPT,
+        )
+        .exists()
+    )
+    unreachable = sa.select(RegisterList.id).where(
+        RegisterList.register == register,
+        sa.or_(RegisterList.status == FAILED, sa.and_(RegisterList.status == REPLACED, superseded_long_ago)),
+    )
+    db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id.in_(unreachable)))
     db.session.commit()
 
 

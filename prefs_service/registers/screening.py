@@ -20,7 +20,9 @@ bulk check of 10,000 numbers costs a few primary-key probes more than one of
 
 The registers' current lists (id and date) are cached for CACHE_SECONDS per
 process; the importer calls `forget_current_lists()` when it switches a list,
-and other processes see the change within that time.
+and other processes see the change within that time. Until then they probe
+the replaced list, whose entries the importer keeps for longer than that
+(loader.REPLACED_KEPT), so their answers are the old list's, never "not listed".
 
 What the answer then is lives in rules.with_registers(): our own
 withdrawals, suppressions and erasure answer as before; a stale list refuses

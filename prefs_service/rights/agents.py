@@ -12,6 +12,8 @@ never the data itself.
 
 The permission is kept as a private file (0600 in a 0700 folder) under the
 var dir, named by the request's reference, until the request's data is erased.
+It is written with the request's transaction (db/files.py): a request that
+does not commit leaves no file.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .. import audit, channels
 from ..clock import utcnow
+from ..db import files
 from ..db.types import Base
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..notices import service as notices
-from ..private_files import create_private_file, private_folder
+from ..private_files import private_folder
 
 MAX_PERMISSION_BYTES = 5 * 1024 * 1024
 # What a permission may be, known by its first bytes (never by the name or type a client claims).
@@ -127,10 +130,8 @@ def attach(*, request_id: int, reference: str, agent: AgentInput, kind: str) -> 
     """Store a validated agent and their permission with request `request_id`."""
     name = f"{reference}.{EXTENSIONS[kind]}"
     path = permissions_dir() / name
-    path.unlink(missing_ok=True)  # references are unique: only a rolled-back attempt's leftover
-    descriptor = create_private_file(path)
-    with open(descriptor, "wb") as handle:
-        handle.write(agent.permission)
+    path.unlink(missing_ok=True)  # references are unique: only the leftover of a process killed before its commit
+    files.write_private(path, agent.permission)  # removed again unless the request's transaction commits
     row = RequestAgent(
         request_id=request_id,
         name=agent.name,

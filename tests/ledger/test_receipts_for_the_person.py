@@ -11,19 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import _flush_broker
 from tests.rights.conftest import link_in, mails_to
 from tests.rights.test_lifecycle import make_request
 
 from .receipt_support import schema_errors
-
-
-@pytest.fixture
-def app(make_app, tmp_path):
-    """Exports made here stay in this test's own folder: other tests count the suite's."""
-    app = make_app(export_dir=tmp_path / "exports")
-    _flush_broker(app)
-    return app
 
 
 @pytest.fixture

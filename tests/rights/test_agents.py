@@ -6,28 +6,23 @@ checked, kept private, shown to staff only, and erased with the request's data."
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import re
 import stat
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from tests.conftest import _flush_broker
+from prefs_service.rights.agents import RequestAgent
 from tests.rights.conftest import link_in, mails_to
 from tests.web.staff_support import csrf_of, post_form, signed_in, status_of
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% I, Ann Example, authorise Dana Agent to act for me.\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 MAX = 5 * 1024 * 1024
-
-
-@pytest.fixture
-def app(make_app, tmp_path):
-    """Exports made here stay in this test's own folder: other tests count the suite's."""
-    app = make_app(export_dir=tmp_path / "exports")
-    _flush_broker(app)
-    return app
 
 
 @pytest.fixture
@@ -240,3 +235,50 @@ def test_the_form_asks_an_agent_for_their_own_details(client, person):
     assert "Give the agent&#39;s name" in html or "Give the agent's name" in html
     assert 'href="#agent_email"' in html
     assert (set(os.listdir(folder)) if folder.exists() else set()) == before  # nothing kept of a refused request
+
+
+@contextlib.contextmanager
+def an_agents_row_is_refused():
+    """The database refuses to write an agent's row (as a broken constraint or a
+    full disk would), whenever the request's transaction flushes it."""
+
+    def refuse(session, flush_context):
+        if any(isinstance(row, RequestAgent) for row in session.new):
+            raise RuntimeError("the database refused the row")
+
+    sa.event.listen(Session, "after_flush", refuse)
+    try:
+        yield
+    finally:
+        sa.event.remove(Session, "after_flush", refuse)
+
+
+def permission_files(app) -> set[str]:
+    folder = app.config["PREFS"].var_dir / "agent-permissions"
+    return set(os.listdir(folder)) if folder.exists() else set()
+
+
+def test_a_request_whose_agent_is_refused_through_the_api_leaves_no_permission_file(app, api, person):
+    before = permission_files(app)
+    with an_agents_row_is_refused():
+        answer = api.post("/v1/requests", {"type": "access", "email": "ann@example.com", "agent": agent_body()})
+    assert answer.status_code == 500 and answer.mimetype == "application/problem+json"
+    assert api.get("/v1/requests").json == []
+    assert permission_files(app) == before
+    # The same request, once the database takes it, keeps its file.
+    made = by_agent(api)
+    assert permission_files(app) == before | {f"{made['reference']}.pdf"}
+
+
+def test_a_request_whose_agent_is_refused_through_the_form_leaves_no_permission_file(app, client, api, person):
+    before = permission_files(app)
+    page = client.get("/privacy-requests/new")
+    data = {"csrf_token": csrf_of(page), "type": "access", "email": "ann@example.com", "on_behalf": "y",
+            "agent_name": "Dana Agent", "agent_email": "dana@agency.example.com"}  # fmt: skip
+    with an_agents_row_is_refused():
+        failed = client.post(
+            "/privacy-requests/new", data={**data, "permission": (io.BytesIO(PNG), "signed.png")}, content_type="multipart/form-data"
+        )
+    assert failed.status_code == 500
+    assert api.get("/v1/requests").json == []
+    assert permission_files(app) == before

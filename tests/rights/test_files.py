@@ -32,16 +32,6 @@ HISTORY_ROWS = 60_000  # long enough for the export to be caught half-written
 pytestmark = pytest.mark.usefixtures("usual_umask")
 
 
-@pytest.fixture
-def app(make_app, tmp_path):
-    """The test app, with exports in this test's own folder."""
-    app = make_app(export_dir=tmp_path / "exports")
-    broker = app.extensions["prefs.jobs"].broker
-    if hasattr(broker, "flush_all"):
-        broker.flush_all()
-    return app
-
-
 def _mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 

@@ -10,21 +10,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import _flush_broker
 from tests.helpers import Api
 from tests.orders.stripe_events import checkout_session, event, post
 from tests.rights.conftest import link_in, mails_to
 
 GPC = {"Sec-GPC": "1"}
 SHARING = ("partner", "share_for_marketing")
-
-
-@pytest.fixture
-def app(make_app, tmp_path):
-    """Exports made here stay in this test's own folder: other tests count the suite's."""
-    app = make_app(export_dir=tmp_path / "exports")
-    _flush_broker(app)
-    return app
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from tests.web.test_browser import browser, chromium, live_server, pages  # noqa
 from tests.web.test_staff_browser import create_staff, sign_in
 
 
-def test_a_reviewer_picks_a_year_and_downloads_it(live_server, pages, tmp_path):  # noqa: F811
+def test_an_admin_picks_a_year_and_downloads_it(live_server, pages, tmp_path):  # noqa: F811
     app, base = live_server, live_server.config["PREFS"].base_url
     make_requests(app)
-    create_staff(app, "reviewer@example.com", "reviewer")
+    create_staff(app, "lead@example.com", "admin")
     page = pages.new_page(accept_downloads=True)
-    sign_in(page, base, "reviewer@example.com")
+    sign_in(page, base, "lead@example.com")
     page.get_by_role("link", name="Request metrics").click()
     page.get_by_label("Year").select_option("2025")
     page.get_by_role("button", name="Show").click()
@@ -29,7 +29,7 @@ def test_a_reviewer_picks_a_year_and_downloads_it(live_server, pages, tmp_path):
 
 def test_on_a_phone_only_the_table_scrolls_sideways(live_server, pages):  # noqa: F811
     app, base = live_server, live_server.config["PREFS"].base_url
-    create_staff(app, "phone@example.com", "reviewer")
+    create_staff(app, "phone@example.com", "admin")
     page = pages.new_page(viewport={"width": 390, "height": 844})
     sign_in(page, base, "phone@example.com")
     page.goto(base + "/staff/reports/requests?year=2025")

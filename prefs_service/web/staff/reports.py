@@ -8,15 +8,15 @@ from ...clock import utcnow
 from ...db.scopes import reads
 from ...rights import report as request_metrics
 from .. import no_store
-from . import bp, number_arg, staff_required
+from . import admin_required, bp, number_arg
 
 
 @bp.get("/reports/requests")
 @reads
-@staff_required
+@admin_required
 @no_store
 def request_report():
-    """Any staff member may see it: it only counts requests the queue shows them one by one."""
+    """Admins only, as GET /v1/reports/requests (its `admin` scope): a reviewer gets 403."""
     now = utcnow()
     year = number_arg("year") if "year" in request.args else now.year - 1  # the last whole year, which §7102 publishes
     if year is None or not request_metrics.MIN_YEAR <= year <= request_metrics.MAX_YEAR:
