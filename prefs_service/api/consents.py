@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import json
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
@@ -216,7 +217,8 @@ def _spooled_body() -> IO[bytes]:
     requests, httpx) would otherwise wait on a server waiting on it, once the
     answers fill the socket's buffers. Disk, not memory, holds the list; the
     file has no name and goes when it is closed."""
-    request.max_content_length = None  # any length: the app-wide body limit is for bodies held in memory
+    # Any length: the app-wide body limit is for bodies held in memory (None would fall back to it).
+    request.max_content_length = sys.maxsize
     spool = tempfile.TemporaryFile(prefix="prefs-screen-")  # noqa: SIM115 - closed when the answer is (call_on_close)
     size = 0
     try:

@@ -213,7 +213,9 @@ def screen(screening: Screening, listed: Iterable[tuple[Any, Any]]) -> Iterator[
         values = [value for _, value in chunk]
         with scopes.read_only():
             results = check_many(channel=screening.channel, purpose=screening.purpose, key=screening.key, values=values, with_since=False)
-        yield [(echo, result) for (echo, _), result in zip(chunk, results, strict=True)]
+        answered = [(echo, result) for (echo, _), result in zip(chunk, results, strict=True)]
+        del chunk, values, results  # not held while the answer is written
+        yield answered
 
 
 def answer(recipient: Any, result: CheckResult) -> dict[str, Any]:
