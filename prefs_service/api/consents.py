@@ -187,6 +187,7 @@ class ConsentScreen(MethodView):
         charset = request.mimetype_params.get("charset", "utf-8").lower()
         if fmt is None or charset not in ("utf-8", "utf8", "us-ascii"):
             abort(415, message=f"Send the list as UTF-8 {' or '.join(lists.MEDIA_TYPES.values())}.")
+            raise AssertionError("abort() raises")
         screening = lists.prepare(
             channel=query["channel"],
             purpose=query["purpose"],

@@ -21,7 +21,7 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import orjson
 
@@ -91,7 +91,7 @@ def prepare(*, channel: str, purpose: str, identifier_type_given: str | None, fo
 # --- reading ------------------------------------------------------------------------------------
 
 
-def lines(stream: BinaryIO) -> Iterator[bytes | None]:
+def lines(stream: IO[bytes]) -> Iterator[bytes | None]:
     """Each line of `stream`, without its line break (a UTF-8 BOM first is
     dropped); None for a line longer than MAX_LINE_BYTES, whose bytes are skipped.
     Reads a block at a time: memory stays bounded however long the stream is."""
@@ -155,6 +155,7 @@ def _csv_items(source: Iterator[bytes | None], column_index: int | None) -> Iter
         readable = text is not None
         if text is None:  # not UTF-8: echoed as best it reads, checked as nothing
             text = line.decode("utf-8", "replace").removesuffix("\r")
+        value: str | None
         if column_index is None:
             value = _single(text)
         else:
@@ -178,7 +179,7 @@ def _ndjson_items(source: Iterator[bytes | None], field: str) -> Iterator[tuple[
         yield value, value
 
 
-def items(stream: BinaryIO, screening: Screening) -> Iterator[tuple[Any, Any]]:
+def items(stream: IO[bytes], screening: Screening) -> Iterator[tuple[Any, Any]]:
     """(what the answer echoes as `recipient`, what is checked) for each line of
     the list, in order. With a CSV column the header is read at once: Invalid
     (naming `column`) if it lacks the column, before any answer is given."""
