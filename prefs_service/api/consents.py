@@ -153,8 +153,19 @@ SCREEN_DOC = {
         f"{lists.MAX_LINE_BYTES} bytes). text/csv: one recipient a line, or with `column` a header row and that column. "
         "application/x-ndjson: each line a JSON string, or an object with the recipient in its `column` field "
         "(default `recipient`). UTF-8.",
-        "content": {media: {"schema": {"type": "string"}} for media in lists.MEDIA_TYPES.values()},
+        "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in lists.MEDIA_TYPES.values()},
     },
+    # One object parameter, so that the document can say which purposes each channel has.
+    "parameters": [
+        {
+            "in": "query",
+            "name": "screen",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "schema": {"$ref": "#/components/schemas/ScreenQuery"},
+        }
+    ],
     "responses": {
         "200": {
             "description": "One line a recipient, in the list's format and order: `recipient` (as given), `allowed`, `reason`, "
@@ -167,6 +178,7 @@ SCREEN_DOC = {
         }
     },
 }
+SCREEN_QUERY = schemas.ScreenQuery()
 _SPOOL_BYTES = 1024 * 1024
 
 
@@ -174,15 +186,15 @@ _SPOOL_BYTES = 1024 * 1024
 class ConsentScreen(MethodView):
     @reads
     @require("consent:read")
-    @blp.arguments(schemas.ScreenQuery(), location="query")
     @blp.doc(**SCREEN_DOC)
-    @blp.problems(400, 413, 415)  # as BODY_PROBLEMS, which a body documented by hand does not get
-    def post(self, query):
+    @blp.problems(400, 413, 415, 422)  # as BODY_PROBLEMS, which a body and query documented by hand do not get
+    def post(self):
         """Screen a whole mailing list, of any length: answers stream back line by line.
 
         Each chunk of 10,000 recipients is checked as the bulk check checks them
         (registers included). The channel, purpose, identifier type, content
         type and column are refused before the body is read."""
+        query = blp.ARGUMENTS_PARSER.parse(SCREEN_QUERY, request, location="query")
         fmt = lists.FORMAT_OF_MEDIA_TYPE.get(request.mimetype or "")
         charset = request.mimetype_params.get("charset", "utf-8").lower()
         if fmt is None or charset not in ("utf-8", "utf8", "us-ascii"):
@@ -217,15 +229,13 @@ def _spooled_body() -> IO[bytes]:
     sends its whole body before it reads the answer (Python's http.client,
     requests, httpx) would otherwise wait on a server waiting on it, once the
     answers fill the socket's buffers. Disk, not memory, holds the list; the
-    file has no name and goes when it is closed."""
+    file has no name and goes when it is closed. An empty body is an empty list."""
     # Any length: the app-wide body limit is for bodies held in memory (None would fall back to it).
     request.max_content_length = sys.maxsize
     spool = tempfile.TemporaryFile(prefix="prefs-screen-")  # noqa: SIM115 - closed when the answer is (call_on_close)
-    size = 0
     try:
         while block := request.stream.read(_SPOOL_BYTES):
             spool.write(block)
-            size += len(block)
     except OSError as error:
         spool.close()
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -234,9 +244,6 @@ def _spooled_body() -> IO[bytes]:
     except BaseException:
         spool.close()
         raise
-    if size == 0:
-        spool.close()
-        abort(422, message="The request needs the list as its body.", errors={"body": ["Missing request body."]})
     spool.seek(0)
     return spool
 

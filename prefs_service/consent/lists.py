@@ -191,13 +191,14 @@ def items(stream: IO[bytes], screening: Screening) -> Iterator[tuple[Any, Any]]:
     header_line = next(source, None)
     header = _fields(_text(header_line) or "") if header_line is not None else None
     names = [name.strip() for name in header or []]
-    if screening.column not in names:
+    wanted = screening.column.strip()
+    if wanted not in names:
         shown = ", ".join(repr(n[:40]) for n in names[:20]) or "none"
         raise Invalid(
             "The list has no such column.",
             errors={"column": [f"no column {screening.column!r} in the header row; its columns: {shown}"]},
         )
-    return _csv_items(source, names.index(screening.column))
+    return _csv_items(source, names.index(wanted))
 
 
 # --- checking -----------------------------------------------------------------------------------

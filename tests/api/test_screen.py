@@ -232,10 +232,14 @@ def test_a_key_without_consent_read_is_refused_before_the_body_is_read(client, a
         )
         assert response.status_code == status and response.content_type == "application/problem+json"
         assert not body.touched
-    assert (
-        client.post(SCREEN + "?channel=email&purpose=newsletter", data=b"", headers={**api_key("consent:read"), **CSV_TYPE}).status_code
-        == 422
-    )
+
+
+def test_an_empty_list_has_an_empty_answer(client, headers):
+    assert csv_rows(screen(client, headers, b"", CSV_TYPE)) == []
+    assert ndjson_rows(screen(client, headers, b"", NDJSON_TYPE)) == []
+    assert screen(client, headers, b"", CSV_TYPE, column="email").json["errors"]["column"] == [
+        "no column 'email' in the header row; its columns: none"
+    ]
 
 
 def crm_export(rows: int) -> bytes:
