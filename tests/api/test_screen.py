@@ -5,13 +5,16 @@ body is read; a long list answered in constant memory."""
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import json
+import socket
 import threading
 import tracemalloc
 from datetime import UTC, datetime
 
 import pytest
+from werkzeug.serving import make_server
 
 from prefs_service.consent import lists
 from prefs_service.extensions import db
@@ -335,3 +338,32 @@ def test_nothing_is_held_between_chunks_so_writers_go_on_and_later_chunks_see_th
     rest = b"".join(blocks)
     response.close()
     assert rest == b"late@example.com,false,withdrawn,,\n"
+
+
+def test_a_client_that_sends_its_whole_list_before_reading_gets_every_answer(app, headers):
+    """Python's http.client (and requests, httpx) read nothing until the body is
+    sent. Were answers written while the list is still arriving, they would fill
+    the sockets' buffers (kept small here) and both ends would wait for ever."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):  # accepted connections inherit them
+        server.socket.setsockopt(socket.SOL_SOCKET, option, 4096)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        body = b"".join(f"h{n}@example.com\n".encode() for n in range(2 * lists.CHUNK))
+        sock = socket.socket()
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, 4096)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", server.server_port))
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port)
+        connection.sock = sock
+        connection.request("POST", SCREEN + "?channel=email&purpose=newsletter", body=body, headers={**headers, **CSV_TYPE})
+        response = connection.getresponse()
+        answer = response.read()
+        connection.close()
+    finally:
+        server.shutdown()
+        serving.join(10)
+    assert response.status == 200
+    assert answer.count(b"\n") == 2 * lists.CHUNK + 1 and answer.endswith(b"h19999@example.com,false,no_consent,,\n")
