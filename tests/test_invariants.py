@@ -18,9 +18,7 @@ PREFS_INVARIANT_STEPS raise it (.ci/run does). A failure prints the steps.
 from __future__ import annotations
 
 import csv
-import io
 import itertools
-import json
 import logging
 import os
 import re
@@ -43,7 +41,7 @@ from prefs_service.jobs.dispatch import jobs
 from prefs_service.logs import JsonFormatter
 from prefs_service.outbox import QUEUED, Job
 from tests.conftest import _empty_tables
-from tests.helpers import plaintext_holders
+from tests.helpers import plaintext_holders, screen_list
 
 EXAMPLES = int(os.environ.get("PREFS_INVARIANT_EXAMPLES", "6"))
 STEPS = int(os.environ.get("PREFS_INVARIANT_STEPS", "12"))
@@ -439,31 +437,14 @@ class ConsentMachine(RuleBasedStateMachine):
                 body = {"channel": pair[0], "purpose": pair[1], "identifier_type": key, "recipients": [v for _, v in named]}
                 results = self.post("/v1/consent/check", body, 200).json["results"]
                 assert [(r["allowed"], r["reason"]) for r in results] == [self.model.answer(p, pair) for p, _ in named], (pair, key)
-                screened = self.screen(pair, key, [v for _, v in named], as_csv=(CHECKED.index(pair) + len(key)) % 2 == 0)
+                as_csv = (CHECKED.index(pair) + len(key)) % 2 == 0  # both formats, across pairs and keys
+                screened = screen_list(self.client, self.headers, pair=pair, key=key, recipients=[v for _, v in named], as_csv=as_csv)
                 assert screened == [(value, *self.model.answer(p, pair)) for p, value in named], (pair, key)
                 for person, value in named[:1]:  # the single check, by the same key
                     single = self.client.get(
                         "/v1/consent/check", query_string={"channel": pair[0], "purpose": pair[1], key: value}, headers=self.headers
                     )
                     assert (single.json["allowed"], single.json["reason"]) == self.model.answer(person, pair), (person, pair, key)
-
-    def screen(self, pair, key: str, recipients: list[str], *, as_csv: bool) -> list[tuple[str, bool, str]]:
-        """Whole-list screening of `recipients`: (recipient, allowed, reason) for each line, in order."""
-        query = {"channel": pair[0], "purpose": pair[1], "identifier_type": key}
-        if as_csv:  # a named column beside another, quoted where a postal address holds commas
-            out = io.StringIO()
-            csv.writer(out, lineterminator="\n").writerows([("note", key), *[("x", r) for r in recipients]])
-            body, content_type, query["column"] = out.getvalue().encode(), "text/csv", key
-        else:
-            body, content_type = "".join(json.dumps({"recipient": r}) + "\n" for r in recipients).encode(), "application/x-ndjson"
-        response = self.client.post(
-            "/v1/consent/screen", query_string=query, data=body, headers={**self.headers, "Content-Type": content_type}
-        )
-        assert response.status_code == 200, response.get_data(as_text=True)
-        text = response.get_data(as_text=True)
-        if as_csv:
-            return [(r["recipient"], r["allowed"] == "true", r["reason"]) for r in csv.DictReader(io.StringIO(text))]
-        return [(r["recipient"], r["allowed"], r["reason"]) for r in map(json.loads, text.splitlines())]
 
     @invariant()
     def the_ledger_holds_the_acknowledged_changes(self):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from ..subjects.refs import SubjectRef
 from . import schemas
 from .auth import actor, require
 from .blueprint import Blueprint
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("consents", __name__, url_prefix="/v1", description="The consent ledger and consent checks.")
 
@@ -249,11 +252,20 @@ def _spooled_body() -> IO[bytes]:
 
 
 def _answer(screening: lists.Screening, items: Iterator[tuple[Any, Any]]) -> Iterator[bytes]:
+    """The answer, a chunk at a time. Once it has begun, an error can only cut
+    it short (the connection closes without the chunked answer's end): logged
+    here, as the error handlers no longer can answer."""
     if head := lists.header(screening):
         yield head
-    for answered in lists.screen(screening, items):
-        metrics.count_checks(result for _, result in answered)
-        yield lists.encode(screening, answered)
+    answered_so_far = 0
+    try:
+        for answered in lists.screen(screening, items):
+            metrics.count_checks(result for _, result in answered)
+            answered_so_far += len(answered)
+            yield lists.encode(screening, answered)
+    except Exception as error:
+        log.warning("whole-list screening cut short after %d answers: %s", answered_so_far, type(error).__name__)
+        raise
 
 
 @blp.route("/consent/changes")
