@@ -17,7 +17,8 @@ column) is answered `invalid`, as the bulk check answers an invalid item.
 from __future__ import annotations
 
 import csv
-import io
+import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -236,19 +237,40 @@ def header(screening: Screening) -> bytes:
 
 
 def encode(screening: Screening, answered: list[tuple[Any, CheckResult]]) -> bytes:
-    """A chunk of answers, one line each, in the list's format."""
+    """A chunk of answers, one line each, in the list's format. An answer is
+    one of a handful: each is written once, and only the recipient per line."""
+    tails: dict[int, str] = {}
+    pieces: list[str] = []
     if screening.format == NDJSON:
-        return b"".join([orjson.dumps(answer(echo, result), option=orjson.OPT_APPEND_NEWLINE) for echo, result in answered])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerows(
-        (
-            "" if echo is None else echo,
-            "true" if result.allowed else "false",
-            result.reason,
-            result.register or "",
-            "true" if result.register_stale else "",
-        )
-        for echo, result in answered
-    )
-    return out.getvalue().encode()
+        for echo, result in answered:
+            tail = tails.get(id(result))
+            if tail is None:  # ,"allowed":…,"reason":…[,"register":…]} as answer() orders them
+                tail = tails[id(result)] = "," + orjson.dumps(answer(None, result)).decode()[len('{"recipient":null,') :] + "\n"
+            if type(echo) is str and _JSON_PLAIN.fullmatch(echo):
+                pieces += ('{"recipient":"', echo, '"', tail)
+            else:
+                pieces += ('{"recipient":', _json_value(echo), tail)
+        return "".join(pieces).encode()
+    for echo, result in answered:
+        tail = tails.get(id(result))
+        if tail is None:
+            row = ("true" if result.allowed else "false", result.reason, result.register or "", "true" if result.register_stale else "")
+            tail = tails[id(result)] = "," + ",".join(row) + "\n"
+        if echo is None:
+            pieces.append(tail)
+        elif _CSV_QUOTED.search(echo):
+            pieces += ('"', echo.replace('"', '""'), '"', tail)
+        else:
+            pieces += (echo, tail)
+    return "".join(pieces).encode()
+
+
+def _json_value(value: Any) -> str:
+    # Rarely needed: strings with quotes, backslashes or control characters, and values that are not strings.
+    if type(value) is str:
+        return json.dumps(value, ensure_ascii=False)
+    return orjson.dumps(value).decode()
+
+
+_JSON_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
+_CSV_QUOTED = re.compile(r'[,"\r\n]')

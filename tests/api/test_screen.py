@@ -367,3 +367,14 @@ def test_a_client_that_sends_its_whole_list_before_reading_gets_every_answer(app
         serving.join(10)
     assert response.status == 200
     assert answer.count(b"\n") == 2 * lists.CHUNK + 1 and answer.endswith(b"h19999@example.com,false,no_consent,,\n")
+
+
+def test_recipients_are_echoed_exactly_whatever_they_hold(client, headers):
+    odd = ['quote"d@example.com', "back\\slash@example.com", "tab\t@example.com", "ünï@exämple.com", "line\u2028sep", "a,b@example.com", ""]
+    nd = "".join(json.dumps({"recipient": r}) + "\n" for r in odd).encode()
+    response = screen(client, headers, nd, NDJSON_TYPE)
+    assert [json.loads(line)["recipient"] for line in response.get_data(as_text=True).split("\n")[:-1]] == odd
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([("n", "email"), *[(str(i), r) for i, r in enumerate(odd)]])
+    rows = csv_rows(screen(client, headers, out.getvalue().encode(), CSV_TYPE, column="email"))
+    assert [r["recipient"] for r in rows] == odd
