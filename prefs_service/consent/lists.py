@@ -106,8 +106,9 @@ def lines(stream: IO[bytes]) -> Iterator[bytes | None]:
         if skipping:
             if len(parts) == 1:
                 continue
-            yield None
-            skipping, parts[0] = False, b""
+            yield None  # the long line ends in this block: what is left of it goes
+            skipping = False
+            del parts[0]
         else:
             parts[0] = carry + parts[0]
         for part in islice(parts, len(parts) - 1):
