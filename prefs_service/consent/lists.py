@@ -11,7 +11,8 @@ Formats (UTF-8; a line ends at LF, a CR before it is dropped):
 
 Every line after a CSV header is one recipient and gets one answer line: a
 line that cannot be read (not UTF-8, not JSON, too long, a row without the
-column) is answered `invalid`, as the bulk check answers an invalid item.
+column) or a recipient no lookup can hold (NUL) is answered `invalid`, as the
+bulk check answers an invalid item.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def _csv_items(source: Iterator[bytes | None], column_index: int | None) -> Iter
         else:
             fields = _fields(text)
             value = fields[column_index] if fields is not None and column_index < len(fields) else None
-        yield value, (value if readable else None)
+        yield value, (value if readable and (value is None or "\x00" not in value) else None)
 
 
 def _ndjson_items(source: Iterator[bytes | None], field: str) -> Iterator[tuple[Any, Any]]:
@@ -178,7 +179,7 @@ def _ndjson_items(source: Iterator[bytes | None], field: str) -> Iterator[tuple[
             continue
         if type(value) is dict:
             value = value.get(field)
-        yield value, value
+        yield value, (value if type(value) is not str or "\x00" not in value else None)
 
 
 def items(stream: IO[bytes], screening: Screening) -> Iterator[tuple[Any, Any]]:

@@ -379,3 +379,12 @@ def test_recipients_are_echoed_exactly_whatever_they_hold(client, headers):
     csv.writer(out, lineterminator="\n").writerows([("n", "email"), *[(str(i), r) for i, r in enumerate(odd)]])
     rows = csv_rows(screen(client, headers, out.getvalue().encode(), CSV_TYPE, column="email"))
     assert [r["recipient"] for r in rows] == odd
+
+
+def test_a_nul_in_a_recipient_is_invalid_on_every_backend(client, headers, api):
+    api.record(external_ref="CRM-1")
+    by_ref = {"identifier_type": "external_ref"}
+    nd = b'"CRM-1"\n"CRM\\u0000-1"\n{"recipient": "\\u0000"}\n'
+    assert [r["reason"] for r in ndjson_rows(screen(client, headers, nd, NDJSON_TYPE, **by_ref))] == ["granted", "invalid", "invalid"]
+    rows = csv_rows(screen(client, headers, b"CRM-1\nCRM\x00-1\n", CSV_TYPE, **by_ref))
+    assert [(r["recipient"], r["reason"]) for r in rows] == [("CRM-1", "granted"), ("CRM\x00-1", "invalid")]
