@@ -28,6 +28,7 @@ from .cli_ledger import ledger_cli
 from .cli_receipts import verify_receipt
 from .cli_registers import registers_cli
 from .cli_report import report_cli
+from .cli_screen import screen
 from .cli_staff import staff_cli
 from .clock import utcnow
 from .config import ConfigError, served_base_url
@@ -420,4 +421,5 @@ main.add_command(jobs_cli)  # prefs jobs list|retry|cancel (cli_jobs.py)
 main.add_command(registers_cli)  # prefs registers import|list (cli_registers.py)
 main.add_command(report_cli)  # prefs report requests (cli_report.py)
 main.add_command(ledger_cli)  # prefs ledger verify (cli_ledger.py)
+main.add_command(screen)  # prefs screen FILE (cli_screen.py)
 ledger_cli.add_command(verify_receipt)  # prefs ledger verify-receipt (cli_receipts.py)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import subprocess
 import sys
@@ -170,3 +173,24 @@ class Api:
         """{(channel, purpose): status} from GET /v1/subjects/{id}/consents."""
         body = self._expecting(self.get(f"/v1/subjects/{subject_id}/consents"), 200).json
         return {(c["channel"], c["purpose"]): c["status"] for c in body["consents"]}
+
+
+def screen_list(
+    client, headers: dict, *, pair: tuple[str, str], key: str, recipients: list[str], as_csv: bool
+) -> list[tuple[str, bool, str]]:
+    """Whole-list screening of `recipients` (a CSV column beside another, quoted
+    where a postal address holds commas, or NDJSON objects): (recipient,
+    allowed, reason) for each line, in order."""
+    query = {"channel": pair[0], "purpose": pair[1], "identifier_type": key}
+    if as_csv:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([("note", key), *[("x", r) for r in recipients]])
+        body, content_type, query["column"] = out.getvalue().encode(), "text/csv", key
+    else:
+        body, content_type = "".join(json.dumps({"recipient": r}) + "\n" for r in recipients).encode(), "application/x-ndjson"
+    response = client.post("/v1/consent/screen", query_string=query, data=body, headers={**headers, "Content-Type": content_type})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    if as_csv:
+        return [(r["recipient"], r["allowed"] == "true", r["reason"]) for r in csv.DictReader(io.StringIO(text))]
+    return [(r["recipient"], r["allowed"], r["reason"]) for r in map(json.loads, text.splitlines())]

@@ -16,7 +16,7 @@ from . import admin, consents, docs, health, jobs, ledger, links, partners, rece
 from .blueprint import PATH_ID_MAX
 from .fields import document_field
 from .problems import PROBLEM_TYPE, Problem
-from .schemas import CheckQuery
+from .schemas import CheckQuery, ScreenQuery
 
 API_BLUEPRINTS = (
     health.blp,
@@ -109,6 +109,7 @@ def init_app(app: Flask) -> Api:
         },
     )
     api.spec.components.schema("CheckQuery", schema=CheckQuery)
+    api.spec.components.schema("ScreenQuery", schema=ScreenQuery)
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
     return api

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
 
 import orjson
-from flask import current_app, request
+from flask import current_app, request, stream_with_context
 from flask.views import MethodView
+from flask_smorest import abort
 
 from .. import consent, metrics
+from ..consent import lists
 from ..db.scopes import reads, writes
-from ..errors import Invalid
 from ..extensions import db
 from ..subjects import service as subjects
 from ..subjects.refs import SubjectRef
@@ -16,10 +23,9 @@ from . import schemas
 from .auth import actor, require
 from .blueprint import Blueprint
 
-blp = Blueprint("consents", __name__, url_prefix="/v1", description="The consent ledger and consent checks.")
+log = logging.getLogger(__name__)
 
-# Default identifier for bulk checks, by channel; partner has none of its own.
-DEFAULT_IDENTIFIER = {"email": "email", "phone": "phone", "fax": "fax", "mail": "postal_address"}
+blp = Blueprint("consents", __name__, url_prefix="/v1", description="The consent ledger and consent checks.")
 
 
 @blp.route("/consents")
@@ -130,31 +136,136 @@ class ConsentCheck(MethodView):
 
         An invalid recipient is answered `allowed: false, reason: invalid`.
         Registers are consulted as for a single check."""
-        channel = data["channel"]
-        key = data.get("identifier_type") or DEFAULT_IDENTIFIER.get(channel)
-        if key is None:
-            consent.require_channel_purpose(channel, data["purpose"])
-            raise Invalid(
-                "Say what the recipients are.",
-                errors={"identifier_type": [f"required for the {channel} channel; one of: {', '.join(consent.CHECK_KEYS)}"]},
-            )
+        key = lists.identifier_type(channel=data["channel"], purpose=data["purpose"], given=data.get("identifier_type"))
         recipients = data["recipients"]
-        results = consent.check_many(channel=channel, purpose=data["purpose"], key=key, values=recipients, with_since=False)
+        results = consent.check_many(channel=data["channel"], purpose=data["purpose"], key=key, values=recipients, with_since=False)
         metrics.count_checks(results)
         # Serialised directly: 10,000 results through marshmallow would cost more than the lookup.
-        answer = {
-            "results": [
-                {"recipient": r, "allowed": res.allowed, "reason": res.reason, **consent.register_fields(res)}
-                if res.register
-                else {"recipient": r, "allowed": res.allowed, "reason": res.reason}
-                for r, res in zip(recipients, results, strict=True)
-            ]
-        }
+        answer = {"results": [lists.answer(r, res) for r, res in zip(recipients, results, strict=True)]}
         try:
             body = orjson.dumps(answer)
         except TypeError:  # an invalid recipient orjson cannot write back: an integer past 64 bits, or one too long to read
             body = json.dumps(answer, default=repr).encode()
         return current_app.response_class(body, mimetype="application/json")
+
+
+SCREEN_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "The list, of any length (the body-size limit does not apply; a line may hold "
+        f"{lists.MAX_LINE_BYTES} bytes). text/csv: one recipient a line, or with `column` a header row and that column. "
+        "application/x-ndjson: each line a JSON string, or an object with the recipient in its `column` field "
+        "(default `recipient`). UTF-8.",
+        "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in lists.MEDIA_TYPES.values()},
+    },
+    # One object parameter, so that the document can say which purposes each channel has.
+    "parameters": [
+        {
+            "in": "query",
+            "name": "screen",
+            "required": True,
+            "style": "form",
+            "explode": True,
+            "schema": {"$ref": "#/components/schemas/ScreenQuery"},
+        }
+    ],
+    "responses": {
+        "200": {
+            "description": "One line a recipient, in the list's format and order: `recipient` (as given), `allowed`, `reason`, "
+            "and `register` (and `register_stale`) where a national register had its say. text/csv starts with the header row "
+            + ",".join(lists.CSV_COLUMNS)
+            + "; application/x-ndjson has one object a line, as the bulk check's results. A line that cannot be read "
+            "is answered `invalid`. An answer cut short (the connection closed before its last chunk) means the "
+            "screening failed part way: screen the list again.",
+            "content": {media: {"schema": {"type": "string"}} for media in lists.MEDIA_TYPES.values()},
+        }
+    },
+}
+SCREEN_QUERY = schemas.ScreenQuery()
+_SPOOL_BYTES = 1024 * 1024
+
+
+@blp.route("/consent/screen")
+class ConsentScreen(MethodView):
+    @reads
+    @require("consent:read")
+    @blp.doc(**SCREEN_DOC)
+    @blp.problems(400, 413, 415, 422)  # as BODY_PROBLEMS, which a body and query documented by hand do not get
+    def post(self):
+        """Screen a whole mailing list, of any length: answers stream back line by line.
+
+        Each chunk of 10,000 recipients is checked as the bulk check checks them
+        (registers included). The channel, purpose, identifier type, content
+        type and column are refused before the body is read."""
+        query = blp.ARGUMENTS_PARSER.parse(SCREEN_QUERY, request, location="query")
+        fmt = lists.FORMAT_OF_MEDIA_TYPE.get(request.mimetype or "")
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if fmt is None or charset not in ("utf-8", "utf8", "us-ascii"):
+            abort(415, message=f"Send the list as UTF-8 {' or '.join(lists.MEDIA_TYPES.values())}.")
+            raise AssertionError("abort() raises")
+        screening = lists.prepare(
+            channel=query["channel"],
+            purpose=query["purpose"],
+            identifier_type_given=query.get("identifier_type"),
+            format=fmt,
+            column=query.get("column"),
+        )
+        spool = _spooled_body()
+        try:
+            items = lists.items(spool, screening)  # reads a CSV header now: a missing column is a 422, not a cut answer
+        except BaseException:
+            spool.close()
+            raise
+        response = current_app.response_class(
+            stream_with_context(_answer(screening, items)),
+            mimetype=lists.MEDIA_TYPES[fmt],
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        response.call_on_close(spool.close)  # also when the answer is never read
+        return response
+
+
+def _spooled_body() -> IO[bytes]:
+    """The body, read a block at a time into an unnamed temporary file.
+
+    The whole list is read before the first answer is written: a client that
+    sends its whole body before it reads the answer (Python's http.client,
+    requests, httpx) would otherwise wait on a server waiting on it, once the
+    answers fill the socket's buffers. Disk, not memory, holds the list; the
+    file has no name and goes when it is closed. An empty body is an empty list."""
+    # Any length: the app-wide body limit is for bodies held in memory (None would fall back to it).
+    request.max_content_length = sys.maxsize
+    spool = tempfile.TemporaryFile(prefix="prefs-screen-")  # noqa: SIM115 - closed when the answer is (call_on_close)
+    try:
+        while block := request.stream.read(_SPOOL_BYTES):
+            spool.write(block)
+    except OSError as error:
+        spool.close()
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            abort(413, message="The list is larger than this server can hold while it screens it; send it in parts.")
+        raise
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+def _answer(screening: lists.Screening, items: Iterator[tuple[Any, Any]]) -> Iterator[bytes]:
+    """The answer, a chunk at a time. Once it has begun, an error can only cut
+    it short (the connection closes without the chunked answer's end): logged
+    here, as the error handlers no longer can answer."""
+    if head := lists.header(screening):
+        yield head
+    answered_so_far = 0
+    try:
+        for answered in lists.screen(screening, items):
+            metrics.count_checks(result for _, result in answered)
+            answered_so_far += len(answered)
+            yield lists.encode(screening, answered)
+    except Exception as error:
+        log.warning("whole-list screening cut short after %d answers: %s", answered_so_far, type(error).__name__)
+        raise
 
 
 @blp.route("/consent/changes")

@@ -10,6 +10,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from .. import consent
+from ..consent import lists
 from ..consent.rules import STATUSES
 from ..registers import REGISTERS
 from ..subjects.identifiers import KINDS
@@ -231,6 +232,33 @@ class BulkCheckIn(Strict):
         },
     )
     recipients = RecipientList(consent.BATCH_LIMIT, required=True)
+
+    OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
+
+    @ma.validates_schema
+    def _channel_purpose(self, data, **kwargs):
+        combos.check_channel_purpose(data)
+
+
+class ScreenQuery(Strict):
+    """Whole-list screening's query: what the list is screened for, and where its recipients are."""
+
+    channel = one_of(*combos.CHANNEL_NAMES, required=True)
+    purpose = one_of(*combos.ALL_PURPOSES, required=True)
+    identifier_type = one_of(
+        *consent.CHECK_KEYS,
+        metadata={
+            "description": "Defaults to the channel's own identifier (email, phone, fax, postal_address); required for partner and profile."
+        },
+    )
+    column = Text(
+        validate=[validate.Length(min=1, max=lists.MAX_COLUMN_NAME), validate.Regexp(r"^[^\r\n]+$")],
+        metadata={
+            "pattern": "^[^\\u0000\\r\\n]+$",
+            "description": "CSV: the header row's name of the recipients' column (without it, each line is one recipient). "
+            "NDJSON: the field of each object that holds the recipient (default `recipient`).",
+        },
+    )
 
     OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
 

@@ -81,6 +81,13 @@ def prepare_call(context, case, kwargs) -> None:
     positive = case.meta is not None and not any(c.mode.is_negative for c in case.meta.components.values())
     if case.path == "/v1/registers/{register}/imports" and positive:
         case.body = fuzz_rules.REGISTER_FILE
+    if (
+        case.path == "/v1/consent/screen"
+        and positive
+        and "csv" in (case.media_type or "")
+        and isinstance((case.query or {}).get("column"), str)
+    ):
+        case.body = fuzz_rules.screening_list(case.query["column"], case.body)
     if case.path == "/webhooks/stripe" and positive and "Stripe-Signature" in (case.headers or {}) and "json" in (case.media_type or ""):
         # werkzeug's test client sends JSON as json.dumps writes it; the body
         # stays a value (not bytes) so schemathesis still knows it is valid.
