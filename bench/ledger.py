@@ -161,8 +161,11 @@ def run_sequencer() -> None:
     booted = time.process_time()
     sequence_forever(app, stop)
     held.sort()
-    print(f"sequencer CPU while the load ran: {time.process_time() - booted:.2f} s; {len(held)} write transactions, "
-          f"{sum(held):.2f} s in all, median {held[len(held) // 2] * 1000:.1f} ms, max {held[-1] * 1000:.1f} ms", flush=True)
+    print(
+        f"sequencer CPU while the load ran: {time.process_time() - booted:.2f} s; {len(held)} write transactions, "
+        f"{sum(held):.2f} s in all, median {held[len(held) // 2] * 1000:.1f} ms, max {held[-1] * 1000:.1f} ms",
+        flush=True,
+    )
 
 
 def lags(url: str) -> list[float]:
