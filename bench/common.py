@@ -213,9 +213,16 @@ def check_database(backend: str, subjects: int, reuse: bool) -> str:
 # --- servers -------------------------------------------------------------------------
 
 
+class BaseUrl(str):
+    """A server's base URL; `.pid` is its (master) process id."""
+
+    pid: int
+
+
 @contextmanager
 def gunicorn(target: str, env: dict, *, workers: int = 2, threads: int = 4):
-    """A gunicorn serving `target` (module:callable) on a free port; yields the base URL."""
+    """A gunicorn serving `target` (module:callable) on a free port; yields the
+    base URL (a BaseUrl: `.pid` is the master's process id)."""
     port = free_port()
     args = [
         str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", str(threads),
@@ -235,7 +242,9 @@ def gunicorn(target: str, env: dict, *, workers: int = 2, threads: int = 4):
                     raise RuntimeError(f"{target} did not start:\n{process.stderr.read().decode()}") from None
                 time.sleep(0.2)
         time.sleep(1.0)  # let every worker boot
-        yield f"http://127.0.0.1:{port}"
+        base = BaseUrl(f"http://127.0.0.1:{port}")
+        base.pid = process.pid
+        yield base
     finally:
         process.send_signal(signal.SIGTERM)
         try:
