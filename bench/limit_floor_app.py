@@ -1,7 +1,7 @@
 """The limit floor for screening (issue 14): the least work a check can be.
 
 A bare Flask app. It parses the bulk check's JSON, normalises each recipient
-as the service's email channel does (the same function), HMAC-hashes it as the
+as the service's email channel does (a copy of its function), HMAC-hashes it as the
 service does, and probes ONE ideal table keyed by the hash (build_table():
 SQLite WITHOUT ROWID; PostgreSQL with a primary-key index, probed with
 unnest(keys) JOIN), then answers with orjson. No ORM, no auth, no schemas, no
@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import threading
 import time
 
 import orjson
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from flask import Flask, Response, request
-
-from prefs_service.channels import email as email_channel
 
 TABLE = "bench_limit_floor"
 CHANNEL, PURPOSE = "email", "newsletter"
@@ -71,6 +71,35 @@ def build_table(url: str) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+# The email channel's normalisation (prefs_service/channels/email.py), copied so
+# that the floor's workers hold only Flask and a driver (importing the channel
+# imports the whole service); the bench checks that the two agree
+# (bench/screening.py, same_normalisation) before it measures.
+_FAST_PATH = re.compile(
+    r"(?P<local>[a-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@(?P<domain>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?P<tld>[a-z]{2,63}))",
+    re.IGNORECASE | re.ASCII,
+)
+
+
+def normalize(value: str) -> str:
+    value = value.strip()
+    match = _FAST_PATH.fullmatch(value)
+    if (
+        match
+        and len(value) <= 254
+        and len(match["local"]) <= 64
+        and "--" not in match["domain"]
+        and match["tld"].lower() not in SPECIAL_USE_DOMAIN_NAMES
+    ):
+        return value.lower()
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return f"{result.local_part}@{result.ascii_domain}".lower()
+
+
 def _pg(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
@@ -102,7 +131,7 @@ def create_app() -> Flask:
         if not isinstance(recipient, str):
             return None
         try:
-            canonical = email_channel.normalize(recipient)
+            canonical = normalize(recipient)
         except ValueError:
             return None
         mac = base.copy()
