@@ -31,7 +31,8 @@ def run(base_url: str, paths: list[str], *, rate: float, seconds: float, headers
     Returns rate (asked), achieved (answers a second), p50_ms, p99_ms, p999_ms,
     max_ms, errors (answers not 2xx), late (requests sent more than 1 ms after
     they were due: no connection was free, or this client fell behind) and
-    connections (how many it took)."""
+    connections (how many it took), reconnects (requests sent again on a new
+    connection, the server having closed an idle one)."""
     host, port = base_url.removeprefix("http://").split(":")
     address = (host, int(port))
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
@@ -40,17 +41,22 @@ def run(base_url: str, paths: list[str], *, rate: float, seconds: float, headers
     idle: list[socket.socket] = []
     waiting: deque[float] = deque()  # due times of requests no connection was free for
     latencies: list[float] = []
-    errors = late = opened = 0
+    errors = late = opened = reconnects = 0
     interval = 1.0 / rate
     total = int(rate * seconds)
 
-    def send(sock: socket.socket, due: float) -> None:
+    def send(sock: socket.socket, due: float, request: bytes | None = None) -> None:
         nonlocal late
-        late += time.perf_counter() - due > 0.001
-        exchange = _Exchange(0, next(requests))
+        if request is None:  # a request sent again counts in reconnects
+            late += time.perf_counter() - due > 0.001
+        exchange = _Exchange(0, request or next(requests))
         exchange.due = due  # type: ignore[attr-defined]
-        sent = sock.send(exchange.unsent)  # a GET fits in an empty socket buffer
-        assert sent == len(exchange.unsent)
+        exchange.request = bytes(exchange.unsent)  # type: ignore[attr-defined]
+        try:
+            sent = sock.send(exchange.unsent)  # a GET fits in an empty socket buffer
+        except ConnectionError:
+            sent = 0  # closed while idle: found below as the end of the stream
+        assert sent in (0, len(exchange.unsent))
         selector.register(sock, selectors.EVENT_READ, exchange)
 
     def connection() -> socket.socket | None:
@@ -80,9 +86,23 @@ def run(base_url: str, paths: list[str], *, rate: float, seconds: float, headers
         timeout = max(0.0, start + issued * interval - time.perf_counter()) if issued < total else 1.0
         for key, _ in selector.select(timeout):
             sock, exchange = key.fileobj, key.data
-            data = sock.recv(65536)
+            try:
+                data = sock.recv(65536)
+            except ConnectionError:
+                data = b""
             if not data:
-                raise RuntimeError("the server closed a connection before answering")
+                # gunicorn closes a connection idle for its keep-alive time (2 s):
+                # send the request again on a new one, still due when it was.
+                if exchange.buffer:
+                    raise RuntimeError("the server closed a connection in the middle of an answer")
+                selector.unregister(sock)
+                sock.close()
+                opened -= 1
+                reconnects += 1
+                fresh = connection()
+                assert fresh is not None
+                send(fresh, exchange.due, exchange.request)
+                continue
             if not exchange.feed(data):
                 continue
             latencies.append(time.perf_counter() - exchange.due)
@@ -112,6 +132,7 @@ def run(base_url: str, paths: list[str], *, rate: float, seconds: float, headers
         "errors": errors,
         "late": late,
         "connections": opened,
+        "reconnects": reconnects,
     }
 
 
