@@ -37,7 +37,9 @@ def run(base_url: str, paths: list[str], *, rate: float, seconds: float, headers
     address = (host, int(port))
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     requests = cycle([f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode() for path in paths])
-    selector = selectors.DefaultSelector()
+    # select(2) sleeps to the microsecond; epoll and poll round a timeout up to the
+    # next millisecond, which would send every request up to 1 ms late.
+    selector = selectors.SelectSelector()
     idle: list[socket.socket] = []
     waiting: deque[float] = deque()  # due times of requests no connection was free for
     latencies: list[float] = []

@@ -178,10 +178,10 @@ def rows_for(backend: str, s: dict, f: dict, subjects: int, bulk_ratio: float, s
         rows.append((name, f"{took:.2f}", f"{f['e2e_bulk_s']:.2f}", f"({target_note}) {verdict}"))
 
     def rss_row(name: str, peak: float) -> None:
-        growth = f"+{peak - s['rss_before_mb']:.0f} MB on {s['rss_before_mb']:.0f} MB idle"
+        growth = f"+{peak - s['rss_before_mb']:.0f} MB on the {s['rss_before_mb']:.0f} MB before it"
         verdict = "ok" if peak < TARGET_RSS_MB else (
             f"MISSED: the workers hold {s['rss_before_mb']:.0f} MB before the run; the floor's peak at "
-            f"{f['rss_bulk_peak_mb']:.0f} MB ({f['rss_before_mb']:.0f} MB idle)"
+            f"{f['rss_bulk_peak_mb']:.0f} MB ({f['rss_before_mb']:.0f} MB before it)"
         )  # fmt: skip
         rows.append((name, f"{peak:.0f}", f"{f['rss_bulk_peak_mb']:.0f}", f"(< {TARGET_RSS_MB:.0f} MB) {growth}; {verdict}"))
 
