@@ -16,8 +16,11 @@ every round: this machine's speed drifts within minutes):
    CSV body sent from a file, the answer read as it streams) and through 100 x 10k
    bulk calls over 4 connections; targets for 1M < 5 s on SQLite, < 10 s on
    PostgreSQL (scaled to --subjects), with the service's peak RSS (its workers'
-   VmRSS summed, sampled every 10 ms) < 200 MB. Measured first, after a short
-   warm-up, so that the peak is not what the other figures left behind;
+   VmRSS summed, sampled every 10 ms) < 200 MB, printed with the workers' memory
+   fresh and before the run. Measured first, after a short warm-up (one bulk call
+   a worker), so that the peak is not what the other figures left behind. The
+   answers are checked: /screen answers every line and allows as many as the
+   bulk calls, and the floor allows as many as the service;
 3. single checks (wrk, 16 connections, random people); target >= 0.7x the floor's single probe;
 4. latency at a fixed arrival rate (bench/open_loop.py, open loop) at 25% and 50%
    of the service's single-check maximum of the same round, service and floor at
