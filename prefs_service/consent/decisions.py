@@ -1,0 +1,352 @@
+"""The decisions read model: what a check answers, kept beside the ledger.
+
+One row per key × channel × purpose (consent/models.py Decision). A key is
+whatever a check can name a person by, made one probe: an identifier's keyed
+hash, the keyed hash of an external ref, or a subject id's 16 bytes. A row
+holds the consent state (for a purpose that needs consent), when a suppression
+or an erasure silenced the channel, and whether it was an erasure; a key
+without a row holds nothing. The rows of a key answer exactly what the checks
+answered when they joined identifiers, subjects, consent state and
+suppressions (the rules are those of queries.CheckShape):
+
+- named by an identifier: a suppression of that identifier silences its own
+  channel; an erasure silences every channel;
+- named by a subject id or external ref: an erasure silences every channel;
+- either way, the person's identifier of the channel's kind, when suppressed,
+  silences the channel;
+- a suppressed key nobody holds (a bounce before sign-up, a key of an erased
+  person) answers the same way, without a state.
+
+Every change that can alter an answer marks what it touched (`touch()`, or
+on its own for changes made through the ORM: subjects, identifiers,
+suppressions); before the transaction commits, the rows of every touched
+person and key are computed again from the tables, in that transaction.
+`rebuild()` computes them all (`prefs screening rebuild`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .. import channels
+from ..db import fast
+from ..db.backend import Backend, backend, chunks
+from ..db.scopes import Scope
+from ..extensions import db
+from ..subjects.identifiers import EXTERNAL_REF, KINDS, identifier_hashes
+from ..subjects.models import Identifier, Subject, Suppression
+from ..subjects.refs import ERASURE, SUBJECT_ID
+from .models import ConsentState, Decision
+
+COLUMNS = ("key_hash", "channel", "purpose", "status", "since", "silenced_since", "erased", "subject_id")
+_TOUCHED = "prefs.decisions.touched"
+_CHUNK = 500  # people or keys per statement (SQLite caps bound parameters)
+
+
+@dataclass(frozen=True)
+class _Pair:
+    channel: str
+    purpose: str
+    channel_kind: str | None  # the identifier a sender uses on the channel
+    needs_consent: bool
+
+
+def _pairs() -> list[_Pair]:
+    out = []
+    for channel, purpose in channels.all_purposes():
+        spec = channels.CHANNELS[channel]
+        found = spec.purpose(purpose)
+        assert found is not None
+        out.append(_Pair(channel, purpose, spec.identifier_kind, found.needs_consent))
+    return out
+
+
+def subject_key(subject_id: uuid.UUID) -> bytes:
+    """The key a subject id is probed by."""
+    return subject_id.bytes
+
+
+def probe_keys(key: str, lookup: Sequence[Any]) -> list[Any]:
+    """The keys `lookup` (checks._lookup_keys: hashes, subject ids or external
+    refs, None for an invalid value) are probed by, in order."""
+    if key in KINDS:
+        return list(lookup)
+    if key == SUBJECT_ID:
+        return [k.bytes if k is not None else None for k in lookup]
+    refs = [k for k in lookup if k is not None]
+    hashes = iter(identifier_hashes(EXTERNAL_REF, refs))
+    return [next(hashes) if k is not None else None for k in lookup]
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def read_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
+    """(key, status, since, silenced since, erased) for a batch of keys."""
+    table = Decision.__table__
+    return sa.select(table.c.key_hash, table.c.status, table.c.since, table.c.silenced_since, table.c.erased).where(
+        table.c.channel == sa.bindparam("channel"), table.c.purpose == sa.bindparam("purpose"), chosen.matching(table.c.key_hash, size)
+    )
+
+
+_statements: dict[tuple[Backend, int | None], sa.Select[Any]] = {}
+
+
+def read(keys: Collection[bytes], *, channel: str, purpose: str, scope: Scope) -> Iterator[tuple[Any, ...]]:
+    """The rows of `keys` for one channel and purpose: one primary-key probe
+    per key, in key order (neighbouring keys share the index's pages)."""
+    chosen = backend()
+    for size, bound in chosen.key_batches(sorted(keys)):
+        stmt = _statements.get((chosen, size))
+        if stmt is None:
+            stmt = _statements[(chosen, size)] = read_statement(chosen, size)
+        yield from fast.rows(stmt, {"channel": channel, "purpose": purpose, **bound}, scope=scope)
+
+
+def of_subject(subject_id: uuid.UUID) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """{(channel, purpose): (status, since, silenced since, erased)} of a person, by their subject id."""
+    table = Decision.__table__
+    rows = db.session.execute(
+        sa.select(table.c.channel, table.c.purpose, table.c.status, table.c.since, table.c.silenced_since, table.c.erased).where(
+            table.c.key_hash == subject_key(subject_id)
+        )
+    )
+    return {(channel, purpose): tuple(rest) for channel, purpose, *rest in rows}
+
+
+# --- computing -------------------------------------------------------------------------
+
+
+def _row(key: bytes, pair: _Pair, state: Any, silenced: Sequence[Any], subject_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """A row, unless the key holds nothing for the pair. `silenced`: (since,
+    erased) of each thing that may silence it, in the order a check reads them."""
+    status, since = (state[0], state[1]) if state is not None and pair.needs_consent else (None, None)
+    silenced_since = next((at for at, _ in silenced if at is not None), None)
+    erased = any(flag for _, flag in silenced)
+    if status is None and silenced_since is None and not erased:
+        return None
+    return {
+        "key_hash": key, "channel": pair.channel, "purpose": pair.purpose, "status": status, "since": since,
+        "silenced_since": silenced_since, "erased": erased, "subject_id": subject_id,
+    }  # fmt: skip
+
+
+def _subject_rows(session: Session, subject_ids: Sequence[uuid.UUID], pairs: Sequence[_Pair]) -> tuple[list[dict[str, Any]], set[bytes]]:
+    """Every row of the keys of these people (those we hold, erased or not),
+    and those keys."""
+    people = session.execute(sa.select(Subject.id, Subject.external_ref, Subject.erased_at).where(Subject.id.in_(subject_ids))).all()
+    if not people:
+        return [], set()
+    held: dict[uuid.UUID, dict[str, bytes]] = {}
+    for subject_id, kind, value_hash in session.execute(
+        sa.select(Identifier.subject_id, Identifier.kind, Identifier.value_hash).where(Identifier.subject_id.in_(subject_ids))
+    ):
+        held.setdefault(subject_id, {})[kind] = value_hash
+    states: dict[tuple[uuid.UUID, str, str], tuple[str, datetime]] = {
+        (subject_id, channel, purpose): (status, since)
+        for subject_id, channel, purpose, status, since in session.execute(
+            sa.select(
+                ConsentState.subject_id, ConsentState.channel, ConsentState.purpose, ConsentState.status, ConsentState.occurred_at
+            ).where(ConsentState.subject_id.in_(subject_ids))
+        )
+    }
+    hashes = [value_hash for kinds in held.values() for value_hash in kinds.values()]
+    suppressed = {
+        value_hash: (since, reason == ERASURE)
+        for value_hash, since, reason in (
+            session.execute(
+                sa.select(Suppression.value_hash, Suppression.created_at, Suppression.reason).where(Suppression.value_hash.in_(hashes))
+            )
+            if hashes
+            else ()
+        )
+    }
+    refs = [ref for _, ref, _ in people if ref is not None]
+    ref_hashes = dict(zip(refs, identifier_hashes(EXTERNAL_REF, refs), strict=True))
+    rows: list[dict[str, Any]] = []
+    all_keys: set[bytes] = set()
+    nothing = (None, False)
+    for subject_id, external_ref, erased_at in people:
+        own = held.get(subject_id, {})
+        keys: list[tuple[str, bytes]] = [(SUBJECT_ID, subject_key(subject_id))]
+        if external_ref is not None:
+            keys.append((EXTERNAL_REF, ref_hashes[external_ref]))
+        keys += sorted(own.items())
+        all_keys.update(key for _, key in keys)
+        for pair in pairs:
+            state = states.get((subject_id, pair.channel, pair.purpose))
+            channel_hash = own.get(pair.channel_kind) if pair.channel_kind else None
+            theirs = suppressed.get(channel_hash, nothing) if channel_hash is not None else nothing
+            for kind, key in keys:
+                if kind in KINDS:
+                    since, by_erasure = suppressed.get(key, nothing)
+                    # Its own suppression silences the key's channel; an erasure, every channel.
+                    first = (since if kind == pair.channel_kind or by_erasure else None, by_erasure)
+                else:
+                    first = (erased_at, erased_at is not None)
+                silenced = [first] if kind == pair.channel_kind else [first, theirs]
+                row = _row(key, pair, state, silenced, subject_id)
+                if row is not None:
+                    rows.append(row)
+    return rows, all_keys
+
+
+def _loose_rows(session: Session, hashes: Sequence[bytes], pairs: Sequence[_Pair]) -> list[dict[str, Any]]:
+    """The rows of suppressed keys no identifier holds: a bounce reported
+    before the person signed up, the keys of an erased person."""
+    held = set(session.scalars(sa.select(Identifier.value_hash).where(Identifier.value_hash.in_(hashes))))
+    rows: list[dict[str, Any]] = []
+    for value_hash, kind, since, reason in session.execute(
+        sa.select(Suppression.value_hash, Suppression.kind, Suppression.created_at, Suppression.reason).where(
+            Suppression.value_hash.in_(hashes)
+        )
+    ):
+        if value_hash in held:
+            continue
+        by_erasure = reason == ERASURE
+        for pair in pairs:
+            if by_erasure or (kind in KINDS and kind == pair.channel_kind):
+                row = _row(value_hash, pair, None, [(since, by_erasure)], None)
+                if row is not None:
+                    rows.append(row)
+    return rows
+
+
+def _write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows, or replace those another writer put in meanwhile."""
+    if not rows:
+        return
+    chosen = backend()
+    table = Decision.__table__
+    stmt = chosen.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.key_hash, table.c.channel, table.c.purpose],
+        set_={name: stmt.excluded[name] for name in COLUMNS[3:]},
+    )
+    for chunk in chunks(rows, 1000):
+        session.execute(stmt, list(chunk))
+
+
+# --- keeping it in step ----------------------------------------------------------------
+
+
+def touch(session: Session | None = None, *, subject_ids: Iterable[uuid.UUID] = (), hashes: Iterable[bytes] = ()) -> None:
+    """Mark people and keys whose answers this transaction may change: their
+    rows are computed again before it commits."""
+    session = session if session is not None else db.session()
+    people, keys = session.info.setdefault(_TOUCHED, (set(), set()))
+    people.update(s for s in subject_ids if s is not None)
+    keys.update(h for h in hashes if h is not None)
+
+
+def _touched_by_flush(session: Session, _context: Any) -> None:
+    """Changes made through the ORM mark what they touch themselves."""
+    people: set[uuid.UUID] = set()
+    keys: set[bytes] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Subject):
+            people.add(obj.id)
+        elif isinstance(obj, Identifier):
+            people.add(obj.subject_id)
+            keys.add(obj.value_hash)
+        elif isinstance(obj, Suppression):
+            keys.add(obj.value_hash)
+    if people or keys:
+        touch(session, subject_ids=people, hashes=keys)
+
+
+def _before_commit(session: Session) -> None:
+    if not session.info.get(_TOUCHED):
+        return
+    session.flush()
+    people, keys = session.info.pop(_TOUCHED)
+    refresh(session, subject_ids=people, hashes=keys)
+
+
+def _forget(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_TOUCHED, None)
+
+
+def listen() -> None:
+    """Keep the read model in step with every session's changes (sessions are
+    shared by every app: listen once)."""
+    for name, listener in (("after_flush", _touched_by_flush), ("before_commit", _before_commit), ("after_transaction_end", _forget)):
+        if not sa.event.contains(Session, name, listener):
+            sa.event.listen(Session, name, listener)
+
+
+def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes: Collection[bytes] = ()) -> None:
+    """Compute again the rows of these people and keys, in `session`'s transaction."""
+    table = Decision.__table__
+    people, keys = set(subject_ids), set(hashes)
+    # Whoever holds a touched key is touched; so are the keys a touched person
+    # held before (an address they changed may still be suppressed).
+    seen_keys: set[bytes] = set()
+    seen_people: set[uuid.UUID] = set()
+    while keys - seen_keys or people - seen_people:
+        new_keys, new_people = sorted(keys - seen_keys), sorted(people - seen_people)
+        seen_keys |= set(new_keys)
+        seen_people |= set(new_people)
+        for chunk in chunks(new_keys, _CHUNK):
+            people.update(session.scalars(sa.select(Identifier.subject_id).where(Identifier.value_hash.in_(chunk))))
+        for chunk in chunks(new_people, _CHUNK):
+            keys.update(session.scalars(sa.select(table.c.key_hash).where(table.c.subject_id.in_(chunk))))
+    pairs = _pairs()
+    for chunk in chunks(sorted(keys), _CHUNK):
+        session.execute(sa.delete(table).where(table.c.key_hash.in_(chunk)))
+        _write(session, _loose_rows(session, chunk, pairs))
+    chosen = backend()
+    for chunk in chunks(sorted(people), _CHUNK):
+        if not chosen.serialises_writers:  # one writer at a time per person, in one order
+            session.execute(sa.select(Subject.id).where(Subject.id.in_(chunk)).order_by(Subject.id).with_for_update(key_share=True))
+        rows, held = _subject_rows(session, chunk, pairs)
+        session.execute(sa.delete(table).where(table.c.subject_id.in_(chunk)))
+        for some in chunks(sorted(held), _CHUNK):  # a suppressed key they took up
+            session.execute(sa.delete(table).where(table.c.key_hash.in_(some)))
+        _write(session, rows)
+
+
+def rebuild(*, progress: Any = None) -> int:
+    """Compute every row again from the ledger's state, the identifiers and
+    the suppressions, a chunk of people or keys at a time, in the session's
+    transaction; how many rows."""
+    session = db.session()
+    table = Decision.__table__
+    if backend().name == "postgresql":  # writers wait for the rebuild, rather than race it
+        session.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
+    session.execute(sa.delete(table))
+    pairs = _pairs()
+    written = 0
+    after: uuid.UUID | None = None
+    while True:
+        stmt = sa.select(Subject.id).order_by(Subject.id).limit(_CHUNK)
+        ids = list(session.scalars(stmt.where(Subject.id > after) if after is not None else stmt))
+        if not ids:
+            break
+        rows, _ = _subject_rows(session, ids, pairs)
+        _write(session, rows)
+        written += len(rows)
+        after = ids[-1]
+        if progress is not None:
+            progress(len(ids))
+    last: bytes | None = None
+    while True:
+        stmt = sa.select(Suppression.value_hash).order_by(Suppression.value_hash).limit(_CHUNK)
+        hashes = list(session.scalars(stmt.where(Suppression.value_hash > last) if last is not None else stmt))
+        if not hashes:
+            break
+        rows = _loose_rows(session, hashes, pairs)
+        _write(session, rows)
+        written += len(rows)
+        last = hashes[-1]
+        if progress is not None:
+            progress(len(hashes))
+    return written
