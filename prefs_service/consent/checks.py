@@ -37,6 +37,17 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
     answers the consent state and every suppression that silences the person,
     and `with_since=False` skips the timestamps a bulk answer does not carry.
     """
+    return _check(channel=channel, purpose=purpose, key=key, values=values, with_since=with_since, from_tables=False)
+
+
+def check_from_tables(*, channel: str, purpose: str, key: str, values: Sequence[object]) -> list[CheckResult]:
+    """check_many()'s answers computed from the tables themselves (identifiers,
+    subjects, consent state, suppressions) rather than the read model: the
+    reference tests hold the read model to, and the path register screening takes."""
+    return _check(channel=channel, purpose=purpose, key=key, values=values, with_since=True, from_tables=True)
+
+
+def _check(*, channel: str, purpose: str, key: str, values: Sequence[object], with_since: bool, from_tables: bool) -> list[CheckResult]:
     spec = require_channel_purpose(channel, purpose)
     if key not in CHECK_KEYS:
         raise Invalid("Unknown identifier type.", errors={"identifier_type": [f"must be one of: {', '.join(CHECK_KEYS)}"]})
@@ -45,7 +56,7 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
     scope = scopes.current()
     canonicals: list[str | None] = []
     lookup = _lookup_keys(key, values, canonicals)
-    if lists:
+    if lists or from_tables:
         state, screened_by = _joined(key, lookup, channel, purpose, channel_kind, spec.needs_consent, with_since)
     else:
         # The read model: one primary-key probe per key (consent/decisions.py).
@@ -80,7 +91,7 @@ def _joined(
     """The state of each key from the tables themselves, with what the
     national registers screen: (status, since, silenced since, erased) and
     (subject id, channel identifier's hash, its value) by lookup key."""
-    shape = CheckShape(key, channel_kind, needs_consent, with_since, screen=True)
+    shape = CheckShape(key, channel_kind, needs_consent, with_since, screen=channel_kind is not None)
     scope = scopes.current()
     keys = list({k for k in lookup if k is not None})
     state: dict[Any, tuple[Any, ...]] = {}
