@@ -91,8 +91,11 @@ def probe_keys(key: str, lookup: Sequence[Any]) -> list[Any]:
 def read_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
     """(key, status, since, silenced since, erased) for a batch of keys."""
     table = Decision.__table__
-    return sa.select(table.c.key_hash, table.c.status, table.c.since, table.c.silenced_since, table.c.erased).where(
-        table.c.channel == sa.bindparam("channel"), table.c.purpose == sa.bindparam("purpose"), chosen.matching(table.c.key_hash, size)
+    source, matching = chosen.probing(table, table.c.key_hash, size)
+    return (
+        sa.select(table.c.key_hash, table.c.status, table.c.since, table.c.silenced_since, table.c.erased)
+        .select_from(source)
+        .where(table.c.channel == sa.bindparam("channel"), table.c.purpose == sa.bindparam("purpose"), matching)
     )
 
 
@@ -339,8 +342,8 @@ def rebuild(*, progress: Any = None) -> int:
             progress(len(ids))
     last: bytes | None = None
     while True:
-        stmt = sa.select(Suppression.value_hash).order_by(Suppression.value_hash).limit(_CHUNK)
-        hashes = list(session.scalars(stmt.where(Suppression.value_hash > last) if last is not None else stmt))
+        by_hash = sa.select(Suppression.value_hash).order_by(Suppression.value_hash).limit(_CHUNK)
+        hashes = list(session.scalars(by_hash.where(Suppression.value_hash > last) if last is not None else by_hash))
         if not hashes:
             break
         rows = _loose_rows(session, hashes, pairs)
