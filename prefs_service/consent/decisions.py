@@ -152,14 +152,13 @@ def _subject_rows(session: Session, subject_ids: Sequence[uuid.UUID], pairs: Seq
         sa.select(Identifier.subject_id, Identifier.kind, Identifier.value_hash).where(Identifier.subject_id.in_(subject_ids))
     ):
         held.setdefault(subject_id, {})[kind] = value_hash
-    states: dict[tuple[uuid.UUID, str, str], tuple[str, datetime]] = {
-        (subject_id, channel, purpose): (status, since)
-        for subject_id, channel, purpose, status, since in session.execute(
-            sa.select(
-                ConsentState.subject_id, ConsentState.channel, ConsentState.purpose, ConsentState.status, ConsentState.occurred_at
-            ).where(ConsentState.subject_id.in_(subject_ids))
+    states: dict[uuid.UUID, dict[tuple[str, str], tuple[str, datetime]]] = {}
+    for subject_id, channel, purpose, status, since in session.execute(
+        sa.select(ConsentState.subject_id, ConsentState.channel, ConsentState.purpose, ConsentState.status, ConsentState.occurred_at).where(
+            ConsentState.subject_id.in_(subject_ids)
         )
-    }
+    ):
+        states.setdefault(subject_id, {})[(channel, purpose)] = (status, since)
     hashes = [value_hash for kinds in held.values() for value_hash in kinds.values()]
     suppressed = {
         value_hash: (since, reason == ERASURE)
@@ -183,15 +182,23 @@ def _subject_rows(session: Session, subject_ids: Sequence[uuid.UUID], pairs: Seq
             keys.append((EXTERNAL_REF, ref_hashes[external_ref]))
         keys += sorted(own.items())
         all_keys.update(key for _, key in keys)
+        theirs_states = states.get(subject_id, {})
+        if erased_at is None and not any(h in suppressed for h in own.values()):
+            # Nothing silences them: a row per key for each purpose they chose (most people).
+            for pair in pairs:
+                state = theirs_states.get((pair.channel, pair.purpose))
+                if state is not None and pair.needs_consent:
+                    rows += [row for _, key in keys if (row := _row(key, pair, state, (), subject_id)) is not None]
+            continue
         for pair in pairs:
-            state = states.get((subject_id, pair.channel, pair.purpose))
+            state = theirs_states.get((pair.channel, pair.purpose))
             channel_hash = own.get(pair.channel_kind) if pair.channel_kind else None
             theirs = suppressed.get(channel_hash, nothing) if channel_hash is not None else nothing
             for kind, key in keys:
                 if kind in KINDS:
-                    since, by_erasure = suppressed.get(key, nothing)
+                    own_since, by_erasure = suppressed.get(key, nothing)
                     # Its own suppression silences the key's channel; an erasure, every channel.
-                    first = (since if kind == pair.channel_kind or by_erasure else None, by_erasure)
+                    first = (own_since if kind == pair.channel_kind or by_erasure else None, by_erasure)
                 else:
                     first = (erased_at, erased_at is not None)
                 silenced = [first] if kind == pair.channel_kind else [first, theirs]
@@ -286,6 +293,20 @@ def listen() -> None:
             sa.event.listen(Session, name, listener)
 
 
+def lock_people(session: Session, subject_ids: Iterable[uuid.UUID]) -> None:
+    """Where writers are not serialised already, lock these people's rows (as
+    queries.lock_person() does, NO KEY UPDATE), in one order: two transactions
+    computing the same person's rows run one after the other, the second
+    seeing what the first committed. A writer that changes a person's consent
+    state locks them first (queries.upsert_states), so the order is always the
+    person, then their state: no deadlock with the one who clicks meanwhile."""
+    if backend().serialises_writers:
+        return
+    ordered = sorted(set(subject_ids))
+    for chunk in chunks(ordered, _CHUNK):
+        session.execute(sa.select(Subject.id).where(Subject.id.in_(chunk)).order_by(Subject.id).with_for_update(key_share=True))
+
+
 def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes: Collection[bytes] = ()) -> None:
     """Compute again the rows of these people and keys, in `session`'s transaction."""
     table = Decision.__table__
@@ -306,10 +327,8 @@ def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes
     for chunk in chunks(sorted(keys), _CHUNK):
         session.execute(sa.delete(table).where(table.c.key_hash.in_(chunk)))
         _write(session, _loose_rows(session, chunk, pairs))
-    chosen = backend()
     for chunk in chunks(sorted(people), _CHUNK):
-        if not chosen.serialises_writers:  # one writer at a time per person, in one order
-            session.execute(sa.select(Subject.id).where(Subject.id.in_(chunk)).order_by(Subject.id).with_for_update(key_share=True))
+        lock_people(session, chunk)
         rows, held = _subject_rows(session, chunk, pairs)
         session.execute(sa.delete(table).where(table.c.subject_id.in_(chunk)))
         for some in chunks(sorted(held), _CHUNK):  # a suppressed key they took up

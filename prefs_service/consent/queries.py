@@ -181,7 +181,9 @@ def _state_upsert(chosen: Backend) -> Any:
 def upsert_states(rows: Sequence[dict[str, Any]]) -> set[int]:
     """Apply winning states (STATE_COLUMNS); the event ids of the rows that changed."""
     stmt = _state_upsert(backend())
-    decisions.touch(subject_ids={row["subject_id"] for row in rows})
+    people = {row["subject_id"] for row in rows}
+    decisions.touch(subject_ids=people)
+    decisions.lock_people(db.session(), people)  # the people first, in one order, then their state
     if len(rows) == 1:  # a person's own click: the common case
         return {event_id for (event_id,) in fast.rows(stmt, rows[0], scope=WRITE)}
     changed: set[int] = set()
