@@ -22,7 +22,7 @@ from flask_migrate import cli as flask_migrate_cli
 from . import consent, create_app, metrics
 from .access import service as access
 from .access.models import SCOPES
-from .cli_common import CLI_ACTOR, NOT_MIGRATED, current_revision, database_is_current, fail, require_migrated
+from .cli_common import CLI_ACTOR, NOT_MIGRATED, database_is_current, fail, require_migrated
 from .cli_jobs import jobs_cli
 from .cli_ledger import ledger_cli
 from .cli_receipts import verify_receipt
@@ -32,7 +32,6 @@ from .cli_screening import screening_cli
 from .cli_staff import staff_cli
 from .clock import utcnow
 from .config import ConfigError, served_base_url
-from .consent import decisions
 from .errors import DomainError
 from .extensions import db
 from .jobs.dispatch import jobs
@@ -71,20 +70,13 @@ def _publish_initial_policy() -> None:
 
 
 _flask_migrate_upgrade = flask_migrate_cli.db.commands["upgrade"]
-DECISIONS_REVISION = "0015"  # the migration that adds the decisions read model
 
 
 @click.pass_context
 def _upgrade(ctx: click.Context, **options: Any) -> None:
-    before = None if options.get("sql") else current_revision()
     ctx.invoke(cast(Any, _flask_migrate_upgrade.callback), **options)
     if not options.get("sql") and database_is_current():  # not for --sql (it only prints) nor a partial upgrade
         _publish_initial_policy()
-        if before is not None and before < DECISIONS_REVISION:
-            # The read model a check probes is new: fill it from what the database holds.
-            written = decisions.rebuild()
-            db.session.commit()
-            click.echo(f"Filled the decisions read model: {written} rows.")
 
 
 # Flask-Migrate's `db` commands, with `upgrade` also publishing the first policy version.

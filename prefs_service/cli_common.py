@@ -17,17 +17,11 @@ NOT_MIGRATED = "prefs: the database is not up to date; run `prefs db upgrade` fi
 
 
 def database_is_current() -> bool:
+    from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     migrate = current_app.extensions["migrate"]
     head = ScriptDirectory.from_config(migrate.migrate.get_config()).get_current_head()
-    return current_revision() == head
-
-
-def current_revision() -> str | None:
-    """The revision the database is at (None: never migrated)."""
-    from alembic.migration import MigrationContext
-
     migration_log = logging.getLogger("alembic.runtime.migration")
     level = migration_log.level
     migration_log.setLevel(logging.WARNING)  # its "Context impl" lines are noise before every command
@@ -37,7 +31,7 @@ def current_revision() -> str | None:
     finally:
         migration_log.setLevel(level)
         db.engine.dispose()
-    return current
+    return current == head
 
 
 def require_migrated() -> None:

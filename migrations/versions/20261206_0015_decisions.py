@@ -1,7 +1,9 @@
 """decisions: the read model a check probes, one row per key × channel × purpose
-(consent/decisions.py). `prefs db upgrade` fills it from the ledger, the
-identifiers and the suppressions when it upgrades a database past this
-revision; `prefs screening rebuild` does the same at any time.
+(consent/decisions.py), filled here from the ledger's state, the identifiers
+and the suppressions a database holds. Unlike the other migrations this one
+runs the service's own code: the rows are derived data, computed by today's
+rules (and the identifier key, for external refs) exactly as `prefs screening
+rebuild` computes them at any time.
 
 Revision ID: 0015
 Revises: 0014
@@ -36,6 +38,14 @@ def upgrade():
         sqlite_with_rowid=False,
     )
     op.create_index("ix_decisions_subject_id", "decisions", ["subject_id"], unique=False)
+    bind = op.get_bind()
+    held = bind.execute(sa.text("SELECT EXISTS (SELECT 1 FROM subjects) OR EXISTS (SELECT 1 FROM suppressions)")).scalar()
+    if held:
+        from sqlalchemy.orm import Session
+
+        from prefs_service.consent import decisions
+
+        decisions.rebuild(session=Session(bind=bind))  # in the migration's transaction
 
 
 def downgrade():

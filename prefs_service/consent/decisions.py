@@ -26,6 +26,7 @@ person and key are computed again from the tables, in that transaction.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from sqlalchemy.orm import Session
 from .. import channels
 from ..db import fast
 from ..db.backend import Backend, backend, chunks
-from ..db.scopes import Scope
+from ..db.scopes import WRITE, Scope
 from ..extensions import db
 from ..subjects.identifiers import EXTERNAL_REF, KINDS, identifier_hashes
 from ..subjects.models import Identifier, Subject, Suppression
@@ -58,6 +59,7 @@ class _Pair:
     needs_consent: bool
 
 
+@functools.cache
 def _pairs() -> list[_Pair]:
     out = []
     for channel, purpose in channels.all_purposes():
@@ -171,41 +173,60 @@ def _subject_rows(session: Session, subject_ids: Sequence[uuid.UUID], pairs: Seq
         )
     }
     refs = [ref for _, ref, _ in people if ref is not None]
-    ref_hashes = dict(zip(refs, identifier_hashes(EXTERNAL_REF, refs), strict=True))
+    ref_hashes: dict[str | None, bytes] = dict(zip(refs, identifier_hashes(EXTERNAL_REF, refs), strict=True))
     rows: list[dict[str, Any]] = []
     all_keys: set[bytes] = set()
-    nothing = (None, False)
     for subject_id, external_ref, erased_at in people:
-        own = held.get(subject_id, {})
-        keys: list[tuple[str, bytes]] = [(SUBJECT_ID, subject_key(subject_id))]
-        if external_ref is not None:
-            keys.append((EXTERNAL_REF, ref_hashes[external_ref]))
-        keys += sorted(own.items())
-        all_keys.update(key for _, key in keys)
-        theirs_states = states.get(subject_id, {})
-        if erased_at is None and not any(h in suppressed for h in own.values()):
-            # Nothing silences them: a row per key for each purpose they chose (most people).
-            for pair in pairs:
-                state = theirs_states.get((pair.channel, pair.purpose))
-                if state is not None and pair.needs_consent:
-                    rows += [row for _, key in keys if (row := _row(key, pair, state, (), subject_id)) is not None]
-            continue
-        for pair in pairs:
-            state = theirs_states.get((pair.channel, pair.purpose))
-            channel_hash = own.get(pair.channel_kind) if pair.channel_kind else None
-            theirs = suppressed.get(channel_hash, nothing) if channel_hash is not None else nothing
-            for kind, key in keys:
-                if kind in KINDS:
-                    own_since, by_erasure = suppressed.get(key, nothing)
-                    # Its own suppression silences the key's channel; an erasure, every channel.
-                    first = (own_since if kind == pair.channel_kind or by_erasure else None, by_erasure)
-                else:
-                    first = (erased_at, erased_at is not None)
-                silenced = [first] if kind == pair.channel_kind else [first, theirs]
-                row = _row(key, pair, state, silenced, subject_id)
-                if row is not None:
-                    rows.append(row)
+        theirs = _person_rows(
+            subject_id, erased_at, ref_hashes.get(external_ref), held.get(subject_id, {}), suppressed, states.get(subject_id, {}), pairs
+        )
+        rows += theirs[0]
+        all_keys |= theirs[1]
     return rows, all_keys
+
+
+_NOTHING = (None, False)
+
+
+def _person_rows(
+    subject_id: uuid.UUID,
+    erased_at: datetime | None,
+    ref_hash: bytes | None,
+    own: dict[str, bytes],
+    suppressed: dict[bytes, tuple[datetime, bool]],
+    states: dict[tuple[str, str], tuple[str, datetime]],
+    pairs: Sequence[_Pair],
+) -> tuple[list[dict[str, Any]], set[bytes]]:
+    """The rows of one person's keys (`own`: their identifiers' hashes by
+    kind; `suppressed`: (since, by erasure) by hash), and those keys."""
+    rows: list[dict[str, Any]] = []
+    keys: list[tuple[str, bytes]] = [(SUBJECT_ID, subject_key(subject_id))]
+    if ref_hash is not None:
+        keys.append((EXTERNAL_REF, ref_hash))
+    keys += sorted(own.items())
+    if erased_at is None and not any(h in suppressed for h in own.values()):
+        # Nothing silences them: a row per key for each purpose they chose (most people).
+        for pair in pairs:
+            state = states.get((pair.channel, pair.purpose))
+            if state is not None and pair.needs_consent:
+                rows += [row for _, key in keys if (row := _row(key, pair, state, (), subject_id)) is not None]
+        return rows, {key for _, key in keys}
+    for pair in pairs:
+        state = states.get((pair.channel, pair.purpose))
+        channel_hash = own.get(pair.channel_kind) if pair.channel_kind else None
+        theirs = suppressed.get(channel_hash, _NOTHING) if channel_hash is not None else _NOTHING
+        for kind, key in keys:
+            if kind in KINDS:
+                own_since, by_erasure = suppressed.get(key, _NOTHING)
+                # Its own suppression silences the key's channel; an erasure, every channel.
+                first = (own_since if kind == pair.channel_kind or by_erasure else None, by_erasure)
+            else:
+                first = (erased_at, erased_at is not None)
+            silenced = [first] if kind == pair.channel_kind else [first, theirs]
+            row = _row(key, pair, state, silenced, subject_id)
+            if row is not None:
+                rows.append(row)
+    return rows, {key for _, key in keys}
 
 
 def _loose_rows(session: Session, hashes: Sequence[bytes], pairs: Sequence[_Pair]) -> list[dict[str, Any]]:
@@ -247,12 +268,16 @@ def _write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 # --- keeping it in step ----------------------------------------------------------------
 
 
-def touch(session: Session | None = None, *, subject_ids: Iterable[uuid.UUID] = (), hashes: Iterable[bytes] = ()) -> None:
+def touch(
+    session: Session | None = None, *, subject_ids: Iterable[uuid.UUID] = (), hashes: Iterable[bytes] = (), state_only: bool = False
+) -> None:
     """Mark people and keys whose answers this transaction may change: their
-    rows are computed again before it commits."""
+    rows are computed again before it commits. `state_only`: only the
+    people's consent state changed (not their keys nor what silences them),
+    and the writer holds their lock (queries.upsert_states and the clicks)."""
     session = session if session is not None else db.session()
-    people, keys = session.info.setdefault(_TOUCHED, (set(), set()))
-    people.update(s for s in subject_ids if s is not None)
+    people, keys, states = session.info.setdefault(_TOUCHED, (set(), set(), set()))
+    (states if state_only else people).update(s for s in subject_ids if s is not None)
     keys.update(h for h in hashes if h is not None)
 
 
@@ -276,11 +301,17 @@ def _before_commit(session: Session) -> None:
     if not session.info.get(_TOUCHED):
         return
     session.flush()
-    people, keys = session.info.pop(_TOUCHED)
-    refresh(session, subject_ids=people, hashes=keys)
+    people, keys, states = session.info.pop(_TOUCHED)
+    done = refresh(session, subject_ids=people, hashes=keys) if people or keys else set()
+    states -= done
+    if len(states) > _ONE_BY_ONE:
+        refresh(session, subject_ids=states)
+    else:
+        for subject_id in states:  # a person's own click, a consent recorded through the API
+            _refresh_person(subject_id)
 
 
-def _forget(session: Session, transaction: Any) -> None:
+def _forget(session: Session, transaction: Any) -> None:  # committed or rolled back: nothing left to do
     if transaction.parent is None:
         session.info.pop(_TOUCHED, None)
 
@@ -307,8 +338,9 @@ def lock_people(session: Session, subject_ids: Iterable[uuid.UUID]) -> None:
         session.execute(sa.select(Subject.id).where(Subject.id.in_(chunk)).order_by(Subject.id).with_for_update(key_share=True))
 
 
-def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes: Collection[bytes] = ()) -> None:
-    """Compute again the rows of these people and keys, in `session`'s transaction."""
+def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes: Collection[bytes] = ()) -> set[uuid.UUID]:
+    """Compute again the rows of these people and keys, in `session`'s
+    transaction; the people whose rows it computed (holders of the keys too)."""
     table = Decision.__table__
     people, keys = set(subject_ids), set(hashes)
     # Whoever holds a touched key is touched; so are the keys a touched person
@@ -334,15 +366,74 @@ def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes
         for some in chunks(sorted(held), _CHUNK):  # a suppressed key they took up
             session.execute(sa.delete(table).where(table.c.key_hash.in_(some)))
         _write(session, rows)
+    return people
 
 
-def rebuild(*, progress: Any = None) -> int:
+# One person whose consent state changed: statements built once, on the fast
+# path (db/fast.py), four round trips. More people than this: in chunks.
+_ONE_BY_ONE = 8
+
+
+@functools.cache
+def _person_statement() -> sa.Select[Any]:
+    """(external ref, erased at, identifier kind, hash, its suppression's start and reason) of one person."""
+    subjects, ident, supp = Subject.__table__, Identifier.__table__, Suppression.__table__
+    return (
+        sa.select(subjects.c.external_ref, subjects.c.erased_at, ident.c.kind, ident.c.value_hash, supp.c.created_at, supp.c.reason)
+        .select_from(
+            subjects.outerjoin(ident, ident.c.subject_id == subjects.c.id).outerjoin(supp, supp.c.value_hash == ident.c.value_hash)
+        )
+        .where(subjects.c.id == sa.bindparam("subject_id", type_=subjects.c.id.type))
+    )
+
+
+@functools.cache
+def _states_statement() -> sa.Select[Any]:
+    table = ConsentState.__table__
+    return sa.select(table.c.channel, table.c.purpose, table.c.status, table.c.occurred_at).where(
+        table.c.subject_id == sa.bindparam("subject_id", type_=table.c.subject_id.type)
+    )
+
+
+@functools.cache
+def _delete_person_statement() -> Any:
+    table = Decision.__table__
+    return sa.delete(table).where(table.c.subject_id == sa.bindparam("subject_id", type_=table.c.subject_id.type))
+
+
+@functools.cache
+def _upsert_statement(chosen: Backend) -> Any:
+    table = Decision.__table__
+    stmt = chosen.insert(table).values({name: sa.bindparam(name, type_=table.c[name].type) for name in COLUMNS})
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.key_hash, table.c.channel, table.c.purpose], set_={name: stmt.excluded[name] for name in COLUMNS[3:]}
+    )
+
+
+def _refresh_person(subject_id: uuid.UUID) -> None:
+    """refresh() of one person whose keys did not change, on the fast path."""
+    found = fast.rows(_person_statement(), {"subject_id": subject_id}, scope=WRITE)
+    if not found:
+        return
+    external_ref, erased_at = found[0][0], found[0][1]
+    own = {kind: value_hash for _, _, kind, value_hash, _, _ in found if kind is not None}
+    suppressed = {value_hash: (since, reason == ERASURE) for _, _, _, value_hash, since, reason in found if since is not None}
+    states = {(c, p): (status, since) for c, p, status, since in fast.rows(_states_statement(), {"subject_id": subject_id}, scope=WRITE)}
+    ref_hash = identifier_hashes(EXTERNAL_REF, [external_ref])[0] if external_ref is not None else None
+    rows, _ = _person_rows(subject_id, erased_at, ref_hash, own, suppressed, states, _pairs())
+    fast.rows(_delete_person_statement(), {"subject_id": subject_id}, scope=WRITE)
+    upsert = _upsert_statement(backend())
+    for row in rows:
+        fast.rows(upsert, row, scope=WRITE)
+
+
+def rebuild(*, session: Session | None = None, progress: Any = None) -> int:
     """Compute every row again from the ledger's state, the identifiers and
     the suppressions, a chunk of people or keys at a time, in the session's
     transaction; how many rows."""
-    session = db.session()
+    session = session if session is not None else db.session()
     table = Decision.__table__
-    if backend().name == "postgresql":  # writers wait for the rebuild, rather than race it
+    if session.get_bind().dialect.name == "postgresql":  # writers wait for the rebuild, rather than race it
         session.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
     session.execute(sa.delete(table))
     pairs = _pairs()

@@ -162,7 +162,7 @@ def _change_in_one_statement() -> Any:
 
 def change_in_one_statement(params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """[(subject id, new event id or None)] for a live person, [] for nobody we hold."""
-    decisions.touch(subject_ids=[params["subject_id"]])
+    decisions.touch(subject_ids=[params["subject_id"]], state_only=True)
     return fast.rows(_change_in_one_statement(), params, scope=WRITE)
 
 
@@ -182,7 +182,7 @@ def upsert_states(rows: Sequence[dict[str, Any]]) -> set[int]:
     """Apply winning states (STATE_COLUMNS); the event ids of the rows that changed."""
     stmt = _state_upsert(backend())
     people = {row["subject_id"] for row in rows}
-    decisions.touch(subject_ids=people)
+    decisions.touch(subject_ids=people, state_only=True)
     decisions.lock_people(db.session(), people)  # the people first, in one order, then their state
     if len(rows) == 1:  # a person's own click: the common case
         return {event_id for (event_id,) in fast.rows(stmt, rows[0], scope=WRITE)}
