@@ -9,7 +9,9 @@ command, signed links, rights requests) through random sequences of steps:
     and binary column of every table, the export folder and the logs;
 (d) single check, bulk check, whole-list screening and the current-state view
     agree (with the model);
-(e) the ledger holds exactly the acknowledged changes.
+(e) the ledger holds exactly the acknowledged changes;
+(f) the decisions read model answers every key ever used, for every purpose,
+    as the tables it is kept from do, and is what a rebuild makes of them.
 
 `make test` runs a bounded profile; PREFS_INVARIANT_EXAMPLES and
 PREFS_INVARIANT_STEPS raise it (.ci/run does). A failure prints the steps.
@@ -35,7 +37,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precon
 from prefs_service import channels
 from prefs_service.access import service as access
 from prefs_service.cli import main
-from prefs_service.consent.models import ConsentEvent
+from prefs_service.consent import checks
+from prefs_service.consent.models import ConsentEvent, Decision
 from prefs_service.extensions import db, limiter
 from prefs_service.jobs.dispatch import jobs
 from prefs_service.logs import JsonFormatter
@@ -97,6 +100,8 @@ class Model:
         self.suppressed: dict[tuple[str, str], str] = {}  # (kind, canonical value) -> reason
         self.erased_keys: set[tuple[str, str]] = set()  # (API field, value) of erased people
         self.erased_text: set[str] = set()  # plain text that must be gone
+        self.used: set[tuple[str, str]] = set()  # (API field, value) of every key ever given
+        self.strangers: list[str] = []  # suppressed addresses nobody held when suppressed
         self.clock = itertools.count(1)
 
     def now(self) -> float:
@@ -173,10 +178,10 @@ class ConsentMachine(RuleBasedStateMachine):
         return self.client.post("/v1/unsubscribe-links", json={"subject_id": person.id, "purpose": purpose}, headers=self.headers)
 
     # --- people ------------------------------------------------------------------------
-    @rule(target=people, with_phone=st.booleans(), with_postal=st.booleans(), with_ref=st.booleans())
-    def create_person(self, with_phone, with_postal, with_ref):
+    @rule(target=people, with_phone=st.booleans(), with_postal=st.booleans(), with_ref=st.booleans(), stranger=st.booleans())
+    def create_person(self, with_phone, with_postal, with_ref, stranger):
         n = self.fresh()
-        keys = {"email": f"p{n}.x@example.com"}
+        keys = {"email": self.model.strangers.pop() if stranger and self.model.strangers else f"p{n}.x@example.com"}
         if with_phone:
             keys["phone"] = f"+44207946{n:04d}"
         if with_postal:
@@ -187,6 +192,7 @@ class ConsentMachine(RuleBasedStateMachine):
         body = self.post("/v1/subjects", {**keys, "name": name}, 201).json
         person = Person(number=n, id=body["id"], keys={f: body[f] for f in keys}, name=name)
         self.model.people.append(person)
+        self.model.used.update(person.keys.items())
         return person
 
     @rule(person=people, kind=st.sampled_from(["phone", "postal_address", "email"]))
@@ -201,6 +207,7 @@ class ConsentMachine(RuleBasedStateMachine):
             return
         assert response.status_code == 200, response.json
         person.keys[kind] = response.json[kind]
+        self.model.used.add((kind, person.keys[kind]))
 
     @rule(person=people, other=people, kind=st.sampled_from(["email", "phone", "external_ref"]))
     def take_someone_elses_key(self, person, other, kind):
@@ -279,6 +286,16 @@ class ConsentMachine(RuleBasedStateMachine):
         response = self.client.post("/v1/suppressions", json={kind: value, "reason": reason}, headers=self.headers)
         assert response.status_code in (200, 201), response.json
         self.model.suppressed.setdefault((kind, value), reason)
+
+    @rule(reason=st.sampled_from(["bounce", "complaint"]))
+    def suppress_a_stranger(self, reason):
+        """An address suppressed before anyone with it signs up (create_person may take it up)."""
+        address = f"s{self.fresh()}.x@example.com"
+        response = self.client.post("/v1/suppressions", json={"email": address, "reason": reason}, headers=self.headers)
+        assert response.status_code == 201, response.json
+        self.model.suppressed[("email", address)] = reason
+        self.model.strangers.append(address)
+        self.model.used.add(("email", address))
 
     # --- the person's own links -----------------------------------------------------------
     @rule(person=people, purpose=EMAIL_PURPOSES)
@@ -391,6 +408,7 @@ class ConsentMachine(RuleBasedStateMachine):
         self.drain_jobs()
         assert self.client.get(f"/v1/requests/{made['id']}", headers=self.headers).json["status"] == "completed"
         person.keys["email"] = new
+        self.model.used.add(("email", new))
 
     @rule(person=people, purpose=EMAIL_PURPOSES)
     def come_back(self, person, purpose):
@@ -445,6 +463,31 @@ class ConsentMachine(RuleBasedStateMachine):
                         "/v1/consent/check", query_string={"channel": pair[0], "purpose": pair[1], key: value}, headers=self.headers
                     )
                     assert (single.json["allowed"], single.json["reason"]) == self.model.answer(person, pair), (person, pair, key)
+
+    @invariant()
+    def the_read_model_answers_as_the_tables_do(self):
+        """Every key ever given (held, changed away, suppressed, erased) and
+        every subject id, for every purpose: the read model's answer is the
+        one the tables give; and a rebuild makes the very same rows."""
+        used = {*self.model.used, *(("subject_id", p.id) for p in self.model.people)}
+        used.update(("external_ref", v) for p in self.model.people if (v := p.keys.get("external_ref")))
+        with self.app.app_context():
+            for key in ("subject_id", "external_ref", "email", "phone", "postal_address"):
+                values = sorted(v for k, v in used if k == key)
+                for channel, purpose in PAIRS if values else ():
+                    named = {"channel": channel, "purpose": purpose, "key": key, "values": values}
+                    assert checks.check_many(**named) == checks.check_from_tables(**named), (channel, purpose, key)
+            db.session.rollback()
+        before = self._decisions()
+        result = self.app.test_cli_runner().invoke(main, ["screening", "rebuild"])
+        assert result.exit_code == 0, result.output
+        assert self._decisions() == before
+
+    def _decisions(self) -> list[tuple]:
+        with self.app.app_context():
+            rows = [tuple(row) for row in db.session.execute(sa.select(Decision.__table__).order_by(*Decision.__table__.primary_key))]
+            db.session.rollback()
+        return rows
 
     @invariant()
     def the_ledger_holds_the_acknowledged_changes(self):
