@@ -56,15 +56,22 @@ def _check(*, channel: str, purpose: str, key: str, values: Sequence[object], wi
     scope = scopes.current()
     canonicals: list[str | None] = []
     lookup = _lookup_keys(key, values, canonicals)
-    if lists or from_tables:
+    if from_tables or (lists and key != channel_kind):
+        # Registers screen the person's own identifier of the channel's kind: the tables give it.
         state, screened_by = _joined(key, lookup, channel, purpose, channel_kind, spec.needs_consent, with_since)
     else:
         # The read model: one primary-key probe per key (consent/decisions.py).
+        # Named by the channel's identifier, registers screen the key itself;
+        # they need only its holder (for DNC's exemption, screening.screen).
         lookup = decisions.probe_keys(key, lookup)
-        state = {
-            row[0]: row[1:] for row in decisions.read({k for k in lookup if k is not None}, channel=channel, purpose=purpose, scope=scope)
-        }
-        screened_by = {}
+        wanted = {k for k in lookup if k is not None}
+        rows = decisions.read(wanted, channel=channel, purpose=purpose, scope=scope, with_subject=bool(lists))
+        if lists:
+            state, screened_by = {}, {}
+            for row in rows:
+                state[row[0]], screened_by[row[0]] = row[1:5], (row[5], None, None)
+        else:
+            state, screened_by = {row[0]: row[1:] for row in rows}, {}
 
     if with_since:
         results = [_decide(spec.needs_consent, state.get(k, _NOTHING_HELD)) if k is not None else rules.INVALID for k in lookup]

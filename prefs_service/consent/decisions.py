@@ -90,28 +90,31 @@ def probe_keys(key: str, lookup: Sequence[Any]) -> list[Any]:
 # --- reading ---------------------------------------------------------------------------
 
 
-def read_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
-    """(key, status, since, silenced since, erased) for a batch of keys."""
+def read_statement(chosen: Backend, size: int | None, with_subject: bool = False) -> sa.Select[Any]:
+    """(key, status, since, silenced since, erased[, subject id]) for a batch of keys."""
     table = Decision.__table__
     source, matching = chosen.probing(table, table.c.key_hash, size)
+    columns = [table.c.key_hash, table.c.status, table.c.since, table.c.silenced_since, table.c.erased]
     return (
-        sa.select(table.c.key_hash, table.c.status, table.c.since, table.c.silenced_since, table.c.erased)
+        sa.select(*columns, *([table.c.subject_id] if with_subject else []))
         .select_from(source)
         .where(table.c.channel == sa.bindparam("channel"), table.c.purpose == sa.bindparam("purpose"), matching)
     )
 
 
-_statements: dict[tuple[Backend, int | None], sa.Select[Any]] = {}
+_statements: dict[tuple[Backend, int | None, bool], sa.Select[Any]] = {}
 
 
-def read(keys: Collection[bytes], *, channel: str, purpose: str, scope: Scope) -> Iterator[tuple[Any, ...]]:
+def read(keys: Collection[bytes], *, channel: str, purpose: str, scope: Scope, with_subject: bool = False) -> Iterator[tuple[Any, ...]]:
     """The rows of `keys` for one channel and purpose: one primary-key probe
-    per key, in key order (neighbouring keys share the index's pages)."""
+    per key, in key order (neighbouring keys share the index's pages).
+    `with_subject`: each row also names the key's holder (None for a key
+    nobody holds; a held key without a row has no row at all)."""
     chosen = backend()
     for size, bound in chosen.key_batches(sorted(keys)):
-        stmt = _statements.get((chosen, size))
+        stmt = _statements.get((chosen, size, with_subject))
         if stmt is None:
-            stmt = _statements[(chosen, size)] = read_statement(chosen, size)
+            stmt = _statements[(chosen, size, with_subject)] = read_statement(chosen, size, with_subject)
         yield from fast.rows(stmt, {"channel": channel, "purpose": purpose, **bound}, scope=scope)
 
 
