@@ -13,7 +13,7 @@ from typing import Any
 from .. import channels
 from ..db import scopes
 from ..errors import Invalid
-from ..registers import screening
+from ..registers import DNC, screening
 from ..subjects.identifiers import EXTERNAL_REF, KINDS, identifier_hashes
 from ..subjects.models import Subject
 from ..subjects.refs import CHECK_KEYS, SUBJECT_ID
@@ -65,8 +65,10 @@ def _check(*, channel: str, purpose: str, key: str, values: Sequence[object], wi
         # they need only its holder (for DNC's exemption, screening.screen).
         lookup = decisions.probe_keys(key, lookup)
         wanted = {k for k in lookup if k is not None}
-        rows = decisions.read(wanted, channel=channel, purpose=purpose, scope=scope, with_subject=bool(lists))
-        if lists:
+        # Only DNC's exemption asks who holds a listed number.
+        with_subject = any(lst.register is DNC for lst in lists)
+        rows = decisions.read(wanted, channel=channel, purpose=purpose, scope=scope, with_subject=with_subject)
+        if with_subject:
             state, screened_by = {}, {}
             for row in rows:
                 state[row[0]], screened_by[row[0]] = row[1:5], (row[5], None, None)
