@@ -222,15 +222,20 @@ class CheckOut(ma.Schema):
     )
 
 
-class BulkCheckIn(Strict):
-    channel = one_of(*combos.CHANNEL_NAMES, required=True)
-    purpose = one_of(*combos.ALL_PURPOSES, required=True)
-    identifier_type = one_of(
+def defaulted_identifier_type() -> ma.fields.Field:
+    """The bulk check's and whole-list screening's `identifier_type`: optional where the channel has its own."""
+    return one_of(
         *consent.CHECK_KEYS,
         metadata={
             "description": "Defaults to the channel's own identifier (email, phone, fax, postal_address); required for partner and profile."
         },
     )
+
+
+class BulkCheckIn(Strict):
+    channel = one_of(*combos.CHANNEL_NAMES, required=True)
+    purpose = one_of(*combos.ALL_PURPOSES, required=True)
+    identifier_type = defaulted_identifier_type()
     recipients = RecipientList(consent.BATCH_LIMIT, required=True)
 
     OPENAPI_EXTRA: ClassVar[dict[str, Any] | None] = {"allOf": [combos.channel_purpose(), combos.identifier_type_needed()]}
@@ -245,12 +250,7 @@ class ScreenQuery(Strict):
 
     channel = one_of(*combos.CHANNEL_NAMES, required=True)
     purpose = one_of(*combos.ALL_PURPOSES, required=True)
-    identifier_type = one_of(
-        *consent.CHECK_KEYS,
-        metadata={
-            "description": "Defaults to the channel's own identifier (email, phone, fax, postal_address); required for partner and profile."
-        },
-    )
+    identifier_type = defaulted_identifier_type()
     column = Text(
         validate=[validate.Length(min=1, max=lists.MAX_COLUMN_NAME), validate.Regexp(r"^[^\r\n]+$")],
         metadata={
