@@ -208,14 +208,22 @@ def lag_round(backend: str, requests: int, with_sequencer: bool, interval: float
     with app.app_context(), scopes.writing():
         sequencer.sequence_all()  # the seeded ledger: lag is measured on the clicks
     env = {**common.env_for(url), "PYTHONPATH": str(common.ROOT), "PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS": str(interval)}
-    process = subprocess.Popen([sys.executable, "-m", "bench.ledger", "sequencer"], env=env, cwd=common.ROOT) if with_sequencer else None
+    process = None
+    if with_sequencer:
+        # Booted before the load starts, as a deployed sequencer is: its start-up is not the load's cost.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.ledger", "sequencer"], env=env, cwd=common.ROOT, stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the sequencer process did not start")
     try:
         with common.gunicorn("prefs_service:create_app()", env) as base:
             seconds, responses = common.post_form(base, paths, one_click.BODY, concurrency=one_click.CONCURRENCY)
     finally:
         if process is not None:
             process.terminate()
-            process.wait(30)
+            print(process.communicate(timeout=30)[0], end="")
     acknowledged = sum(1 for status, _ in responses if status == 200)
     if not with_sequencer:
         return {"withdrawals_per_s": acknowledged / seconds}

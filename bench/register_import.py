@@ -108,7 +108,7 @@ def floor_postgresql(url: str, count: int, bare: bool = True) -> dict:
                     copy.write_row((1, key, None))
             conn.commit()
             figures[label] = time.perf_counter() - started
-        conn.execute("DROP TABLE floor_entries")
+        conn.execute("DROP TABLE IF EXISTS floor_entries")
         conn.execute("CREATE TABLE floor_entries (list_id bigint, key_hash bytea, flag varchar(1), PRIMARY KEY (list_id, key_hash))")
         conn.commit()
         started = time.perf_counter()
