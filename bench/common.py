@@ -161,6 +161,9 @@ def seed_consent(backend: str, url: str, count: int) -> None:
             ((hashes[i], stamp) for i in range(7, count, 100)),
         )
         conn.execute("COMMIT")
+        conn.close()
+        _rebuild_decisions(url)
+        conn = sqlite3.connect(url.split(":///", 1)[1], isolation_level=None)
         conn.execute("ANALYZE")
         conn.close()
         return
@@ -188,8 +191,15 @@ def seed_consent(backend: str, url: str, count: int) -> None:
                 for i in range(7, count, 100):
                     copy.write_row((hashes[i], "email", "bounce", now, "bench"))
         conn.commit()
+        _rebuild_decisions(url)
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
+
+
+def _rebuild_decisions(url: str) -> None:
+    """The rows were written behind the service's back: compute the read model
+    checks probe (consent/decisions.py) from them, as an operator would."""
+    prefs(url, "screening", "rebuild")
 
 
 def check_database(backend: str, subjects: int, reuse: bool) -> str:
@@ -197,7 +207,7 @@ def check_database(backend: str, subjects: int, reuse: bool) -> str:
     seeded now unless `reuse` finds one an earlier run seeded; its URL."""
     name = f"prefs_bench_check_{subjects}"
     url = database_url(backend, name)
-    marker = WORK / f"{backend}-{name}.seeded"
+    marker = WORK / f"{backend}-{name}.seeded-with-decisions"  # one seeded before the read model lacks its rows
     if not (reuse and marker.exists()):
         marker.unlink(missing_ok=True)
         recreate_database(backend, url)

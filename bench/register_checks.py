@@ -82,7 +82,7 @@ def database(backend: str, subjects: int, reuse: bool) -> str:
     """Its own database (seed_consent's people), not the consent-check benches' one."""
     name = f"prefs_bench_registers_{subjects}"
     url = common.database_url(backend, name)
-    marker = common.WORK / f"{backend}-{name}.seeded"
+    marker = common.WORK / f"{backend}-{name}.seeded-with-decisions"  # one seeded before the read model lacks its rows
     if not (reuse and marker.exists()):
         marker.unlink(missing_ok=True)
         common.recreate_database(backend, url)

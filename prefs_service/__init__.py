@@ -17,6 +17,7 @@ from . import api, framework_patches, hooks, logs, metrics, security_headers, we
 from .access.service import KeyCache
 from .api import problems
 from .config import Settings, load_settings
+from .consent import decisions
 from .db import engine as database
 from .db import outage, scopes
 from .errors import DomainError
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["prefs.key_cache"] = KeyCache(settings.api_key_cache_seconds)
     _wire_hooks(app)
     dispatch.init_app(app)
+    decisions.listen()  # the read model a check probes, kept in every commit's transaction
     csrf.init_app(app)
     limiter.init_app(app)
     api.init_app(app)

@@ -29,6 +29,7 @@ from .cli_receipts import verify_receipt
 from .cli_registers import registers_cli
 from .cli_report import report_cli
 from .cli_screen import screen
+from .cli_screening import screening_cli
 from .cli_staff import staff_cli
 from .clock import utcnow
 from .config import ConfigError, served_base_url
@@ -419,6 +420,7 @@ if __name__ == "__main__":
 main.add_command(staff_cli)  # prefs staff create|list|disable|enable|unlock|reset-password|set-role (cli_staff.py)
 main.add_command(jobs_cli)  # prefs jobs list|retry|cancel (cli_jobs.py)
 main.add_command(registers_cli)  # prefs registers import|list (cli_registers.py)
+main.add_command(screening_cli)  # prefs screening rebuild (cli_screening.py)
 main.add_command(report_cli)  # prefs report requests (cli_report.py)
 main.add_command(ledger_cli)  # prefs ledger verify (cli_ledger.py)
 main.add_command(screen)  # prefs screen FILE (cli_screen.py)

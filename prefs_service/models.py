@@ -2,7 +2,7 @@
 
 from .access.models import ApiKey, StaffUser
 from .audit import AuditEvent
-from .consent.models import ConsentEvent, ConsentState, PolicyVersion, Purpose
+from .consent.models import ConsentEvent, ConsentState, Decision, PolicyVersion, Purpose
 from .extensions import db
 from .ledger.models import LedgerCheckpoint, LedgerKey, LedgerLeaf, LedgerNode
 from .notices.models import Notice
@@ -19,6 +19,7 @@ __all__ = [
     "AuditEvent",
     "ConsentEvent",
     "ConsentState",
+    "Decision",
     "Disclosure",
     "Enquiry",
     "Escalation",

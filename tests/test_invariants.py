@@ -9,7 +9,9 @@ command, signed links, rights requests) through random sequences of steps:
     and binary column of every table, the export folder and the logs;
 (d) single check, bulk check, whole-list screening and the current-state view
     agree (with the model);
-(e) the ledger holds exactly the acknowledged changes.
+(e) the ledger holds exactly the acknowledged changes;
+(f) the decisions read model answers every key ever used, for every purpose,
+    as the tables it is kept from do, and is what a rebuild makes of them.
 
 `make test` runs a bounded profile; PREFS_INVARIANT_EXAMPLES and
 PREFS_INVARIANT_STEPS raise it (.ci/run does). A failure prints the steps.
@@ -22,7 +24,6 @@ import itertools
 import logging
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -35,13 +36,15 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precon
 from prefs_service import channels
 from prefs_service.access import service as access
 from prefs_service.cli import main
-from prefs_service.consent.models import ConsentEvent
+from prefs_service.consent import checks
+from prefs_service.consent.models import ConsentEvent, Decision
 from prefs_service.extensions import db, limiter
 from prefs_service.jobs.dispatch import jobs
 from prefs_service.logs import JsonFormatter
 from prefs_service.outbox import QUEUED, Job
 from tests.conftest import _empty_tables
 from tests.helpers import plaintext_holders, screen_list
+from tests.invariant_model import KINDS, Model, Person
 
 EXAMPLES = int(os.environ.get("PREFS_INVARIANT_EXAMPLES", "6"))
 STEPS = int(os.environ.get("PREFS_INVARIANT_STEPS", "12"))
@@ -52,73 +55,8 @@ EMAIL_OPT_IN = [p for c, p in OPT_IN if c == "email"]
 # The pairs every check compares on every step: one per kind of rule.
 CHECKED = [("email", "newsletter"), ("email", "transactional"), ("phone", "marketing"), ("mail", "marketing"),
            ("partner", "share_for_marketing"), ("partner", "share_for_fulfilment"), ("profile", "profile_enrichment")]  # fmt: skip
-KINDS = ("email", "phone", "postal_address")  # the identifier kinds people get here, each its API field
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 EMAIL_PURPOSES = st.sampled_from(EMAIL_OPT_IN)
-
-
-@dataclass
-class Person:
-    """What the model holds about one person."""
-
-    number: int
-    id: str
-    keys: dict[str, str]  # API field -> canonical value: email, phone, postal_address, external_ref
-    name: str
-    erased: bool = False
-    # (channel, purpose) -> [(when, status, chosen on the preference page)]; `when` orders like occurred_at.
-    events: dict[tuple[str, str], list[tuple[float, str, bool]]] = field(default_factory=dict)
-    gpc_seen: bool = False  # a Global Privacy Control signal is in the ledger
-
-    def __repr__(self) -> str:  # how a failing example names the person
-        return f"person{self.number}"
-
-    def status(self, pair) -> str | None:
-        winner = self.deciding(pair)
-        return winner[1] if winner else None
-
-    def deciding(self, pair) -> tuple[float, str, bool] | None:
-        history = self.events.get(pair)
-        if not history:
-            return None
-        # (a): the newest wins; on a tie the withdrawal wins.
-        return max(history, key=lambda e: (e[0], e[1] == "withdrawn"))
-
-    def record(self, pair, when: float, status: str, *, on_preference_page: bool = False) -> None:
-        self.events.setdefault(pair, []).append((when, status, on_preference_page))
-
-    def ledger_size(self) -> int:
-        return sum(len(h) for h in self.events.values())
-
-
-class Model:
-    def __init__(self):
-        self.people: list[Person] = []
-        self.suppressed: dict[tuple[str, str], str] = {}  # (kind, canonical value) -> reason
-        self.erased_keys: set[tuple[str, str]] = set()  # (API field, value) of erased people
-        self.erased_text: set[str] = set()  # plain text that must be gone
-        self.clock = itertools.count(1)
-
-    def now(self) -> float:
-        """Self-service events happen now: later than any back-dated API event."""
-        return 1e9 + next(self.clock)
-
-    def answer(self, person: Person, pair) -> tuple[bool, str]:
-        channel, purpose = pair
-        if person.erased:
-            return False, "erased"
-        kind = channels.CHANNELS[channel].identifier_kind
-        value = person.keys.get(kind) if kind in KINDS else None
-        reason = self.suppressed.get((kind, value)) if value else None
-        if reason is not None:
-            return False, "erased" if reason == "erasure" else "suppressed"
-        if not channels.CHANNELS[channel].purpose(purpose).needs_consent:
-            return True, "transactional"
-        status = person.status(pair)
-        return (False, "no_consent") if status is None else (status == "granted", status)
-
-    def keys_of(self, person: Person) -> dict[str, str]:
-        return {"subject_id": person.id, **person.keys}
 
 
 class ConsentMachine(RuleBasedStateMachine):
@@ -173,10 +111,10 @@ class ConsentMachine(RuleBasedStateMachine):
         return self.client.post("/v1/unsubscribe-links", json={"subject_id": person.id, "purpose": purpose}, headers=self.headers)
 
     # --- people ------------------------------------------------------------------------
-    @rule(target=people, with_phone=st.booleans(), with_postal=st.booleans(), with_ref=st.booleans())
-    def create_person(self, with_phone, with_postal, with_ref):
+    @rule(target=people, with_phone=st.booleans(), with_postal=st.booleans(), with_ref=st.booleans(), stranger=st.booleans())
+    def create_person(self, with_phone, with_postal, with_ref, stranger):
         n = self.fresh()
-        keys = {"email": f"p{n}.x@example.com"}
+        keys = {"email": self.model.strangers.pop() if stranger and self.model.strangers else f"p{n}.x@example.com"}
         if with_phone:
             keys["phone"] = f"+44207946{n:04d}"
         if with_postal:
@@ -187,6 +125,7 @@ class ConsentMachine(RuleBasedStateMachine):
         body = self.post("/v1/subjects", {**keys, "name": name}, 201).json
         person = Person(number=n, id=body["id"], keys={f: body[f] for f in keys}, name=name)
         self.model.people.append(person)
+        self.model.used.update(person.keys.items())
         return person
 
     @rule(person=people, kind=st.sampled_from(["phone", "postal_address", "email"]))
@@ -201,6 +140,7 @@ class ConsentMachine(RuleBasedStateMachine):
             return
         assert response.status_code == 200, response.json
         person.keys[kind] = response.json[kind]
+        self.model.used.add((kind, person.keys[kind]))
 
     @rule(person=people, other=people, kind=st.sampled_from(["email", "phone", "external_ref"]))
     def take_someone_elses_key(self, person, other, kind):
@@ -279,6 +219,16 @@ class ConsentMachine(RuleBasedStateMachine):
         response = self.client.post("/v1/suppressions", json={kind: value, "reason": reason}, headers=self.headers)
         assert response.status_code in (200, 201), response.json
         self.model.suppressed.setdefault((kind, value), reason)
+
+    @rule(reason=st.sampled_from(["bounce", "complaint"]))
+    def suppress_a_stranger(self, reason):
+        """An address suppressed before anyone with it signs up (create_person may take it up)."""
+        address = f"s{self.fresh()}.x@example.com"
+        response = self.client.post("/v1/suppressions", json={"email": address, "reason": reason}, headers=self.headers)
+        assert response.status_code == 201, response.json
+        self.model.suppressed[("email", address)] = reason
+        self.model.strangers.append(address)
+        self.model.used.add(("email", address))
 
     # --- the person's own links -----------------------------------------------------------
     @rule(person=people, purpose=EMAIL_PURPOSES)
@@ -391,6 +341,7 @@ class ConsentMachine(RuleBasedStateMachine):
         self.drain_jobs()
         assert self.client.get(f"/v1/requests/{made['id']}", headers=self.headers).json["status"] == "completed"
         person.keys["email"] = new
+        self.model.used.add(("email", new))
 
     @rule(person=people, purpose=EMAIL_PURPOSES)
     def come_back(self, person, purpose):
@@ -445,6 +396,31 @@ class ConsentMachine(RuleBasedStateMachine):
                         "/v1/consent/check", query_string={"channel": pair[0], "purpose": pair[1], key: value}, headers=self.headers
                     )
                     assert (single.json["allowed"], single.json["reason"]) == self.model.answer(person, pair), (person, pair, key)
+
+    @invariant()
+    def the_read_model_answers_as_the_tables_do(self):
+        """Every key ever given (held, changed away, suppressed, erased) and
+        every subject id, for every purpose: the read model's answer is the
+        one the tables give; and a rebuild makes the very same rows."""
+        used = {*self.model.used, *(("subject_id", p.id) for p in self.model.people)}
+        used.update(("external_ref", v) for p in self.model.people if (v := p.keys.get("external_ref")))
+        with self.app.app_context():
+            for key in ("subject_id", "external_ref", "email", "phone", "postal_address"):
+                values = sorted(v for k, v in used if k == key)
+                for channel, purpose in PAIRS if values else ():
+                    named = {"channel": channel, "purpose": purpose, "key": key, "values": values}
+                    assert checks.check_many(**named) == checks.check_from_tables(**named), (channel, purpose, key)
+            db.session.rollback()
+        before = self._decisions()
+        result = self.app.test_cli_runner().invoke(main, ["screening", "rebuild"])
+        assert result.exit_code == 0, result.output
+        assert self._decisions() == before
+
+    def _decisions(self) -> list[tuple]:
+        with self.app.app_context():
+            rows = [tuple(row) for row in db.session.execute(sa.select(Decision.__table__).order_by(*Decision.__table__.primary_key))]
+            db.session.rollback()
+        return rows
 
     @invariant()
     def the_ledger_holds_the_acknowledged_changes(self):

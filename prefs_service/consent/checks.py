@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from .. import channels
 from ..db import scopes
 from ..errors import Invalid
-from ..registers import screening
+from ..registers import DNC, screening
 from ..subjects.identifiers import EXTERNAL_REF, KINDS, identifier_hashes
 from ..subjects.models import Subject
 from ..subjects.refs import CHECK_KEYS, SUBJECT_ID
-from . import queries, rules
+from . import decisions, queries, rules
 from .events import require_channel_purpose
 from .queries import CheckShape
 from .rules import CheckResult
@@ -38,37 +37,43 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
     answers the consent state and every suppression that silences the person,
     and `with_since=False` skips the timestamps a bulk answer does not carry.
     """
+    return _check(channel=channel, purpose=purpose, key=key, values=values, with_since=with_since, from_tables=False)
+
+
+def check_from_tables(*, channel: str, purpose: str, key: str, values: Sequence[object]) -> list[CheckResult]:
+    """check_many()'s answers computed from the tables themselves (identifiers,
+    subjects, consent state, suppressions) rather than the read model: the
+    reference tests hold the read model to, and the path register screening takes."""
+    return _check(channel=channel, purpose=purpose, key=key, values=values, with_since=True, from_tables=True)
+
+
+def _check(*, channel: str, purpose: str, key: str, values: Sequence[object], with_since: bool, from_tables: bool) -> list[CheckResult]:
     spec = require_channel_purpose(channel, purpose)
     if key not in CHECK_KEYS:
         raise Invalid("Unknown identifier type.", errors={"identifier_type": [f"must be one of: {', '.join(CHECK_KEYS)}"]})
     channel_kind = channels.CHANNELS[channel].identifier_kind
     lists = screening.lists_for(channel, marketing=spec.marketing)
-    shape = CheckShape(key, channel_kind, spec.needs_consent, with_since, screen=bool(lists))
     scope = scopes.current()
     canonicals: list[str | None] = []
     lookup = _lookup_keys(key, values, canonicals)
-    keys = list({k for k in lookup if k is not None})
-    rows = queries.check_rows(shape, keys, channel=channel, purpose=purpose, scope=scope)
-    screened_by: dict[Any, tuple[Any, ...]] = {}  # (subject id, channel identifier's hash, its value)
-    if lists:
-        state: dict[Any, tuple[Any, ...]] = {}
-        for row in rows:
-            state[row[0]], screened_by[row[0]] = row[1:5], row[5:]
+    if from_tables or (lists and key != channel_kind):
+        # Registers screen the person's own identifier of the channel's kind: the tables give it.
+        state, screened_by = _joined(key, lookup, channel, purpose, channel_kind, spec.needs_consent, with_since)
     else:
-        state = {row[0]: row[1:] for row in rows}
-
-    # A key we hold nobody by may still be suppressed: a bounce reported before
-    # they signed up, or a key of a person we erased (an erased person's
-    # external ref is kept only as a suppressed hash).
-    unknown = [k for k in keys if k not in state] if key != SUBJECT_ID else []
-    hashes = (
-        dict(zip(identifier_hashes(EXTERNAL_REF, unknown), unknown, strict=True))
-        if unknown and not shape.own_kind
-        else {k: k for k in unknown}
-    )
-    for value_hash, (since, erased) in queries.suppressions(hashes, scope=scope).items():
-        if erased or shape.own_counts:
-            state[hashes[value_hash]] = (None, None, since, erased)
+        # The read model: one primary-key probe per key (consent/decisions.py).
+        # Named by the channel's identifier, registers screen the key itself;
+        # they need only its holder (for DNC's exemption, screening.screen).
+        lookup = decisions.probe_keys(key, lookup)
+        wanted = {k for k in lookup if k is not None}
+        # Only DNC's exemption asks who holds a listed number.
+        with_subject = any(lst.register is DNC for lst in lists)
+        rows = decisions.read(wanted, channel=channel, purpose=purpose, scope=scope, with_subject=with_subject)
+        if with_subject:
+            state, screened_by = {}, {}
+            for row in rows:
+                state[row[0]], screened_by[row[0]] = row[1:5], (row[5], None, None)
+        else:
+            state, screened_by = {row[0]: row[1:] for row in rows}, {}
 
     if with_since:
         results = [_decide(spec.needs_consent, state.get(k, _NOTHING_HELD)) if k is not None else rules.INVALID for k in lookup]
@@ -87,6 +92,34 @@ def check_many(*, channel: str, purpose: str, key: str, values: Sequence[object]
             result = decided[kind] = _without_since(_decide(spec.needs_consent, held))
         results.append(result)
     return _screened(results, lists, lookup, canonicals, key, channel_kind, screened_by) if lists else results
+
+
+def _joined(
+    key: str, lookup: list[Any], channel: str, purpose: str, channel_kind: str | None, needs_consent: bool, with_since: bool
+) -> tuple[dict[Any, tuple[Any, ...]], dict[Any, tuple[Any, ...]]]:
+    """The state of each key from the tables themselves, with what the
+    national registers screen: (status, since, silenced since, erased) and
+    (subject id, channel identifier's hash, its value) by lookup key."""
+    shape = CheckShape(key, channel_kind, needs_consent, with_since, screen=channel_kind is not None)
+    scope = scopes.current()
+    keys = list({k for k in lookup if k is not None})
+    state: dict[Any, tuple[Any, ...]] = {}
+    screened_by: dict[Any, tuple[Any, ...]] = {}
+    for row in queries.check_rows(shape, keys, channel=channel, purpose=purpose, scope=scope):
+        state[row[0]], screened_by[row[0]] = row[1:5], row[5:]
+    # A key we hold nobody by may still be suppressed: a bounce reported before
+    # they signed up, or a key of a person we erased (an erased person's
+    # external ref is kept only as a suppressed hash).
+    unknown = [k for k in keys if k not in state] if key != SUBJECT_ID else []
+    hashes = (
+        dict(zip(identifier_hashes(EXTERNAL_REF, unknown), unknown, strict=True))
+        if unknown and not shape.own_kind
+        else {k: k for k in unknown}
+    )
+    for value_hash, (since, erased) in queries.suppressions(hashes, scope=scope).items():
+        if erased or shape.own_counts:
+            state[hashes[value_hash]] = (None, None, since, erased)
+    return state, screened_by
 
 
 def _screened(
@@ -184,29 +217,13 @@ def _lookup_keys(key: str, values: Sequence[object], canonicals: list[str | None
 def current(*, subject: Subject) -> list[dict[str, Any]]:
     """Every channel × purpose for the person, with its state and the check's answer."""
     states = queries.states_of(subject.id)
-    own = {i.kind: i.value_hash for i in subject.identifiers}
-    suppressed = queries.suppressions(set(own.values()), scope=scopes.current())
+    decided = decisions.of_subject(subject.id)  # the read model, by the subject id: what check() answers
     out = []
     for channel, purpose in channels.all_purposes():
         spec = channels.CHANNELS[channel]
         state = states.get((channel, purpose))
-        # A suppression names an identifier: it silences the channel that uses
-        # it. An erasure silences every channel.
-        own_hash = own.get(spec.identifier_kind) if spec.identifier_kind else None
-        silenced_since: datetime | None = None
-        erased = False
-        if subject.erased_at is not None:
-            silenced_since, erased = subject.erased_at, True
-        elif own_hash in suppressed:
-            silenced_since, erased = suppressed[own_hash]
         needs_consent = spec.purpose(purpose).needs_consent  # type: ignore[union-attr]  # all_purposes() names only real ones
-        verdict = rules.decide(
-            needs_consent=needs_consent,
-            status=state.status if state else None,
-            since=state.occurred_at if state else None,
-            silenced_since=silenced_since,
-            erased=erased,
-        )
+        verdict = _decide(needs_consent, decided.get((channel, purpose), _NOTHING_HELD))
         marketing = spec.purpose(purpose).marketing  # type: ignore[union-attr]  # all_purposes() names only real ones
         if verdict.reason in (rules.GRANTED, rules.NO_CONSENT.reason) and screening.lists_for(channel, marketing=marketing):
             verdict = check(channel=channel, purpose=purpose, key=SUBJECT_ID, value=str(subject.id))  # the registers speak

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..db.types import Base
+from ..db.types import Base, HashBytes
 
 
 class Purpose(Base):
@@ -92,3 +92,26 @@ class ConsentState(Base):
     occurred_at: Mapped[datetime]
     event_id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("consent_events.id"))
     source: Mapped[str] = mapped_column(sa.String(32))
+
+
+class Decision(Base):
+    """The decisions read model: what a check answers, one row per key ×
+    channel × purpose, kept in the transaction of every change that affects it
+    (consent/decisions.py). A key is an identifier's keyed hash, the keyed hash
+    of an external ref, or a subject id's 16 bytes; a key without a row holds
+    nothing (no choice, no suppression). A check is one primary-key probe."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (sa.Index("ix_decisions_subject_id", "subject_id"), {"sqlite_with_rowid": False})
+
+    key_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    purpose: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    # The consent state, for a purpose that needs consent (None: never chose).
+    status: Mapped[str | None] = mapped_column(sa.String(10))
+    since: Mapped[datetime | None]
+    # When a suppression that silences the channel began, or the person was erased.
+    silenced_since: Mapped[datetime | None]
+    erased: Mapped[bool]
+    # The person the key names; None for a suppressed key nobody holds.
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)

@@ -24,6 +24,7 @@ from ..extensions import db
 from ..subjects.identifiers import KINDS
 from ..subjects.models import Identifier, Subject, Suppression
 from ..subjects.refs import ERASURE, SUBJECT_ID
+from . import decisions
 from .models import ConsentEvent, ConsentState, PolicyVersion
 from .rules import GRANTED, WITHDRAWN
 
@@ -161,6 +162,7 @@ def _change_in_one_statement() -> Any:
 
 def change_in_one_statement(params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """[(subject id, new event id or None)] for a live person, [] for nobody we hold."""
+    decisions.touch(subject_ids=[params["subject_id"]], state_only=True)
     return fast.rows(_change_in_one_statement(), params, scope=WRITE)
 
 
@@ -179,6 +181,9 @@ def _state_upsert(chosen: Backend) -> Any:
 def upsert_states(rows: Sequence[dict[str, Any]]) -> set[int]:
     """Apply winning states (STATE_COLUMNS); the event ids of the rows that changed."""
     stmt = _state_upsert(backend())
+    people = {row["subject_id"] for row in rows}
+    decisions.touch(subject_ids=people, state_only=True)
+    decisions.lock_people(db.session(), people)  # the people first, in one order, then their state
     if len(rows) == 1:  # a person's own click: the common case
         return {event_id for (event_id,) in fast.rows(stmt, rows[0], scope=WRITE)}
     changed: set[int] = set()

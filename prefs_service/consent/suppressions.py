@@ -15,6 +15,7 @@ from ..errors import Invalid
 from ..extensions import db
 from ..subjects.identifiers import identifier_hash
 from ..subjects.models import Subject, Suppression
+from . import decisions
 from .events import SELF
 
 REASONS = ("bounce", "complaint", "objection", "manual", "erasure")
@@ -41,6 +42,7 @@ def suppress(*, kind: str, value: str, reason: str, note: str | None = None, act
     assert row is not None
     if created is None:
         return row, False
+    decisions.touch(hashes=[value_hash])
     audit.record(
         "suppression.added",
         actor=actor,

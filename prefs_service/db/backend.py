@@ -78,6 +78,11 @@ class Backend:
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         raise NotImplementedError
 
+    def probing(self, table: sa.Table, column: sa.Column[Any], size: int | None) -> tuple[sa.FromClause, sa.ColumnElement[bool]]:
+        """FROM and WHERE that look up one batch of keys from key_batches() of
+        `size` in `column`, the first of `table`'s primary key, by its index."""
+        return table, self.matching(column, size)
+
     def feed_horizon(self, txid: sa.ColumnElement[int] | orm.InstrumentedAttribute[int]) -> sa.ColumnElement[bool] | None:
         """A condition on the writing transaction's id that keeps out events a
         still-running transaction could yet commit behind a cursor; None where
@@ -202,6 +207,15 @@ class PostgreSQL(Backend):
 
     def _matching_many(self, column: sa.ColumnElement[Any], size: int | None) -> sa.ColumnElement[bool]:
         return column == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(column.type)))
+
+    def probing(self, table: sa.Table, column: sa.Column[Any], size: int | None) -> tuple[sa.FromClause, sa.ColumnElement[bool]]:
+        if size == 1:
+            return table, self.matching(column, size)
+        # The array as a relation, joined on the index: a nested loop of index
+        # probes however many keys. `= ANY(array)` of 10,000 keys over a table of
+        # millions chose a parallel sequential scan (bench/decisions_access.py).
+        keys = sa.func.unnest(sa.bindparam("keys", type_=postgresql.ARRAY(column.type))).table_valued("key").render_derived(name="probe")
+        return keys.join(table, column == keys.c.key), sa.true()
 
     def seconds_between(self, start: Column, end: Column) -> sa.ColumnElement[float]:
         return sa.cast(sa.extract("epoch", end - start), sa.Float)

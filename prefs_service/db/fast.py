@@ -1,6 +1,7 @@
 """The one fast path: statements compiled once per backend and run on the
 driver's cursor, for what runs by the thousand a second (consent checks, link
-minting, one-click withdrawals). Only consent/queries.py and link minting call it.
+minting, one-click withdrawals). Only consent/queries.py, the decisions read model
+(consent/decisions.py) and link minting call it.
 
 SQLAlchemy's execution layer (and the ORM session around it) costs several
 times a one-row statement on SQLite or a nearby PostgreSQL. bench/fast_path.py

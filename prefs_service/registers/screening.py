@@ -51,6 +51,7 @@ from ..clock import utcnow
 from ..db import fast, scopes
 from ..db.backend import Backend, backend
 from ..orders.models import Order, Payment
+from ..subjects.models import Identifier
 from . import DNC, REGISTERS, Register, covering
 from .models import CURRENT, FULL, Enquiry, RegisterEntry, RegisterList
 
@@ -193,8 +194,16 @@ def screen(lists: Sequence[CurrentList], targets: Mapping[Any, Target]) -> dict[
             found = _probe(lst.list_id, sorted({key_hash for key_hash, _ in pairs}))
             name = lst.register.name
             listed_by.update((key, name) for key_hash, key in pairs if key_hash in found)
-    dnc_listed = {s for k, name in listed_by.items() if name == DNC.name and (s := targets[k].subject_id) is not None}
-    related = business_relationships(dnc_listed) if dnc_listed else set()
+    related: set[uuid.UUID] = set()
+    dnc_keys = [k for k, name in listed_by.items() if name == DNC.name]
+    if dnc_keys:
+        # A target may not name its holder (a check that read only the
+        # decisions read model, where a held key with no answer has no row).
+        unnamed = [key_hash for k in dnc_keys if targets[k].subject_id is None and (key_hash := targets[k].key_hash) is not None]
+        holders = _holders(unnamed) if unnamed else {}
+        subject_of = {k: targets[k].subject_id or holders.get(targets[k].key_hash) for k in dnc_keys}  # type: ignore[arg-type]
+        related = business_relationships({s for s in subject_of.values() if s is not None})
+        targets = {**targets, **{k: targets[k]._replace(subject_id=subject_of[k]) for k in dnc_keys}}
     if not stale:
         return {
             key: _verdict(name, bool(related) and name == DNC.name and targets[key].subject_id in related, None)
@@ -207,6 +216,21 @@ def screen(lists: Sequence[CurrentList], targets: Mapping[Any, Target]) -> dict[
         if listed is not None or stale_name is not None:
             out[key] = _verdict(listed, listed == DNC.name and target.subject_id in related, stale_name)
     return out
+
+
+@functools.cache
+def _holders_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
+    identifiers = Identifier.__table__
+    return sa.select(identifiers.c.value_hash, identifiers.c.subject_id).where(chosen.matching(identifiers.c.value_hash, size))
+
+
+def _holders(hashes: Sequence[bytes]) -> dict[bytes, uuid.UUID]:
+    """{identifier hash: the person holding it} for those of `hashes` someone holds."""
+    chosen = backend()
+    found: dict[bytes, uuid.UUID] = {}
+    for size, bound in chosen.key_batches(sorted(set(hashes))):
+        found.update(fast.rows(_holders_statement(chosen, size), bound, scope=scopes.current()))
+    return found
 
 
 @functools.cache
