@@ -148,38 +148,42 @@ def _row(key: bytes, pair: _Pair, state: Any, silenced: Sequence[Any], subject_i
 
 def _subject_rows(session: Session, subject_ids: Sequence[uuid.UUID], pairs: Sequence[_Pair]) -> tuple[list[dict[str, Any]], set[bytes]]:
     """Every row of the keys of these people (those we hold, erased or not),
-    and those keys."""
-    people = session.execute(sa.select(Subject.id, Subject.external_ref, Subject.erased_at).where(Subject.id.in_(subject_ids))).all()
-    if not people:
+    and those keys: two round trips (people with their keys and what
+    suppresses them; their consent states)."""
+    subjects, ident, supp = Subject.__table__, Identifier.__table__, Suppression.__table__
+    found = session.execute(
+        sa.select(
+            subjects.c.id, subjects.c.external_ref, subjects.c.erased_at, ident.c.kind, ident.c.value_hash, supp.c.created_at, supp.c.reason
+        )
+        .select_from(
+            subjects.outerjoin(ident, ident.c.subject_id == subjects.c.id).outerjoin(supp, supp.c.value_hash == ident.c.value_hash)
+        )
+        .where(subjects.c.id.in_(subject_ids))
+    ).all()
+    if not found:
         return [], set()
+    people: dict[uuid.UUID, tuple[str | None, datetime | None]] = {}
     held: dict[uuid.UUID, dict[str, bytes]] = {}
-    for subject_id, kind, value_hash in session.execute(
-        sa.select(Identifier.subject_id, Identifier.kind, Identifier.value_hash).where(Identifier.subject_id.in_(subject_ids))
-    ):
-        held.setdefault(subject_id, {})[kind] = value_hash
+    suppressed: dict[bytes, tuple[datetime, bool]] = {}
+    for subject_id, external_ref, erased_at, kind, value_hash, since, reason in found:
+        people[subject_id] = (external_ref, erased_at)
+        if kind is not None:
+            held.setdefault(subject_id, {})[kind] = value_hash
+        if since is not None:
+            suppressed[value_hash] = (since, reason == ERASURE)
     states: dict[uuid.UUID, dict[tuple[str, str], tuple[str, datetime]]] = {}
+    state = ConsentState.__table__
     for subject_id, channel, purpose, status, since in session.execute(
-        sa.select(ConsentState.subject_id, ConsentState.channel, ConsentState.purpose, ConsentState.status, ConsentState.occurred_at).where(
-            ConsentState.subject_id.in_(subject_ids)
+        sa.select(state.c.subject_id, state.c.channel, state.c.purpose, state.c.status, state.c.occurred_at).where(
+            state.c.subject_id.in_(subject_ids)
         )
     ):
         states.setdefault(subject_id, {})[(channel, purpose)] = (status, since)
-    hashes = [value_hash for kinds in held.values() for value_hash in kinds.values()]
-    suppressed = {
-        value_hash: (since, reason == ERASURE)
-        for value_hash, since, reason in (
-            session.execute(
-                sa.select(Suppression.value_hash, Suppression.created_at, Suppression.reason).where(Suppression.value_hash.in_(hashes))
-            )
-            if hashes
-            else ()
-        )
-    }
-    refs = [ref for _, ref, _ in people if ref is not None]
+    refs = [ref for ref, _ in people.values() if ref is not None]
     ref_hashes: dict[str | None, bytes] = dict(zip(refs, identifier_hashes(EXTERNAL_REF, refs), strict=True))
     rows: list[dict[str, Any]] = []
     all_keys: set[bytes] = set()
-    for subject_id, external_ref, erased_at in people:
+    for subject_id, (external_ref, erased_at) in people.items():
         theirs = _person_rows(
             subject_id, erased_at, ref_hashes.get(external_ref), held.get(subject_id, {}), suppressed, states.get(subject_id, {}), pairs
         )
@@ -271,17 +275,26 @@ def _write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 # --- keeping it in step ----------------------------------------------------------------
 
 
-def touch(
-    session: Session | None = None, *, subject_ids: Iterable[uuid.UUID] = (), hashes: Iterable[bytes] = (), state_only: bool = False
-) -> None:
+def touch(session: Session | None = None, *, subject_ids: Iterable[uuid.UUID] = (), hashes: Iterable[bytes] = ()) -> None:
     """Mark people and keys whose answers this transaction may change: their
-    rows are computed again before it commits. `state_only`: only the
-    people's consent state changed (not their keys nor what silences them),
-    and the writer holds their lock (queries.upsert_states and the clicks)."""
+    rows are computed again before it commits."""
     session = session if session is not None else db.session()
-    people, keys, states = session.info.setdefault(_TOUCHED, (set(), set(), set()))
-    (states if state_only else people).update(s for s in subject_ids if s is not None)
+    people, keys, _ = session.info.setdefault(_TOUCHED, (set(), set(), {}))
+    people.update(s for s in subject_ids if s is not None)
     keys.update(h for h in hashes if h is not None)
+
+
+def state_changed(subject_id: uuid.UUID, channel: str, purpose: str, status: str, since: datetime) -> None:
+    """A person's consent state for one channel and purpose is now (status,
+    since), and nothing else of theirs changed: before commit, only that
+    pair's rows of their keys are written (a click costs two round trips, not
+    a recomputation). The writer holds the person's lock (queries.lock_person,
+    or the click's statement), so nobody changes their keys meanwhile."""
+    session = db.session()
+    people, _, changes = session.info.setdefault(_TOUCHED, (set(), set(), {}))
+    if (subject_id, channel, purpose) in changes:  # changed twice: recompute them whole
+        people.add(subject_id)
+    changes[(subject_id, channel, purpose)] = (status, since)
 
 
 def _touched_by_flush(session: Session, _context: Any) -> None:
@@ -304,14 +317,17 @@ def _before_commit(session: Session) -> None:
     if not session.info.get(_TOUCHED):
         return
     session.flush()
-    people, keys, states = session.info.pop(_TOUCHED)
+    people, keys, changes = session.info.pop(_TOUCHED)
     done = refresh(session, subject_ids=people, hashes=keys) if people or keys else set()
-    states -= done
-    if len(states) > _ONE_BY_ONE:
-        refresh(session, subject_ids=states)
+    by_person: dict[uuid.UUID, list[tuple[str, str, str, datetime]]] = {}
+    for (subject_id, channel, purpose), (status, since) in changes.items():
+        if subject_id not in done:
+            by_person.setdefault(subject_id, []).append((channel, purpose, status, since))
+    if len(by_person) > _ONE_BY_ONE:
+        refresh(session, subject_ids=by_person)
     else:
-        for subject_id in states:  # a person's own click, a consent recorded through the API
-            _refresh_person(subject_id)
+        for subject_id, changed in by_person.items():  # a person's own click, a consent recorded through the API
+            _write_changes(subject_id, changed)
 
 
 def _forget(session: Session, transaction: Any) -> None:  # committed or rolled back: nothing left to do
@@ -348,6 +364,7 @@ def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes
     people, keys = set(subject_ids), set(hashes)
     # Whoever holds a touched key is touched; so are the keys a touched person
     # held before (an address they changed may still be suppressed).
+    holders: dict[bytes, uuid.UUID] = {}
     seen_keys: set[bytes] = set()
     seen_people: set[uuid.UUID] = set()
     while keys - seen_keys or people - seen_people:
@@ -355,19 +372,21 @@ def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes
         seen_keys |= set(new_keys)
         seen_people |= set(new_people)
         for chunk in chunks(new_keys, _CHUNK):
-            people.update(session.scalars(sa.select(Identifier.subject_id).where(Identifier.value_hash.in_(chunk))))
+            found = session.execute(sa.select(Identifier.value_hash, Identifier.subject_id).where(Identifier.value_hash.in_(chunk)))
+            holders.update((value_hash, subject_id) for value_hash, subject_id in found)
+        people.update(holders.values())
         for chunk in chunks(new_people, _CHUNK):
             keys.update(session.scalars(sa.select(table.c.key_hash).where(table.c.subject_id.in_(chunk))))
     pairs = _pairs()
-    for chunk in chunks(sorted(keys), _CHUNK):
+    # A key somebody holds is written with its holder's rows, below.
+    for chunk in chunks(sorted(keys - holders.keys()), _CHUNK):
         session.execute(sa.delete(table).where(table.c.key_hash.in_(chunk)))
         _write(session, _loose_rows(session, chunk, pairs))
     for chunk in chunks(sorted(people), _CHUNK):
         lock_people(session, chunk)
         rows, held = _subject_rows(session, chunk, pairs)
-        session.execute(sa.delete(table).where(table.c.subject_id.in_(chunk)))
-        for some in chunks(sorted(held), _CHUNK):  # a suppressed key they took up
-            session.execute(sa.delete(table).where(table.c.key_hash.in_(some)))
+        # Their rows, and those of a suppressed key they took up.
+        session.execute(sa.delete(table).where(sa.or_(table.c.subject_id.in_(chunk), table.c.key_hash.in_(sorted(held)))))
         _write(session, rows)
     return people
 
@@ -378,56 +397,49 @@ _ONE_BY_ONE = 8
 
 
 @functools.cache
-def _person_statement() -> sa.Select[Any]:
-    """(external ref, erased at, identifier kind, hash, its suppression's start and reason) of one person."""
-    subjects, ident, supp = Subject.__table__, Identifier.__table__, Suppression.__table__
+def _keys_statement() -> sa.Select[Any]:
+    """(external ref, an identifier's hash or None) of one person, one row per identifier."""
+    subjects, ident = Subject.__table__, Identifier.__table__
     return (
-        sa.select(subjects.c.external_ref, subjects.c.erased_at, ident.c.kind, ident.c.value_hash, supp.c.created_at, supp.c.reason)
-        .select_from(
-            subjects.outerjoin(ident, ident.c.subject_id == subjects.c.id).outerjoin(supp, supp.c.value_hash == ident.c.value_hash)
-        )
+        sa.select(subjects.c.external_ref, ident.c.value_hash)
+        .select_from(subjects.outerjoin(ident, ident.c.subject_id == subjects.c.id))
         .where(subjects.c.id == sa.bindparam("subject_id", type_=subjects.c.id.type))
     )
 
 
 @functools.cache
-def _states_statement() -> sa.Select[Any]:
-    table = ConsentState.__table__
-    return sa.select(table.c.channel, table.c.purpose, table.c.status, table.c.occurred_at).where(
-        table.c.subject_id == sa.bindparam("subject_id", type_=table.c.subject_id.type)
-    )
-
-
-@functools.cache
-def _delete_person_statement() -> Any:
+def _upsert_statement(chosen: Backend, count: int) -> Any:
+    """Write `count` rows' consent state, keeping what silences them: a key
+    without a row for the pair was silenced by nothing (a silenced key has a
+    row for every pair its silence covers)."""
     table = Decision.__table__
-    return sa.delete(table).where(table.c.subject_id == sa.bindparam("subject_id", type_=table.c.subject_id.type))
-
-
-@functools.cache
-def _upsert_statement(chosen: Backend) -> Any:
-    table = Decision.__table__
-    stmt = chosen.insert(table).values({name: sa.bindparam(name, type_=table.c[name].type) for name in COLUMNS})
+    rows = [{name: sa.bindparam(f"{name}_{i}", type_=table.c[name].type) for name in COLUMNS} for i in range(count)]
+    stmt = chosen.insert(table).values(rows)
     return stmt.on_conflict_do_update(
-        index_elements=[table.c.key_hash, table.c.channel, table.c.purpose], set_={name: stmt.excluded[name] for name in COLUMNS[3:]}
+        index_elements=[table.c.key_hash, table.c.channel, table.c.purpose],
+        set_={"status": stmt.excluded.status, "since": stmt.excluded.since},
     )
 
 
-def _refresh_person(subject_id: uuid.UUID) -> None:
-    """refresh() of one person whose keys did not change, on the fast path."""
-    found = fast.rows(_person_statement(), {"subject_id": subject_id}, scope=WRITE)
+def _write_changes(subject_id: uuid.UUID, changed: Sequence[tuple[str, str, str, datetime]]) -> None:
+    """state_changed()'s rows, on the fast path: the person's keys, then one upsert."""
+    found = fast.rows(_keys_statement(), {"subject_id": subject_id}, scope=WRITE)
     if not found:
         return
-    external_ref, erased_at = found[0][0], found[0][1]
-    own = {kind: value_hash for _, _, kind, value_hash, _, _ in found if kind is not None}
-    suppressed = {value_hash: (since, reason == ERASURE) for _, _, _, value_hash, since, reason in found if since is not None}
-    states = {(c, p): (status, since) for c, p, status, since in fast.rows(_states_statement(), {"subject_id": subject_id}, scope=WRITE)}
-    ref_hash = identifier_hashes(EXTERNAL_REF, [external_ref])[0] if external_ref is not None else None
-    rows, _ = _person_rows(subject_id, erased_at, ref_hash, own, suppressed, states, _pairs())
-    fast.rows(_delete_person_statement(), {"subject_id": subject_id}, scope=WRITE)
-    upsert = _upsert_statement(backend())
-    for row in rows:
-        fast.rows(upsert, row, scope=WRITE)
+    external_ref = found[0][0]
+    keys = [subject_key(subject_id), *(value_hash for _, value_hash in found if value_hash is not None)]
+    if external_ref is not None:
+        keys.append(identifier_hashes(EXTERNAL_REF, [external_ref])[0])
+    consenting = {(pair.channel, pair.purpose) for pair in _pairs() if pair.needs_consent}
+    values = [
+        {"key_hash": key, "channel": channel, "purpose": purpose, "status": status, "since": since,
+         "silenced_since": None, "erased": False, "subject_id": subject_id}
+        for channel, purpose, status, since in changed if (channel, purpose) in consenting
+        for key in keys
+    ]  # fmt: skip
+    for chunk in chunks(values, 64):
+        params = {f"{name}_{i}": value for i, row in enumerate(chunk) for name, value in row.items()}
+        fast.rows(_upsert_statement(backend(), len(chunk)), params, scope=WRITE)
 
 
 def rebuild(*, session: Session | None = None, progress: Any = None) -> int:

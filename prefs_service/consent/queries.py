@@ -162,8 +162,10 @@ def _change_in_one_statement() -> Any:
 
 def change_in_one_statement(params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """[(subject id, new event id or None)] for a live person, [] for nobody we hold."""
-    decisions.touch(subject_ids=[params["subject_id"]], state_only=True)
-    return fast.rows(_change_in_one_statement(), params, scope=WRITE)
+    rows = fast.rows(_change_in_one_statement(), params, scope=WRITE)
+    if rows and rows[0][1] is not None:
+        decisions.state_changed(params["subject_id"], params["channel"], params["purpose"], params["status"], params["occurred_at"])
+    return rows
 
 
 @functools.cache
@@ -181,14 +183,16 @@ def _state_upsert(chosen: Backend) -> Any:
 def upsert_states(rows: Sequence[dict[str, Any]]) -> set[int]:
     """Apply winning states (STATE_COLUMNS); the event ids of the rows that changed."""
     stmt = _state_upsert(backend())
-    people = {row["subject_id"] for row in rows}
-    decisions.touch(subject_ids=people, state_only=True)
-    decisions.lock_people(db.session(), people)  # the people first, in one order, then their state
+    decisions.lock_people(db.session(), {row["subject_id"] for row in rows})  # the people first, in one order, then their state
     if len(rows) == 1:  # a person's own click: the common case
-        return {event_id for (event_id,) in fast.rows(stmt, rows[0], scope=WRITE)}
-    changed: set[int] = set()
-    for chunk in chunks(rows, 1000):
-        changed.update(db.session.execute(stmt, chunk).scalars())
+        changed = {event_id for (event_id,) in fast.rows(stmt, rows[0], scope=WRITE)}
+    else:
+        changed = set()
+        for chunk in chunks(rows, 1000):
+            changed.update(db.session.execute(stmt, chunk).scalars())
+    for row in rows:
+        if row["event_id"] in changed:
+            decisions.state_changed(row["subject_id"], row["channel"], row["purpose"], row["status"], row["occurred_at"])
     return changed
 
 
