@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-import stripe
 from flask import current_app
 
 from .. import links, outbox, references
@@ -47,6 +46,8 @@ def verify_webhook(payload: bytes, header: str | None) -> dict[str, Any]:
     secret = current_app.config["PREFS"].stripe_webhook_secret
     if not secret:
         raise NotConfigured("Stripe webhooks are not configured: set STRIPE_WEBHOOK_SECRET.")
+    import stripe  # here, not at the top: a web worker that never gets a webhook need not hold the SDK (about 6 MB)
+
     try:
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
     except (stripe.SignatureVerificationError, UnicodeDecodeError):

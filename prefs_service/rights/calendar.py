@@ -17,14 +17,18 @@ from __future__ import annotations
 import calendar as _calendar
 from datetime import date, datetime, timedelta
 from functools import cache
-
-import holidays
+from typing import TYPE_CHECKING
 
 from ..subjects.jurisdictions import EU, GB, OTHER, US_CA
+
+if TYPE_CHECKING:
+    import holidays
 
 
 @cache
 def _calendar_of(jurisdiction: str) -> holidays.HolidayBase | None:
+    import holidays  # on first use: a worker that computes no deadline need not hold the calendars
+
     if jurisdiction == GB:
         return holidays.country_holidays("GB", subdiv="ENG")
     if jurisdiction == US_CA:
