@@ -67,7 +67,7 @@ def _check(*, channel: str, purpose: str, key: str, values: Sequence[object], wi
         wanted = {k for k in lookup if k is not None}
         # Only DNC's exemption asks who holds a listed number.
         with_subject = any(lst.register is DNC for lst in lists)
-        rows = decisions.read(wanted, channel=channel, purpose=purpose, scope=scope, with_subject=with_subject)
+        rows = decisions.read(wanted, channel=channel, purpose=purpose, scope=scope, with_subject=with_subject, with_since=with_since)
         if with_subject:
             state, screened_by = {}, {}
             for row in rows:

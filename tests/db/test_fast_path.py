@@ -117,7 +117,9 @@ def test_every_read_model_probe_answers_as_sqlalchemy_would(app, people):
             found = 0
             for channel, purpose in PAIRS:
                 for size, bound in _batches(keys):
-                    found += _both_ways(decisions.read_statement(backend(), size), {"channel": channel, "purpose": purpose, **bound})
+                    for with_subject, with_since in ((False, True), (True, True), (False, False)):
+                        statement = decisions.read_statement(backend(), size, with_subject, with_since)
+                        found += _both_ways(statement, {"channel": channel, "purpose": purpose, **bound})
             assert found, key  # every kind of key names someone with a choice, a suppression or an erasure
         db.session.rollback()
 
