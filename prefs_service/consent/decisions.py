@@ -456,6 +456,10 @@ def rebuild(*, session: Session | None = None, progress: Any = None) -> int:
     table = Decision.__table__
     if session.get_bind().dialect.name == "postgresql":  # writers wait for the rebuild, rather than race it
         session.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
+        # A rebuild follows rows written behind the service's back: with the
+        # statistics from before them, 1M people planned a sequential scan of
+        # the identifiers for each chunk of 500 (190 ms a chunk, not 3).
+        session.execute(sa.text("ANALYZE subjects, identifiers, suppressions, consent_state"))
     session.execute(sa.delete(table))
     pairs = _pairs()
     written = 0
