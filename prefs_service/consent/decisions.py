@@ -397,8 +397,9 @@ def refresh(session: Session, *, subject_ids: Collection[uuid.UUID] = (), hashes
     return people
 
 
-# One person whose consent state changed: statements built once, on the fast
-# path (db/fast.py), four round trips. More people than this: in chunks.
+# People whose consent state alone changed, one by one: statements built once,
+# on the fast path (db/fast.py), two round trips each. More people than this:
+# recomputed in chunks.
 _ONE_BY_ONE = 8
 
 
