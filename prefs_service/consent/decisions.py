@@ -70,6 +70,11 @@ def _pairs() -> list[_Pair]:
     return out
 
 
+@functools.cache
+def _pair_named() -> dict[tuple[str, str], _Pair]:
+    return {(pair.channel, pair.purpose): pair for pair in _pairs()}
+
+
 def subject_key(subject_id: uuid.UUID) -> bytes:
     """The key a subject id is probed by."""
     return subject_id.bytes
@@ -437,13 +442,15 @@ def _write_changes(subject_id: uuid.UUID, changed: Sequence[tuple[str, str, str,
     keys = [subject_key(subject_id), *(value_hash for _, value_hash in found if value_hash is not None)]
     if external_ref is not None:
         keys.append(identifier_hashes(EXTERNAL_REF, [external_ref])[0])
-    consenting = {(pair.channel, pair.purpose) for pair in _pairs() if pair.needs_consent}
+    pair_named = _pair_named()
+    # Nothing silences these rows (or they would be there already): _row() leaves out
+    # the purposes that need no consent, whose rows hold no state.
     values = [
-        {"key_hash": key, "channel": channel, "purpose": purpose, "status": status, "since": since,
-         "silenced_since": None, "erased": False, "subject_id": subject_id}
-        for channel, purpose, status, since in changed if (channel, purpose) in consenting
+        row
+        for channel, purpose, status, since in changed
         for key in keys
-    ]  # fmt: skip
+        if (row := _row(key, pair_named[(channel, purpose)], (status, since), (), subject_id)) is not None
+    ]
     for chunk in chunks(values, 64):
         params = {f"{name}_{i}": value for i, row in enumerate(chunk) for name, value in row.items()}
         fast.rows(_upsert_statement(backend(), len(chunk)), params, scope=WRITE)
