@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
@@ -57,10 +58,17 @@ def waiting(broker: dramatiq.Broker, queue_name: str) -> int | None:
 
 
 def _redis(broker: dramatiq.Broker) -> RedisBroker | None:
-    """`broker` if it is dramatiq's Redis broker (told without importing it)."""
-    return cast("RedisBroker", broker) if type(broker).__module__ == "dramatiq.brokers.redis" else None
+    """`broker` if it is dramatiq's Redis broker."""
+    return cast("RedisBroker | None", _loaded_instance(broker, "dramatiq.brokers.redis", "RedisBroker"))
 
 
 def _rabbitmq(broker: dramatiq.Broker) -> RabbitmqBroker | None:
-    """`broker` if it is dramatiq's RabbitMQ broker (told without importing it)."""
-    return cast("RabbitmqBroker", broker) if type(broker).__module__ == "dramatiq.brokers.rabbitmq" else None
+    """`broker` if it is dramatiq's RabbitMQ broker."""
+    return cast("RabbitmqBroker | None", _loaded_instance(broker, "dramatiq.brokers.rabbitmq", "RabbitmqBroker"))
+
+
+def _loaded_instance(broker: dramatiq.Broker, module: str, name: str) -> dramatiq.Broker | None:
+    """`broker` if it is an instance of `module`.`name`, told without importing
+    the module: if no one imported it, no broker of it exists."""
+    found = sys.modules.get(module)
+    return broker if found is not None and isinstance(broker, getattr(found, name)) else None
