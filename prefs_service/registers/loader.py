@@ -45,7 +45,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
-from ..db.backend import backend
+from ..db.backend import CACHE_SIZE, backend
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from . import REGISTERS, parsers, screening
@@ -223,7 +223,7 @@ def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
             raise
         finally:
             if chunked:
-                driver.execute("PRAGMA cache_size=-65536")
+                driver.execute(CACHE_SIZE)  # as every connection has it
     finally:
         raw.close()
     return inserted
