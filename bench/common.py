@@ -326,9 +326,16 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def post_all(base_url: str, requests: list[tuple[str, bytes, dict]], *, concurrency: int) -> tuple[float, list[tuple[int, bytes]]]:
+def post_all(
+    base_url: str, requests: list[tuple[str, bytes, dict]], *, concurrency: int, per_connection: int | None = None
+) -> tuple[float, list[tuple[int, bytes]]]:
     """POST each (path, body, headers) over `concurrency` keep-alive connections;
     returns (seconds, [(status, body)] in input order).
+
+    `per_connection`: open a new connection after that many requests. A
+    gunicorn worker keeps every connection it accepted, and connections opened
+    together were often all accepted by one worker, the other idle: a round
+    then ran at half speed (bench/ledger.py prints the workers' CPU split).
 
     One thread drives every connection from a selector, with non-blocking
     writes, and the requests are written as bytes: a client built on
@@ -339,6 +346,7 @@ def post_all(base_url: str, requests: list[tuple[str, bytes, dict]], *, concurre
     pending = iter(enumerate(requests))
     results: list = [None] * len(requests)
     selector = selectors.DefaultSelector()
+    served: dict[socket.socket, int] = {}
 
     def connect() -> socket.socket:
         sock = socket.create_connection(address, timeout=120)
@@ -375,7 +383,9 @@ def post_all(base_url: str, requests: list[tuple[str, bytes, dict]], *, concurre
                 continue
             selector.unregister(sock)
             results[exchange.index] = (exchange.status, exchange.body)
-            if exchange.close:
+            served[sock] = served.get(sock, 0) + 1
+            if exchange.close or served[sock] == per_connection:
+                del served[sock]
                 sock.close()
                 sock = connect()
             send_next(sock)
@@ -421,10 +431,11 @@ def post_json(base_url: str, path: str, payloads, *, headers: dict | None = None
     return seconds, results
 
 
-def post_form(base_url: str, paths: list[str], body: bytes, *, concurrency: int) -> tuple[float, list]:
-    """POST `body` (a form) once to each path from `concurrency` connections."""
+def post_form(base_url: str, paths: list[str], body: bytes, *, concurrency: int, per_connection: int | None = None) -> tuple[float, list]:
+    """POST `body` (a form) once to each path from `concurrency` connections
+    (each replaced after `per_connection` requests, as post_all)."""
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    return post_all(base_url, [(path, body, headers) for path in paths], concurrency=concurrency)
+    return post_all(base_url, [(path, body, headers) for path in paths], concurrency=concurrency, per_connection=per_connection)
 
 
 def median(values: list[float]) -> float:

@@ -12,6 +12,7 @@ spent waiting for a free connection counts, as a user's would.
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
 import threading
@@ -149,6 +150,20 @@ def workers_of(master: int) -> list[int]:
         if int(fields[1]) == master:
             children.append(int(stat.parent.name))
     return children
+
+
+def cpu_seconds(pids: list[int]) -> list[float]:
+    """Each process's CPU time so far (user + system), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = []
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            found.append(0.0)
+            continue
+        found.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+    return found
 
 
 def rss_mb(pids: list[int]) -> float:
