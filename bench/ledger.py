@@ -1,7 +1,7 @@
 """Transparency-log benchmark (issue 13), each figure beside a floor measured in the same run.
 
     .venv/bin/python -m bench.ledger verify [--events 1000000]        # SQLite
-    .venv/bin/python -m bench.ledger lag [--backend sqlite|postgresql] [--requests 10000] [--rounds 3]
+    .venv/bin/python -m bench.ledger lag [--backend sqlite|postgresql] [--requests 10000] [--rounds 3] [--per-connection 50]
 
 verify: `prefs ledger verify` (in process, the same function) over N consent
 events with evidence, beside two floors: a bare cursor read of the same rows
@@ -12,7 +12,11 @@ lag: one-click withdrawals (bench/one_click.py's load: gunicorn, 16 clients)
 with the sequencer running beside them as the worker runs it; the time from an
 event's recorded_at to the signed checkpoint that first covers it (p50, p99;
 target: p99 within 2 s), and withdrawals per second with the sequencer running
-and without it, rounds alternating. The extra columns themselves are not
+and without it, rounds alternating. Each client opens a new connection every
+50 requests (--per-connection): with kept-alive connections one gunicorn worker
+often accepted all 16 and the other stayed idle, and a round ran at about
+half speed by that luck alone. Each round prints the busier worker's share of
+the workers' CPU (50% when even). The extra columns themselves are not
 switched off here: A/B them with farm-bench against the commit before the
 ledger (`bench.one_click` on both).
 """
@@ -29,7 +33,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from bench import common
+from bench import common, one_click
 
 
 def _app(url: str):
@@ -195,10 +199,10 @@ def lags(url: str) -> list[float]:
     return found
 
 
-def lag_round(backend: str, requests: int, with_sequencer: bool, interval: float) -> dict:
+def lag_round(backend: str, requests: int, with_sequencer: bool, interval: float, per_connection: int | None) -> dict:
     import subprocess
 
-    from bench import one_click
+    from bench import open_loop
 
     url, paths = one_click.prepare(backend, requests)
     app = _app(url)
@@ -219,19 +223,29 @@ def lag_round(backend: str, requests: int, with_sequencer: bool, interval: float
             raise RuntimeError("the sequencer process did not start")
     try:
         with common.gunicorn("prefs_service:create_app()", env) as base:
-            seconds, responses = common.post_form(base, paths, one_click.BODY, concurrency=one_click.CONCURRENCY)
+            workers = open_loop.workers_of(base.pid)
+            before = open_loop.cpu_seconds(workers)
+            seconds, responses = common.post_form(
+                base, paths, one_click.BODY, concurrency=one_click.CONCURRENCY, per_connection=per_connection
+            )
+            used = [after - start for after, start in zip(open_loop.cpu_seconds(workers), before, strict=True)]
     finally:
         if process is not None:
             process.terminate()
             print(process.communicate(timeout=30)[0], end="")
     acknowledged = sum(1 for status, _ in responses if status == 200)
+    # The busier worker's share of the workers' CPU: 0.5 when the load was spread evenly.
+    busiest = max(used) / sum(used) if sum(used) else 0.0
+    print(f"  {'with' if with_sequencer else 'without'} sequencer: {acknowledged / seconds:,.0f}/s, "
+          f"busiest worker {busiest:.0%} of the workers' CPU ({', '.join(f'{u:.1f}' for u in used)} s)", flush=True)  # fmt: skip
     if not with_sequencer:
-        return {"withdrawals_per_s": acknowledged / seconds}
+        return {"withdrawals_per_s": acknowledged / seconds, "busiest_worker": busiest}
     with app.app_context(), scopes.writing():
         sequencer.sequence_all()  # any click the last loop did not reach yet: its lag then counts from now
     found = sorted(lags(url))
     return {
         "withdrawals_per_s": acknowledged / seconds,
+        "busiest_worker": busiest,
         "lag_p50_s": found[len(found) // 2],
         "lag_p99_s": found[int(len(found) * 0.99) - 1],
         "lag_max_s": found[-1],
@@ -240,18 +254,18 @@ def lag_round(backend: str, requests: int, with_sequencer: bool, interval: float
     }
 
 
-def bench_lag(backend: str, requests: int, rounds: int, interval: float) -> dict:
+def bench_lag(backend: str, requests: int, rounds: int, interval: float, per_connection: int | None) -> dict:
     runs: dict[str, list[dict]] = {"with": [], "without": []}
     for number in range(rounds):
         order = [True, False] if number % 2 == 0 else [False, True]
         for with_sequencer in order:
-            runs["with" if with_sequencer else "without"].append(lag_round(backend, requests, with_sequencer, interval))
+            runs["with" if with_sequencer else "without"].append(lag_round(backend, requests, with_sequencer, interval, per_connection))
     w = common.medians(runs["with"])
     wo = common.medians(runs["without"])
     ratio = common.median([a["withdrawals_per_s"] / b["withdrawals_per_s"] for a, b in zip(runs["with"], runs["without"], strict=True)])
     common.report(
         f"sequencing lag under one-click load, {backend}, {requests:,} withdrawals, {rounds} alternating rounds, "
-        f"sequencer every {interval} s",
+        f"sequencer every {interval} s, " + (f"a new connection every {per_connection} requests" if per_connection else "kept-alive connections"),
         [
             ("figure", "with sequencer", "without (floor)", "ratio / target"),
             ("withdrawals per second", f"{w['withdrawals_per_s']:,.0f}", f"{wo['withdrawals_per_s']:,.0f}", f"{ratio:.2f}x  (>= 0.90)"),
@@ -277,6 +291,12 @@ def main() -> None:
     lag.add_argument("--requests", type=int, default=10_000)
     lag.add_argument("--rounds", type=int, default=3)
     lag.add_argument("--interval", type=float, default=0.5, help="PREFS_LEDGER_SEQUENCE_INTERVAL_SECONDS for the sequencer")
+    lag.add_argument(
+        "--per-connection",
+        type=int,
+        default=one_click.PER_CONNECTION,
+        help="requests per client connection, then a new one (0: keep each for the whole run)",
+    )
     sub.add_parser("sequencer", help="(used by lag) run the worker's sequencer loop until SIGTERM")
     args = parser.parse_args()
     if args.what == "sequencer":
@@ -284,7 +304,9 @@ def main() -> None:
     elif args.what == "verify":
         common.save("ledger_verify", bench_verify(args.events, args.reuse))
     else:
-        common.save(f"ledger_lag_{args.backend}", bench_lag(args.backend, args.requests, args.rounds, args.interval))
+        common.save(
+            f"ledger_lag_{args.backend}", bench_lag(args.backend, args.requests, args.rounds, args.interval, args.per_connection or None)
+        )
 
 
 if __name__ == "__main__":
