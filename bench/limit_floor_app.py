@@ -117,7 +117,7 @@ def create_app() -> Flask:
                 import sqlite3
 
                 conn = sqlite3.connect(url.split(":///", 1)[1], check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA cache_size=-8192")  # as the service's connections (db/backend.py)
+                conn.execute("PRAGMA cache_size=-2048")  # as the service's connections (db/backend.py)
                 conn.execute("PRAGMA query_only=1")
             else:
                 import psycopg

@@ -260,12 +260,15 @@ def _private_database_file(dialect: Dialect, _record: ConnectionPoolEntry, cargs
         private_sqlite_database(Path(filename))
 
 
-# Each connection keeps its own page cache, and a worker holds one per thread:
-# 8 MiB each holds the tables' upper B-tree levels, and the operating system's
-# page cache the rest. 64 MiB each made a worker's memory grow by 150-250 MB
-# while screening a list, with no gain a bench could see (2026-12-07: a 10k
-# bulk check took 157-163 ms with 64 MiB, 158-164 ms with 2 MB).
-CACHE_SIZE = "PRAGMA cache_size=-8192"
+# Each connection keeps its own page cache, and a worker holds one per thread,
+# while the operating system's page cache holds the database file for all of
+# them: SQLite's default 2 MiB each. 64 MiB each grew a worker's memory by
+# 150-250 MB while screening a list, for no speed a bench could see
+# (2026-12-07, 1M people: a 10k bulk check took 157-163 ms in one process with
+# 64 MiB, 158-164 ms with 2 MB; 1M as 10k calls under gunicorn took 9.3-9.5 s
+# with 8 MiB and 8.9-9.1 s with 2 MB, peaking at 295 and 259 MB; one-click
+# withdrawals ran at 552/s with 8 MiB and 561/s with 2 MiB).
+CACHE_SIZE = "PRAGMA cache_size=-2048"
 
 
 def _configure_connection(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
