@@ -37,11 +37,24 @@ def _undo_limiter_hook(app: Flask) -> None:
     app.before_request_funcs[None].insert(0, limiter._check_request_limit)
 
 
+def _undo_limiter_guards(app: Flask) -> None:
+    from functools import partial
+
+    from flask_limiter import Limiter
+
+    from prefs_service.extensions import limiter
+
+    after, teardown = app.after_request_funcs[None], app.teardown_request_funcs[None]
+    after[[f.__name__ for f in after].index("inject_where_limited")] = partial(Limiter._Limiter__inject_headers, limiter)  # type: ignore[attr-defined]
+    teardown[[f.__name__ for f in teardown].index("release_where_limited")] = limiter._Limiter__release_context  # type: ignore[attr-defined]
+
+
 VARIANTS: dict[str, Callable[[Flask], None] | None] = {
     "as shipped": None,
     "Flask's ensure_sync": _undo_ensure_sync,
     "Flask's cookie sessions": _undo_cookie_sessions,
     "Flask-Limiter's app-wide hook": _undo_limiter_hook,
+    "Flask-Limiter's hooks on every request": _undo_limiter_guards,
 }
 
 

@@ -16,8 +16,10 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, Response
+from flask.globals import request_ctx
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_limiter import Limiter
 
 from .extensions import limiter
 
@@ -68,8 +70,40 @@ def skip_app_wide_limit_check(app: Flask) -> None:
     app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
+def limiter_hooks_only_where_limited(app: Flask) -> None:
+    """Flask-Limiter's after-request hook (rate-limit headers, conditional
+    deductions) and teardown hook (resetting its per-request state) run on
+    every request, and each creates that state first. A request that met no
+    limit has none: where it was never created, both are skipped. A limited
+    view's decorator creates it, so its requests still get both. Without it a
+    check took 539 µs (+4.8%) against 515 µs as shipped (2026-12-07, median of
+    five rounds; the machine ran at half the speed of the figures above)."""
+    hook = Limiter._Limiter__inject_headers  # type: ignore[attr-defined]  # name-mangled: private to Flask-Limiter
+    inject: Any = next(f for f in app.after_request_funcs[None] if getattr(f, "func", None) is hook)
+    release: Any = limiter._Limiter__release_context  # type: ignore[attr-defined]
+
+    def limited() -> bool:
+        return hasattr(request_ctx, _LIMITER_STATE)  # the proxy reads the current request context
+
+    def inject_where_limited(response: Response) -> Response:
+        return inject(response) if limited() else response
+
+    def release_where_limited(error: BaseException | None = None) -> None:
+        if limited():
+            release(error)
+
+    after = app.after_request_funcs[None]
+    after[after.index(inject)] = inject_where_limited
+    teardown = app.teardown_request_funcs[None]
+    teardown[teardown.index(release)] = release_where_limited
+
+
+_LIMITER_STATE = "_limiter_request_context"  # where Flask-Limiter keeps a request's state (Limiter.context)
+
+
 def apply(app: Flask) -> None:
     """The patches that are set after the extensions are bound (PrefsFlask is
     the app's class from the start)."""
     app.session_interface = CookieSessions()
     skip_app_wide_limit_check(app)
+    limiter_hooks_only_where_limited(app)

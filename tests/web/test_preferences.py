@@ -138,6 +138,15 @@ def test_requests_are_rate_limited_per_address_and_per_client(client):
     assert page.status_code == 429 and b"Too many requests from here" in page.data
 
 
+def test_a_limited_form_says_how_much_is_left_and_an_unlimited_page_says_nothing(client):
+    token = csrf_of(client.get("/preferences"))
+    answers = [client.post("/preferences", data={"csrf_token": token, "email": "counted@example.com"}) for _ in range(2)]
+    # The tightest limit that applies (five an address) counts down, request by request.
+    assert [a.headers["X-RateLimit-Limit"] for a in answers] == ["5", "5"]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["4", "3"]
+    assert "X-RateLimit-Limit" not in client.get("/preferences").headers
+
+
 def test_forms_work_over_https_in_production_with_same_origin_referrers(make_app, api_key):
     app = make_app(env="production", base_url="https://prefs.example.com")
     client = app.test_client()
