@@ -52,8 +52,8 @@ def run(backend: str, subjects: int, reuse: bool, seconds: int, rounds_wanted: i
                 common.wrk_single(base, path + query, subjects, auth=auth, seconds=3)  # warm caches
                 single = common.wrk_single(base, path + query, subjects, auth=auth, seconds=seconds)
                 common.post_json(base, path, bulk_bodies[:2], headers=headers)  # warm
-                bulk_seconds, _ = common.post_json(base, path, bulk_bodies * 2, headers=headers, concurrency=2)
-                end_to_end, responses = common.post_json(base, path, million, headers=headers, concurrency=4)
+                bulk_seconds, _ = common.post_json(base, path, bulk_bodies * 2, headers=common.spread(headers), concurrency=2)
+                end_to_end, responses = common.post_json(base, path, million, headers=common.spread(headers), concurrency=4)
             checked = sum(len(orjson.loads(body)["results"]) for _, body in responses)
             assert checked == subjects, (checked, subjects)
             rounds[label].append({

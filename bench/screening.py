@@ -136,7 +136,7 @@ def measure_round(number: int, servers: dict, data: dict, seconds: int) -> dict[
             assert lines == subjects, f"/v1/consent/screen answered {lines:,} lines for {subjects:,} recipients"
             figures[label].update(e2e_screen_s=took, rss_screen_before_mb=rss.before, rss_screen_peak_mb=rss.peak)
         with open_loop.PeakRss(base.pid) as rss:
-            took, responses = common.post_json(base, path, data["million"], headers=_spread(auth), concurrency=4)
+            took, responses = common.post_json(base, path, data["million"], headers=common.spread(_headers(auth)), concurrency=4)
         assert sum(len(orjson.loads(body)["results"]) for _, body in responses) == subjects
         allowed = allowed_in(responses)
         figures[label].update(e2e_bulk_s=took, rss_bulk_before_mb=rss.before, rss_bulk_peak_mb=rss.peak, allowed=allowed)
@@ -146,7 +146,7 @@ def measure_round(number: int, servers: dict, data: dict, seconds: int) -> dict[
     assert floor_allowed == service_allowed, f"the floor allowed {floor_allowed:,}, the service {service_allowed:,}"
     for label in order:
         base, path, auth = servers[label]
-        took, _ = common.post_json(base, path, data["bulk"] * 2, headers=_spread(auth), concurrency=2)
+        took, _ = common.post_json(base, path, data["bulk"] * 2, headers=common.spread(_headers(auth)), concurrency=2)
         figures[label].update(bulk_checks_per_s=2 * BULK_CALLS * BATCH / took, bulk_ms_per_call=took / (2 * BULK_CALLS) * 1000)
     for label in order:
         base, path, auth = servers[label]
@@ -164,14 +164,6 @@ def measure_round(number: int, servers: dict, data: dict, seconds: int) -> dict[
 
 def _headers(auth: str) -> dict:
     return {"Authorization": auth} if auth else {}
-
-
-def _spread(auth: str) -> dict:
-    """Headers for calls that should keep both workers busy: a new connection
-    for each. A kept-alive connection stays with the worker that accepted it,
-    and two of them landed on the same worker about half the time (the other
-    idle): the same server measured 73-85 ms or 167-191 ms a 10k call, by luck."""
-    return {**_headers(auth), "Connection": "close"}
 
 
 def rows_for(backend: str, s: dict, f: dict, subjects: int, bulk_ratio: float, single_ratio: float) -> list[tuple[str, str, str, str]]:
