@@ -120,6 +120,8 @@ class _Prepared:
         self.dialect = dialect
         self.sql: str = compiled.string
         self.positional: Sequence[str] | None = compiled.positiontup  # type: ignore[attr-defined]  # None for named paramstyles
+        if dialect.driver == "psycopg":
+            self.sql = _binary_byte_arrays(self.sql, compiled.binds)  # type: ignore[attr-defined]
         self.binders: dict[str, Callable[[Any], Any]] = {
             name: processor
             for name, bind in compiled.binds.items()  # type: ignore[attr-defined]
@@ -152,6 +154,18 @@ class _Prepared:
         return [
             tuple(value if value is None or f is None else f(value) for f, value in zip(self.processors, row, strict=True)) for row in rows
         ]
+
+
+def _binary_byte_arrays(sql: str, binds: dict[str, Any]) -> str:
+    """`sql` with each bytea array parameter sent in binary (psycopg's `%(name)b`).
+    psycopg writes a list in text by default, escaping every element with a
+    regular expression: 83 ms for the 10,000 keys of a bulk check, against 8 ms
+    in binary (2026-12-07)."""
+    for name, bind in binds.items():
+        item = getattr(bind.type, "item_type", None)
+        if isinstance(bind.type, sa.ARRAY) and isinstance(getattr(item, "impl", item), sa.LargeBinary):  # impl: a TypeDecorator's own
+            sql = sql.replace(f"%({name})s", f"%({name})b")
+    return sql
 
 
 class _EventContext:
