@@ -265,6 +265,21 @@ def gunicorn(target: str, env: dict, *, workers: int = 2, threads: int = 4):
 
 # --- load -----------------------------------------------------------------------------
 
+# Each wrk thread asks for its connection to be closed every PER_CONNECTION
+# requests, and wrk opens a new one. A gunicorn worker keeps every connection it
+# accepted, and wrk's 16, opened together, were often most of them accepted by
+# one worker (see post_all): the round then measured that worker alone.
+PER_CONNECTION = 50
+
+_WRK_REOPEN = """
+local sent = 0
+local function reopening(headers)
+  sent = sent + 1
+  if sent %% %(per_connection)d == 0 then headers["Connection"] = "close" end
+  return headers
+end
+"""
+
 _WRK_SCRIPT = """
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 local n = %(count)d
@@ -273,7 +288,7 @@ request = function()
   local path = "%(path)s" .. "user" .. math.random(0, n - 1) .. "%%40bench.example.com"
   local headers = {}
   if auth ~= "" then headers["Authorization"] = auth end
-  return wrk.format("GET", path, headers)
+  return wrk.format("GET", path, reopening(headers))
 end
 """
 
@@ -302,7 +317,8 @@ def _wrk(base_url: str, script_text: str, *, seconds: int, connections: int) -> 
 
 def wrk_single(base_url: str, path: str, count: int, *, auth: str = "", seconds: int = 15, connections: int = 16) -> dict:
     """16 concurrent connections of single GET checks for random known people."""
-    return _wrk(base_url, _WRK_SCRIPT % {"count": count, "auth": auth, "path": path}, seconds=seconds, connections=connections)
+    values = {"count": count, "auth": auth, "path": path, "per_connection": PER_CONNECTION}
+    return _wrk(base_url, (_WRK_REOPEN + _WRK_SCRIPT) % values, seconds=seconds, connections=connections)
 
 
 _WRK_POST_SCRIPT = """
@@ -311,14 +327,15 @@ local n = %(count)d
 request = function()
   local id = string.format("00000000-0000-0000-0000-%%012x", 3 * math.random(0, n - 1) + 1)
   local body = '{"subject_id": "' .. id .. '", "purpose": "newsletter"}'
-  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json", ["Authorization"] = "%(auth)s"}, body)
+  return wrk.format("POST", "%(path)s", reopening({["Content-Type"] = "application/json", ["Authorization"] = "%(auth)s"}), body)
 end
 """
 
 
 def wrk_mint(base_url: str, path: str, count: int, *, auth: str = "", seconds: int = 10, connections: int = 16) -> dict:
     """POST {"subject_id": random known subscriber, "purpose": "newsletter"} as fast as it goes."""
-    return _wrk(base_url, _WRK_POST_SCRIPT % {"count": count, "auth": auth, "path": path}, seconds=seconds, connections=connections)
+    values = {"count": count, "auth": auth, "path": path, "per_connection": PER_CONNECTION}
+    return _wrk(base_url, (_WRK_REOPEN + _WRK_POST_SCRIPT) % values, seconds=seconds, connections=connections)
 
 
 def _ms(value: str) -> float:

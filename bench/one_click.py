@@ -23,7 +23,7 @@ CONCURRENCY = 16
 # Each client opens a new connection every 50 requests, so that both gunicorn
 # workers serve the load: kept-alive connections were often all accepted by
 # one worker (bench/ledger.py measured it from the workers' CPU).
-PER_CONNECTION = 50
+PER_CONNECTION = common.PER_CONNECTION
 BODY = b"List-Unsubscribe=One-Click"
 
 

@@ -26,6 +26,7 @@ import orjson
 import sqlalchemy as sa
 
 from bench import common
+from prefs_service.registers import partitions
 
 BATCH = 10_000
 BATCHES = 8
@@ -70,7 +71,8 @@ def seed(backend: str, subjects: int, entries: int, reuse: bool) -> tuple[str, l
 
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn, conn.cursor() as cur:
             cur.execute("DELETE FROM identifiers WHERE kind = 'phone'")
-            cur.execute("DELETE FROM register_entries")
+            for table in partitions.tables(cur):  # every list's entries
+                cur.execute(f"DROP TABLE {table}")
             cur.execute("DELETE FROM register_lists")
             with cur.copy("COPY identifiers (subject_id, kind, value, value_hash, created_at) FROM STDIN") as copy:
                 for sid, number, h in zip(ids, held, held_hashes, strict=True):
@@ -121,6 +123,7 @@ def load_tps(backend: str, url: str, hashes: list[bytes]) -> None:
                 (today, now, now, len(hashes)),
             )
             (list_id,) = cur.fetchone()
+            partitions.add_empty(cur, list_id)
             with cur.copy("COPY register_entries (list_id, key_hash) FROM STDIN") as copy:
                 for h in hashes:
                     copy.write_row((list_id, h))

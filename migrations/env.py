@@ -31,6 +31,7 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty)
     with models.db.engine.connect() as connection:
+        conf_args.setdefault("include_name", models.include_name)
         context.configure(connection=connection, target_metadata=models.db.metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()

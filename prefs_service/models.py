@@ -9,6 +9,7 @@ from .notices.models import Notice
 from .orders.models import Escalation, Order, Payment, ProvisionedSystem, StripeEvent
 from .outbox import Job
 from .partners.models import Disclosure, Partner
+from .registers import partitions
 from .registers.models import Enquiry, RegisterEntry, RegisterList
 from .rights.agents import RequestAgent
 from .rights.models import RightsRequest
@@ -45,4 +46,11 @@ __all__ = [
     "Subject",
     "Suppression",
     "db",
+    "include_name",
 ]
+
+
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's filter: the tables the models declare, not the register entries'
+    partitions, which PostgreSQL creates per list (registers/partitions.py)."""
+    return not (type_ == "table" and name is not None and partitions.is_partition(name))

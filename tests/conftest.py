@@ -24,6 +24,7 @@ from prefs_service.clock import utcnow
 from prefs_service.extensions import db
 from prefs_service.jobs.dispatch import QUEUE_NAME
 from prefs_service.outbox import QUEUED, RUNNING, Job
+from prefs_service.registers import partitions
 from tests.helpers import Api, eventually
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatter
@@ -166,6 +167,10 @@ def _empty_tables(app) -> None:
         tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
         if db.engine.dialect.name == "postgresql":
             db.session.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY"))
+            # Ids restart, so the register lists' tables go too.
+            with db.session.connection().connection.cursor() as cursor:
+                for table in partitions.tables(cursor):
+                    cursor.execute(f"DROP TABLE {table}")
         else:
             for table in tables:
                 db.session.execute(table.delete())

@@ -14,11 +14,12 @@ from prefs_service import channels
 from prefs_service.consent.models import Purpose
 from prefs_service.extensions import db
 from prefs_service.models import db as models_db
+from prefs_service.models import include_name
 
 
 def test_models_and_migrations_do_not_drift(app):
     with app.app_context(), db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
         diff = compare_metadata(context, models_db.metadata)
     assert diff == []
 

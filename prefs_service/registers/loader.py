@@ -8,14 +8,17 @@ Full import
 2. its entries stream in, in chunks each committed (checks read only the
    current list, so a loading list's entries are invisible to them), through
    the backend's fastest bulk path (db/backend.py: COPY on PostgreSQL,
-   executemany on SQLite); the file is read line by line, in constant memory;
+   executemany on SQLite); the file is read line by line, in constant memory.
+   On PostgreSQL they go into a table of the list's own with no index, which
+   gets its key once full and becomes the list's partition (partitions.py);
 3. one short transaction marks the old current list `replaced` and the new
    one `current`: a check sees the old list or the new, never half;
 4. the replaced list's entries stay for REPLACED_KEPT: other processes keep
    it as current for up to screening.CACHE_SECONDS and probe it, and a probe
    of a list whose entries are gone would answer that nobody is listed. The
    next full import (at its start, and again once its list is current)
-   deletes the entries of lists replaced longer ago, and of failed lists; so a
+   deletes the entries (drops the partitions) of lists replaced longer ago,
+   and of failed lists; so a
    register holds its current list and the one it replaced, plus, only where
    full imports follow each other within REPLACED_KEPT, those replaced since.
 If anything fails, or no line at all was accepted (a wrong file would
@@ -48,7 +51,7 @@ from ..clock import utcnow
 from ..db.backend import CACHE_SIZE, backend
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from . import REGISTERS, parsers, screening
+from . import REGISTERS, parsers, partitions, screening
 from .models import APPLIED, CURRENT, DELTA, FAILED, FULL, LOADING, REPLACED, RegisterEntry, RegisterList
 
 # How many rejections an import's summary lists (the report file lists all).
@@ -203,7 +206,8 @@ def _import_full(summary: ImportSummary, stream: IO[bytes], imported_by: str, co
 
 
 def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
-    """Stream `rows` into the entries table in committed chunks; how many were new."""
+    """Stream `rows` into the list's entries in committed chunks; how many entries it holds.
+    On PostgreSQL into a table of the list's own, indexed and attached once full (partitions.py)."""
     inserted = 0
     raw = db.engine.raw_connection()
     try:
@@ -212,11 +216,16 @@ def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
         if chunked:
             driver.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading: the new list's index fits
         try:
+            table = _loading_table(driver, list_id)
             while (first := next(rows, None)) is not None:
                 chunk = itertools.chain((first,), itertools.islice(rows, CHUNK_ROWS - 1))
                 if chunked:
                     driver.execute("BEGIN IMMEDIATE")  # the connection is in autocommit otherwise (db/backend.py)
-                inserted += backend().bulk_insert(driver, ENTRIES, ("list_id", "key_hash", "flag"), chunk)
+                inserted += backend().bulk_insert(driver, table, ("list_id", "key_hash", "flag"), chunk)
+                driver.commit()
+            if table != ENTRIES:
+                with driver.cursor() as cursor:
+                    inserted = partitions.attach(cursor, list_id, inserted)
                 driver.commit()
         except BaseException:
             driver.rollback()
@@ -227,6 +236,39 @@ def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
     finally:
         raw.close()
     return inserted
+
+
+def _loading_table(driver: Any, list_id: int) -> str:
+    """Where a full list's rows go: the entries table, or on partitioned PostgreSQL a new table of the list's own."""
+    if backend().name != "postgresql":
+        return ENTRIES
+    with driver.cursor() as cursor:
+        table = partitions.create(cursor, list_id) if partitions.partitioned(cursor) else ENTRIES
+    driver.commit()
+    return table
+
+
+def _delete_entries(list_ids: list[int]) -> None:
+    """Delete the entries of `list_ids` and commit. On partitioned PostgreSQL
+    each list's table is dropped first (its rows are not deleted one by one); a
+    table that checks kept busy stays, with its rows, for the next import."""
+    db.session.commit()  # dropping a partition waits for every transaction that read the entries, ours too
+    busy: list[int] = []
+    if list_ids and backend().name == "postgresql":
+        raw = db.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            with driver.cursor() as cursor:
+                if partitions.partitioned(cursor):
+                    driver.commit()
+                    busy = partitions.drop(cursor, list_ids)
+            driver.commit()
+        finally:
+            raw.close()
+    gone = [list_id for list_id in list_ids if list_id not in busy]
+    if gone:
+        db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id.in_(gone)))
+    db.session.commit()
 
 
 def _swap(summary: ImportSummary) -> None:
@@ -271,8 +313,7 @@ def _fail(summary: ImportSummary) -> None:
         .where(RegisterList.id == summary.list_id)
         .values(status=FAILED, finished_at=utcnow(), accepted=summary.accepted, rejected=summary.rejected)
     )
-    db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id == summary.list_id))
-    db.session.commit()
+    _delete_entries([summary.list_id])
     summary.status = FAILED
 
 
@@ -297,8 +338,7 @@ def _delete_unreachable(register: str) -> None:
         RegisterList.register == register,
         sa.or_(RegisterList.status == FAILED, sa.and_(RegisterList.status == REPLACED, superseded_long_ago)),
     )
-    db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id.in_(unreachable)))
-    db.session.commit()
+    _delete_entries(list(db.session.scalars(unreachable)))
 
 
 DELTA_BATCH = 2000

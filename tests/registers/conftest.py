@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from prefs_service import channels
 from prefs_service.clock import utcnow
 from prefs_service.extensions import db
-from prefs_service.registers import MPS, REGISTERS, screening
+from prefs_service.registers import MPS, REGISTERS, partitions, screening
 from prefs_service.registers.keys import mail_hash
 from prefs_service.registers.models import CURRENT, FULL, REPLACED, RegisterEntry, RegisterList
 from prefs_service.subjects.identifiers import identifier_hash
@@ -60,6 +60,9 @@ def load_register(app) -> Callable[..., int]:
             )
             db.session.add(listed)
             db.session.flush()
+            if db.engine.dialect.name == "postgresql":
+                with db.session.connection().connection.cursor() as cursor:
+                    partitions.add_empty(cursor, listed.id)
             flag = "P" if register is MPS else None
             if hashes:
                 db.session.execute(sa.insert(RegisterEntry), [{"list_id": listed.id, "key_hash": h, "flag": flag} for h in hashes])
