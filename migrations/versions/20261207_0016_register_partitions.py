@@ -36,7 +36,9 @@ def upgrade():
         " CONSTRAINT fk_register_entries_list_id_register_lists FOREIGN KEY (list_id) REFERENCES register_lists (id) ON DELETE CASCADE"
         ") PARTITION BY LIST (list_id)"
     )
-    for (list_id,) in bind.exec_driver_sql(f"SELECT DISTINCT list_id FROM {OLD} ORDER BY list_id").all():
+    # Every full list, emptied ones too (a delta adds to it), and any list that holds entries.
+    lists = f"SELECT id FROM register_lists WHERE kind = 'full' UNION SELECT DISTINCT list_id FROM {OLD} ORDER BY 1"
+    for (list_id,) in bind.exec_driver_sql(lists).all():
         table = f"register_entries_l{int(list_id)}"
         op.execute(f"CREATE TABLE {table} (LIKE register_entries INCLUDING DEFAULTS)")
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_list CHECK (list_id = {int(list_id)})")
@@ -53,6 +55,11 @@ def downgrade():
     op.execute(f"CREATE TABLE {OLD} (LIKE register_entries INCLUDING DEFAULTS)")
     op.execute(f"INSERT INTO {OLD} SELECT list_id, key_hash, flag FROM register_entries ORDER BY list_id, key_hash")
     op.execute("DROP TABLE register_entries")  # and its partitions
+    # Tables of imports that died before attaching theirs.
+    for (table,) in bind.exec_driver_sql(
+        r"SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'register\_entries\_l%%'"  # %% for the driver's placeholders
+    ).all():
+        op.execute(f"DROP TABLE {table}")
     op.execute(f"ALTER TABLE {OLD} RENAME TO register_entries")
     op.execute("ALTER TABLE register_entries ADD CONSTRAINT pk_register_entries PRIMARY KEY (list_id, key_hash)")
     op.execute(

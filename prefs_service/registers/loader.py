@@ -36,6 +36,7 @@ Rejected lines never stop an import: each is counted, written to the report
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ ABANDONED_AFTER = timedelta(hours=6)
 # cache may still be probing it; the rest is room for clocks that differ between hosts.
 REPLACED_KEPT = timedelta(seconds=6 * screening.CACHE_SECONDS)
 ENTRIES = RegisterEntry.__table__.name
+logger = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 
@@ -202,7 +204,11 @@ def _import_full(summary: ImportSummary, stream: IO[bytes], imported_by: str, co
         if isinstance(exc, Exception):
             raise ImportFailed(f"The import failed ({type(exc).__name__}); the current list stays.", summary) from exc
         raise
-    _delete_unreachable(register)
+    try:
+        _delete_unreachable(register)
+    except Exception:  # the list is live: what is left to delete goes with the next import
+        db.session.rollback()
+        logger.warning("%s import %s is current; deleting unreachable lists failed", register, summary.list_id, exc_info=True)
 
 
 def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
@@ -223,9 +229,12 @@ def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
                     driver.execute("BEGIN IMMEDIATE")  # the connection is in autocommit otherwise (db/backend.py)
                 inserted += backend().bulk_insert(driver, table, ("list_id", "key_hash", "flag"), chunk)
                 driver.commit()
-            if table != ENTRIES:
+            if table != ENTRIES and inserted:  # an empty list fails, and its loose table drops without locking checks out
                 with driver.cursor() as cursor:
                     inserted = partitions.attach(cursor, list_id, inserted)
+                driver.commit()
+                with driver.cursor() as cursor:
+                    partitions.analyze(cursor, list_id)
                 driver.commit()
         except BaseException:
             driver.rollback()
@@ -308,13 +317,17 @@ def _swap(summary: ImportSummary) -> None:
 
 def _fail(summary: ImportSummary) -> None:
     db.session.rollback()
-    db.session.execute(
+    failed = db.session.execute(
         sa.update(RegisterList)
-        .where(RegisterList.id == summary.list_id)
+        # Not once current: an interruption just after the swap committed leaves the list live.
+        .where(RegisterList.id == summary.list_id, RegisterList.status != CURRENT)
         .values(status=FAILED, finished_at=utcnow(), accepted=summary.accepted, rejected=summary.rejected)
     )
-    _delete_entries([summary.list_id])
-    summary.status = FAILED
+    if cast("CursorResult[Any]", failed).rowcount == 1:
+        _delete_entries([summary.list_id])
+        summary.status = FAILED
+    else:
+        db.session.commit()
 
 
 def _delete_unreachable(register: str) -> None:

@@ -12,9 +12,10 @@ read (ATTACH takes a lock on the entries table that readers do not conflict
 with), where a default partition would be locked exclusively and scanned.
 Every list's rows go to its own partition (a delta adds to its full list's);
 `add_empty` gives one to a list whose entries are written some other way.
-Dropping a list's partition does wait for the checks reading the entries
-table, and holds back those that come after it meanwhile: at most
-DROP_LOCK_TIMEOUT, once per full import.
+Dropping lists' partitions (one statement, before a full import loads and
+again after its swap) does wait for the checks reading the entries table,
+and holds back those that come after it meanwhile: at most DROP_LOCK_TIMEOUT
+each time.
 
 SQLite keeps one table: these functions are not called there.
 """
@@ -92,24 +93,29 @@ def attach(cursor: Any, list_id: int, loaded: int) -> int:
         entries -= cursor.rowcount
         cursor.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (list_id, key_hash)")
     cursor.execute(f"ALTER TABLE {PARENT} ATTACH PARTITION {table} FOR VALUES IN ({int(list_id)})")
-    cursor.execute(f"ANALYZE {table}")  # probes plan from its statistics at once, not after autovacuum's turn
     return entries
 
 
+def analyze(cursor: Any, list_id: int) -> None:
+    """Statistics for the new partition at once, not at autovacuum's turn: probes plan from them.
+    Outside the attaching transaction, which holds a lock on the lists table."""
+    cursor.execute(f"ANALYZE {table_of(list_id)}")
+
+
 def drop(cursor: Any, list_ids: list[int]) -> list[int]:
-    """Drop the partitions (or unattached tables) of `list_ids`, each in its
-    own transaction; the ids whose table could not be dropped now (checks held
-    the entries table past DROP_LOCK_TIMEOUT), left for the next import."""
-    left = []
-    for list_id in list_ids:
-        try:
-            cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-            cursor.execute(f"DROP TABLE IF EXISTS {table_of(list_id)}")
-            cursor.connection.commit()
-        except _lock_timeout():
-            cursor.connection.rollback()
-            left.append(list_id)
-    return left
+    """Drop the partitions (or loose tables) of `list_ids`, in one statement
+    so that checks wait for one lock at most; the ids left (all of them, when
+    checks held the entries table past DROP_LOCK_TIMEOUT) for the next import."""
+    if not list_ids:
+        return []
+    try:
+        cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+        cursor.execute("DROP TABLE IF EXISTS " + ", ".join(table_of(list_id) for list_id in list_ids))
+        cursor.connection.commit()
+    except _lock_timeout():
+        cursor.connection.rollback()
+        return list(list_ids)
+    return []
 
 
 def _unique_violation() -> type[Exception]:
