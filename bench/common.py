@@ -27,6 +27,8 @@ IDENTIFIER_KEY = "bench-identifier-key-" + "b" * 32
 SECRET_KEY = "bench-secret-key-" + "s" * 32
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WORK = Path(os.environ.get("BENCH_WORK_DIR", ROOT / "var" / "bench"))
+# The service as gunicorn serves it in production (wsgi.py); the floors' apps freeze their start-up heap as it does.
+SERVICE = "wsgi:app"
 
 
 def free_port() -> int:

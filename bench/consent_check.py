@@ -38,7 +38,7 @@ def run(backend: str, subjects: int, reuse: bool, seconds: int, rounds_wanted: i
 
     targets = {
         "floor": ("bench.floor_app:create_app()", "/check", "", floor_env),
-        "service": ("prefs_service:create_app()", "/v1/consent/check", f"Bearer {key}", env),
+        "service": (common.SERVICE, "/v1/consent/check", f"Bearer {key}", env),
     }
     # Floor and service take turns, round after round: this machine's speed
     # drifts by tens of percent within minutes, and a ratio of two figures

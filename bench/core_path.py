@@ -16,6 +16,7 @@ What "plain Core" means here, as the service would be written without db/fast.py
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -56,4 +57,6 @@ def create_app():
     backend._begin = begin  # bound to the engine by create_app below
     backend.SQLite._batches = sqlite_batches
     backend.SQLite._matching_many = sqlite_matching
-    return create_service()
+    app = create_service()
+    gc.freeze()  # as wsgi.py does for the service
+    return app

@@ -15,7 +15,7 @@ import orjson
 
 from bench import common, one_click
 
-TARGETS = {"fast path": "prefs_service:create_app()", "Core path": "bench.core_path:create_app()"}
+TARGETS = {"fast path": common.SERVICE, "Core path": "bench.core_path:create_app()"}
 BATCH = 10_000
 FIGURES = {
     "single_rps": ("single checks (req/s)", "{:,.0f}"),

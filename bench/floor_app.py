@@ -8,6 +8,7 @@ BENCH_DATABASE_URL and BENCH_IDENTIFIER_KEY set.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import os
@@ -157,6 +158,7 @@ def create_app() -> Flask:
                    "headers": {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}}  # fmt: skip
         return Response(orjson.dumps(payload), mimetype="application/json", status=201)
 
+    gc.freeze()  # as wsgi.py does for the service
     return app
 
 
@@ -196,4 +198,5 @@ def create_webhook_floor() -> Flask:
         )
         return Response(b'{"received": true}', mimetype="application/json")
 
+    gc.freeze()  # as wsgi.py does for the service
     return app

@@ -222,7 +222,7 @@ def lag_round(backend: str, requests: int, with_sequencer: bool, interval: float
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the sequencer process did not start")
     try:
-        with common.gunicorn("prefs_service:create_app()", env) as base:
+        with common.gunicorn(common.SERVICE, env) as base:
             workers = open_loop.workers_of(base.pid)
             before = open_loop.cpu_seconds(workers)
             seconds, responses = common.post_form(

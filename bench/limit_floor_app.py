@@ -12,6 +12,7 @@ with BENCH_DATABASE_URL and BENCH_IDENTIFIER_KEY set.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import os
@@ -188,4 +189,5 @@ def create_app() -> Flask:
             results.append({"recipient": recipient, "allowed": reason == "granted", "reason": reason})
         return Response(orjson.dumps({"results": results}), mimetype="application/json")
 
+    gc.freeze()  # as wsgi.py does for the service
     return app

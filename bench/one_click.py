@@ -55,7 +55,7 @@ def run(backend: str, requests: int, rounds_wanted: int) -> dict:
     # Floor and service take turns, each on a fresh database, round after round
     # (this machine's speed drifts within minutes); medians are reported.
     rounds: dict[str, list[dict]] = {"floor": [], "service": []}
-    targets = [("floor", "bench.floor_app:create_app()"), ("service", "prefs_service:create_app()")]
+    targets = [("floor", "bench.floor_app:create_app()"), ("service", common.SERVICE)]
     for number in range(rounds_wanted):
         for label, target in targets if number % 2 == 0 else reversed(targets):  # neither always goes first
             rounds[label].append(one_round(backend, requests, label, target))

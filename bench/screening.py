@@ -249,7 +249,7 @@ def run(backend: str, subjects: int, rounds_wanted: int, seconds: int, reuse: bo
     for number in range(rounds_wanted):
         with ExitStack() as stack:
             floor = stack.enter_context(common.gunicorn("bench.limit_floor_app:create_app()", floor_env))
-            service = stack.enter_context(common.gunicorn("prefs_service:create_app()", env))
+            service = stack.enter_context(common.gunicorn(common.SERVICE, env))
             servers = {"floor": (floor, "/check", ""), "service": (service, "/v1/consent/check", f"Bearer {key}")}
             figures = measure_round(number, servers, data, seconds)
         for label in rounds:

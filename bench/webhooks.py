@@ -112,7 +112,7 @@ def receipt_latency(backend: str, url: str, samples: int) -> list[float]:
 
 def run(backend: str, events: int, samples: int) -> dict:
     figures = {}
-    for label, target in (("floor", "bench.floor_app:create_webhook_floor()"), ("service", "prefs_service:create_app()")):
+    for label, target in (("floor", "bench.floor_app:create_webhook_floor()"), ("service", common.SERVICE)):
         url = common.database_url(backend, "prefs_bench_webhooks")
         common.recreate_database(backend, url)
         common.prefs(url, "db", "upgrade")

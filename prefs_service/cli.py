@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import signal
 import sys
@@ -179,6 +180,7 @@ def _serve(app, host: str, port: int, threads: int, workers: int) -> None:
         db.engine.dispose(close=False)  # never share a connection with the parent
 
     def post_worker_init(worker):
+        gc.freeze()  # the app built at start, out of the collector's full passes (as wsgi.py)
         if embedded:
             jobs().start(threads=settings.worker_threads)
 
