@@ -18,9 +18,9 @@ Full import
    of a list whose entries are gone would answer that nobody is listed. The
    next full import (at its start, and again once its list is current)
    deletes the entries (drops the partitions) of lists replaced longer ago,
-   and of failed lists; so a
-   register holds its current list and the one it replaced, plus, only where
-   full imports follow each other within REPLACED_KEPT, those replaced since.
+   and of failed lists; so a register holds its current list and the one it
+   replaced, plus, only where full imports follow each other within
+   REPLACED_KEPT, those replaced since.
 If anything fails, or no line at all was accepted (a wrong file would
 otherwise empty the register), the new list is marked `failed`, its entries
 are deleted, and the old list stays current.
