@@ -269,8 +269,7 @@ def _delete_entries(list_ids: list[int]) -> None:
             driver: Any = raw.driver_connection
             with driver.cursor() as cursor:
                 if partitions.partitioned(cursor):
-                    driver.commit()
-                    busy = partitions.drop(cursor, list_ids)
+                    busy = partitions.drop(cursor, list_ids)  # commits, or rolls back on the timeout
             driver.commit()
         finally:
             raw.close()
