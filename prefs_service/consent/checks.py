@@ -7,7 +7,7 @@ rules.decide(), so they agree whichever key names the person.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import channels
@@ -134,34 +134,52 @@ def _screened(
     """`results` once the national registers covering the channel are heard.
 
     Named by the channel's own identifier, the value given is screened (held
-    or not); named otherwise, the person's identifier of the channel's kind."""
+    or not); named otherwise, the person's identifier of the channel's kind.
+    Only answers a register can change are screened (rules.with_registers).
+    An identifier no register can key (an address without a UK postcode) is
+    not: the Mail Preference Service, the only register keyed that way, never
+    goes stale."""
     assert channel_kind is not None
-    # Only answers a register can change are screened (rules.with_registers).
     speak_to = rules.REGISTERS_SPEAK_TO
-    targets: dict[Any, screening.Target] = {}
-    if key == channel_kind:
-        by_mail_key = channel_kind == "postal_address"
-        for k, canonical, result in zip(lookup, canonicals, results, strict=True):
-            if k is not None and canonical is not None and result.reason in speak_to and k not in targets:
-                subject_id = held[k][0] if k in held else None
-                targets[k] = screening.Target(screening.screen_key(channel_kind, canonical) if by_mail_key else k, canonical, subject_id)
+    by_mail_key = channel_kind == "postal_address"
+    holders = {k: row[0] for k, row in held.items() if row[0] is not None}
+    if key == channel_kind and not by_mail_key:
+        # A number's hash is its register key: the lookup key itself (a hash wherever its canonical form is not None).
+        to_screen = {k: c for k, c, result in zip(lookup, canonicals, results, strict=True) if c is not None and result.reason in speak_to}
+        said = screening.screen(lists, to_screen, holders)
     else:
-        open_to_registers = {k for k, result in zip(lookup, results, strict=True) if result.reason in speak_to}
-        for k, (subject_id, value_hash, value) in held.items():
-            if value is not None and k in open_to_registers:
-                key_hash = value_hash if channel_kind != "postal_address" else screening.screen_key(channel_kind, value)
-                targets[k] = screening.Target(key_hash, value, subject_id)
-    said = screening.screen(lists, targets)
+        pairs: Iterator[tuple[Any, str]]
+        if key == channel_kind:
+            pairs = (
+                (k, canonical)
+                for k, canonical, result in zip(lookup, canonicals, results, strict=True)
+                if canonical is not None and result.reason in speak_to
+            )
+        else:
+            open_to_registers = {k for k, result in zip(lookup, results, strict=True) if result.reason in speak_to}
+            pairs = ((k, value) for k, (_, _, value) in held.items() if value is not None and k in open_to_registers)
+        register_key_of: dict[Any, bytes] = {}
+        by_key: dict[bytes, str] = {}
+        holder_of: dict[bytes, uuid.UUID] = {}
+        for k, canonical in pairs:
+            register_key = screening.screen_key(channel_kind, canonical) if by_mail_key else held[k][1]
+            if register_key is not None:
+                register_key_of[k], by_key[register_key] = register_key, canonical
+                if k in holders:
+                    holder_of[register_key] = holders[k]
+        by_register_key = screening.screen(lists, by_key, holder_of)
+        said = {k: verdict for k, register_key in register_key_of.items() if (verdict := by_register_key.get(register_key)) is not None}
     if not said:
         return results
     warn_only = screening.warn_only()
-    # A bulk answer is one of a handful (no timestamps): decide each pair once.
-    decided: dict[tuple[CheckResult, screening.Screened], CheckResult] = {}
+    # A bulk answer is one of a handful (no timestamps): decide each pair once,
+    # by identity (both are shared objects; hashing their fields costs more).
+    decided: dict[tuple[int, int], CheckResult] = {}
     out = []
     for k, result in zip(lookup, results, strict=True):
         verdict = said.get(k)
         if verdict is not None:
-            pair = (result, verdict)
+            pair = (id(result), id(verdict))
             screened = decided.get(pair)
             if screened is None:
                 screened = decided[pair] = rules.with_registers(

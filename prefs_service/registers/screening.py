@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -143,18 +143,9 @@ def screen_key(channel_kind: str, canonical: str) -> bytes | None:
     return identifier_hash(channel_kind, canonical)
 
 
-class Target(NamedTuple):
-    """What one looked-up key is screened by: the register key of the
-    channel's identifier, that identifier's canonical form, and the person (if held)."""
-
-    key_hash: bytes | None
-    canonical: str | None
-    subject_id: uuid.UUID | None
-
-
 @dataclass(frozen=True)
 class Screened:
-    """What the registers say of one target."""
+    """What the registers say of one register key."""
 
     listed: str | None = None  # the first register listing it
     exempt: bool = False  # listed only on DNC, and the person has a business relationship with us
@@ -174,47 +165,40 @@ def _verdict(listed: str | None, exempt: bool, stale: str | None) -> Screened:
     return found
 
 
-def screen(lists: Sequence[CurrentList], targets: Mapping[Any, Target]) -> dict[Any, Screened]:
-    """{key: Screened} for the targets any register says something about.
+def screen(lists: Sequence[CurrentList], canonicals: Mapping[bytes, str], holders: Mapping[bytes, uuid.UUID]) -> dict[bytes, Screened]:
+    """{register key: Screened} for the keys any register says something about.
 
-    A bulk check screens 10,000 targets: the loops stay plain comprehensions."""
+    `canonicals`: each register key (screen_key()) to screen, with the
+    canonical form of its identifier (which registers cover it); `holders`:
+    who holds a key, where the caller knows (only DNC's exemption asks; a
+    listed key without one is looked up). A bulk check screens 10,000 keys:
+    the loops stay comprehensions over plain values."""
     today = utcnow().date()
     stale = [lst for lst in lists if lst.stale(today)]
     if stale:
         _warn_stale(stale, today)
-    listed_by: dict[Any, str] = {}
+    listed_by: dict[bytes, str] = {}
     for lst in lists:
         prefix = lst.register.country_prefix
-        pairs = [
-            (key_hash, key)
-            for key, (key_hash, canonical, _) in targets.items()
-            if key_hash is not None and canonical is not None and (prefix is None or canonical.startswith(prefix)) and key not in listed_by
-        ]
-        if pairs:
-            found = _probe(lst.list_id, sorted({key_hash for key_hash, _ in pairs}))
-            name = lst.register.name
-            listed_by.update((key, name) for key_hash, key in pairs if key_hash in found)
-    related: set[uuid.UUID] = set()
-    dnc_keys = [k for k, name in listed_by.items() if name == DNC.name]
-    if dnc_keys:
-        # A target may not name its holder (a check that read only the
+        keys = sorted([k for k, canonical in canonicals.items() if (prefix is None or canonical.startswith(prefix)) and k not in listed_by])
+        if keys:
+            listed_by.update(dict.fromkeys(_probe(lst.list_id, keys), lst.register.name))
+    exempt: set[bytes] = set()
+    if dnc_keys := [k for k, name in listed_by.items() if name == DNC.name]:
+        # A key may come without its holder (a check that read only the
         # decisions read model, where a held key with no answer has no row).
-        unnamed = [key_hash for k in dnc_keys if targets[k].subject_id is None and (key_hash := targets[k].key_hash) is not None]
-        holders = _holders(unnamed) if unnamed else {}
-        subject_of = {k: targets[k].subject_id or holders.get(targets[k].key_hash) for k in dnc_keys}  # type: ignore[arg-type]
-        related = business_relationships({s for s in subject_of.values() if s is not None})
-        targets = {**targets, **{k: targets[k]._replace(subject_id=subject_of[k]) for k in dnc_keys}}
+        found = _holders([k for k in dnc_keys if k not in holders])
+        subject_of = {k: holder for k in dnc_keys if (holder := holders.get(k) or found.get(k)) is not None}
+        related = business_relationships(set(subject_of.values()))
+        exempt = {k for k, subject_id in subject_of.items() if subject_id in related}
     if not stale:
-        return {
-            key: _verdict(name, bool(related) and name == DNC.name and targets[key].subject_id in related, None)
-            for key, name in listed_by.items()
-        }
-    out: dict[Any, Screened] = {}
-    for key, target in targets.items():
-        listed = listed_by.get(key)
-        stale_name = next((lst.register.name for lst in stale if lst.covers(target.canonical)), None)
+        return {k: _verdict(name, k in exempt, None) for k, name in listed_by.items()}
+    out: dict[bytes, Screened] = {}
+    for k, canonical in canonicals.items():
+        listed = listed_by.get(k)
+        stale_name = next((lst.register.name for lst in stale if lst.covers(canonical)), None)
         if listed is not None or stale_name is not None:
-            out[key] = _verdict(listed, listed == DNC.name and target.subject_id in related, stale_name)
+            out[k] = _verdict(listed, k in exempt, stale_name)
     return out
 
 
@@ -226,6 +210,8 @@ def _holders_statement(chosen: Backend, size: int | None) -> sa.Select[Any]:
 
 def _holders(hashes: Sequence[bytes]) -> dict[bytes, uuid.UUID]:
     """{identifier hash: the person holding it} for those of `hashes` someone holds."""
+    if not hashes:
+        return {}
     chosen = backend()
     found: dict[bytes, uuid.UUID] = {}
     for size, bound in chosen.key_batches(sorted(set(hashes))):
