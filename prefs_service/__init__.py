@@ -21,7 +21,7 @@ from .consent import decisions
 from .db import engine as database
 from .db import outage, scopes
 from .errors import DomainError
-from .extensions import csrf, db, limiter, migrate
+from .extensions import csrf, db, limiter
 from .jobs import dispatch
 from .notices import service as notices
 from .orders import service as orders
@@ -66,7 +66,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     db.init_app(app)
     database.init_app(app)
-    migrate.init_app(app, db, directory=migrations_directory(), render_as_batch=True, compare_type=True)
     identifiers.init_app(app)
     app.extensions["prefs.key_cache"] = KeyCache(settings.api_key_cache_seconds)
     _wire_hooks(app)
@@ -108,15 +107,6 @@ def _wire_hooks(app: Flask) -> None:
     hooks.subscribe(app, hooks.JOB_CANCELLED, rights.job_cancelled)
     hooks.subscribe(app, hooks.JOB_CANCELLED, notices.job_cancelled)
     hooks.subscribe(app, hooks.LEDGER_RECORDED, metrics.ledger_recorded)
-
-
-def migrations_directory() -> str:
-    """The Alembic folder shipped inside the installed package."""
-    from importlib.util import find_spec
-
-    spec = find_spec("prefs_service.migrations")
-    assert spec is not None and spec.submodule_search_locations is not None
-    return next(iter(spec.submodule_search_locations))
 
 
 def _engine_options(url: str) -> dict[str, Any]:

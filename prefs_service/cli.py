@@ -34,6 +34,7 @@ from .cli_screening import screening_cli
 from .cli_staff import staff_cli
 from .clock import utcnow
 from .config import ConfigError, served_base_url
+from .db import migrations
 from .errors import DomainError
 from .extensions import db
 from .jobs.dispatch import jobs
@@ -42,10 +43,12 @@ from .subjects.refs import WRITE_KEYS
 
 def _create_app():
     try:
-        return create_app()
+        app = create_app()
     except ConfigError as exc:
         click.echo(f"prefs: configuration error: {exc}", err=True)
         sys.exit(2)
+    migrations.register(app)  # the `db` commands and the migrated-database check
+    return app
 
 
 # --- the database: migrated before use, and never without a policy version ----------------
@@ -81,10 +84,14 @@ def _upgrade(ctx: click.Context, **options: Any) -> None:
         _publish_initial_policy()
 
 
+@with_appcontext
+def _database_group(**options: Any) -> None:
+    migrations.register(current_app)  # an app built elsewhere (a test's, a script's) may not have it yet
+    cast(Any, flask_migrate_cli.db.callback)(**options)
+
+
 # Flask-Migrate's `db` commands, with `upgrade` also publishing the first policy version.
-database_commands = click.Group(
-    "db", callback=flask_migrate_cli.db.callback, params=flask_migrate_cli.db.params, help=flask_migrate_cli.db.help
-)
+database_commands = click.Group("db", callback=_database_group, params=flask_migrate_cli.db.params, help=flask_migrate_cli.db.help)
 for _name, _command in flask_migrate_cli.db.commands.items():
     database_commands.add_command(_command, _name)
 database_commands.add_command(

@@ -20,6 +20,9 @@ def database_is_current() -> bool:
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
+    from .db import migrations
+
+    migrations.register(current_app)
     migrate = current_app.extensions["migrate"]
     head = ScriptDirectory.from_config(migrate.migrate.get_config()).get_current_head()
     migration_log = logging.getLogger("alembic.runtime.migration")

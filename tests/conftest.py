@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from prefs_service import create_app
 from prefs_service.access import service as access
 from prefs_service.clock import utcnow
+from prefs_service.db import migrations
 from prefs_service.extensions import db
 from prefs_service.jobs.dispatch import QUEUE_NAME
 from prefs_service.outbox import QUEUED, RUNNING, Job
@@ -156,6 +157,7 @@ def base_settings(database_url, broker_url, smtp_server, tmp_path_factory) -> di
 @pytest.fixture(scope="session")
 def migrated(base_settings):
     app = create_app(**base_settings)
+    migrations.register(app)
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()

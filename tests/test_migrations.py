@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 
 from prefs_service import channels
 from prefs_service.consent.models import Purpose
+from prefs_service.db import migrations
 from prefs_service.extensions import db
 from prefs_service.models import db as models_db
 from prefs_service.models import include_name
@@ -56,6 +57,7 @@ def test_postal_addresses_keep_their_people_and_suppressions_across_the_kind_ren
     from prefs_service.access import service as access
 
     app = make_app(database_url=f"sqlite:///{tmp_path / 'before-0005.db'}")
+    migrations.register(app)
     held, erased = "1 HIGH STREET, LEEDS", "2 LOW ROAD, YORK"
 
     def hashed_before_0005(value: str) -> bytes:  # as the service hashed postal addresses then
@@ -119,6 +121,7 @@ def test_staff_accounts_that_exist_become_admins_and_new_ones_reviewers(make_app
     from prefs_service.access.models import StaffUser
 
     app = make_app(database_url=f"sqlite:///{tmp_path / 'before-0006.db'}")
+    migrations.register(app)
     with app.app_context():
         flask_migrate.upgrade(revision="0005")
         db.session.execute(

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from prefs_service.db import migrations
 from prefs_service.extensions import db
 from prefs_service.registers import loader, partitions
 from prefs_service.registers.models import RegisterEntry
@@ -130,6 +131,7 @@ def test_the_migration_moves_each_lists_entries_into_its_partition_and_back(scra
     import flask_migrate
 
     app = make_app(database_url=scratch_database)
+    migrations.register(app)
     keys = {1: [b"a" * 32, b"b" * 32], 2: [b"c" * 32], 3: []}  # 3: a current list that deltas emptied
     with app.app_context():
         flask_migrate.upgrade(revision="0015")
