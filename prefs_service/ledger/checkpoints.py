@@ -27,16 +27,20 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import current_app
 
 from ..clock import utcnow
 from ..extensions import db
 from .models import LedgerCheckpoint, LedgerKey
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# cryptography is imported where a key is used, not here: a process that only
+# serves checks and pages never loads it (8 MB a process, OpenSSL included).
 
 ORIGIN = "prefs-ledger/v1"
 _LISTED_KEYS = "prefs.ledger.listed_keys"
@@ -52,6 +56,8 @@ def key_id(public_key: bytes) -> str:
 
 @functools.cache
 def _signer(seed_b64: str) -> tuple[Ed25519PrivateKey, bytes, str]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(seed_b64))
     public = private.public_key().public_bytes_raw()
     return private, public, key_id(public)
@@ -63,6 +69,9 @@ def signer() -> tuple[Ed25519PrivateKey, bytes, str]:
 
 
 def signature_valid(public_key: bytes, signed: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, signed)
     except (InvalidSignature, ValueError):

@@ -24,9 +24,6 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 # The event fields a receipt discloses and the leaf commits to, in this order.
 EVENT_FIELDS = ("id", "subject_id", "channel", "purpose", "status", "source", "occurred_at", "recorded_at", "policy_version", "recorded_by")
 CONSENT_EVENT = 1  # the leaf's kind byte
@@ -161,6 +158,10 @@ def verify(receipt: Mapping[str, Any], *, trusted_keys: Collection[str] = ()) ->
     thing that fails. With `trusted_keys` (base64 Ed25519 public keys, as the
     log publishes them), the receipt's key must be one of them: a receipt
     signed by a key of its own choosing proves nothing."""
+    # Here, not at the top: a process that never verifies never loads OpenSSL (checkpoints.py).
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         block = proof_block(receipt)
         if block.get("status") != INCLUDED:
