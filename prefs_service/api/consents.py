@@ -140,13 +140,29 @@ class ConsentCheck(MethodView):
         recipients = data["recipients"]
         results = consent.check_many(channel=data["channel"], purpose=data["purpose"], key=key, values=recipients, with_since=False)
         metrics.count_checks(results)
-        # Serialised directly: 10,000 results through marshmallow would cost more than the lookup.
-        answer = {"results": [lists.answer(r, res) for r, res in zip(recipients, results, strict=True)]}
-        try:
-            body = orjson.dumps(answer)
-        except TypeError:  # an invalid recipient orjson cannot write back: an integer past 64 bits, or one too long to read
-            body = json.dumps(answer, default=repr).encode()
+        # Serialised directly (10,000 results through marshmallow would cost
+        # more than the lookup), a slice at a time: the whole answer's dicts and
+        # orjson's buffer for it held 4 MB at once. A list of chunks still gets
+        # its Content-Length.
+        body = [b'{"results":[']
+        for start in range(0, len(results), _ANSWER_SLICE):
+            if start:
+                body.append(b",")
+            body.append(_answers(recipients[start : start + _ANSWER_SLICE], results[start : start + _ANSWER_SLICE]))
+        body.append(b"]}")
         return current_app.response_class(body, mimetype="application/json")
+
+
+_ANSWER_SLICE = 1000
+
+
+def _answers(recipients: list[Any], results: list[consent.CheckResult]) -> bytes:
+    """The answers, comma-separated, without the list's brackets."""
+    answers = [lists.answer(r, res) for r, res in zip(recipients, results, strict=True)]
+    try:
+        return orjson.dumps(answers)[1:-1]
+    except TypeError:  # an invalid recipient orjson cannot write back: an integer past 64 bits, or one too long to read
+        return json.dumps(answers, default=repr, separators=(",", ":")).encode()[1:-1]
 
 
 SCREEN_DOC = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -124,6 +125,27 @@ def test_bulk_answers_integers_past_64_bits_as_invalid(client, headers):
     assert results[0] == {"recipient": -79157492902855966720, "allowed": False, "reason": "invalid"}
     assert results[1]["reason"] == "invalid" and results[1]["allowed"] is False  # too long to read: not echoed as a number
     assert results[2] == {"recipient": "nobody@example.com", "allowed": False, "reason": "no_consent"}
+
+
+def test_bulk_answers_every_slice_in_order_with_its_length(client, headers, api):
+    """The answer is written a thousand at a time: slices meet without a gap or a
+    repeat, one slice's unwritable recipient leaves the others as they are, and
+    the whole still carries its Content-Length."""
+    for i in (999, 1000, 2000):
+        api.record(email=f"user{i}@example.com")
+    recipients: list[object] = [f"user{i}@example.com" for i in range(2001)]
+    recipients[1500] = 10**25  # past 64 bits: that slice is written the slow way
+    body = orjson.dumps({"channel": "email", "purpose": "newsletter", "recipients": [0]}).replace(
+        b"[0]", b"[" + b",".join(str(r).encode() if isinstance(r, int) else orjson.dumps(r) for r in recipients) + b"]"
+    )
+    response = client.post("/v1/consent/check", data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 200
+    assert int(response.headers["Content-Length"]) == len(response.data)
+    results = response.json["results"]
+    assert [r["recipient"] for r in results[:1500]] == recipients[:1500]
+    assert [r["recipient"] for r in results[1501:]] == recipients[1501:]
+    assert results[1500]["reason"] == "invalid"
+    assert [i for i, r in enumerate(results) if r["allowed"]] == [999, 1000, 2000]
 
 
 def test_bulk_for_phone_and_by_external_ref(api):
