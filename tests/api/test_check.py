@@ -128,24 +128,24 @@ def test_bulk_answers_integers_past_64_bits_as_invalid(client, headers):
 
 
 def test_bulk_answers_every_slice_in_order_with_its_length(client, headers, api):
-    """The answer is written a thousand at a time: slices meet without a gap or a
-    repeat, one slice's unwritable recipient leaves the others as they are, and
-    the whole still carries its Content-Length."""
-    for i in (999, 1000, 2000):
+    """Recipients are checked, and answers written, a slice at a time: slices
+    meet without a gap or a repeat, one slice's unwritable recipient leaves the
+    others as they are, and the whole still carries its Content-Length."""
+    granted = [999, 1000, 2047, 2048, 4095, 4096, 4499]
+    for i in granted:
         api.record(email=f"user{i}@example.com")
-    recipients: list[object] = [f"user{i}@example.com" for i in range(2001)]
-    recipients[1500] = 10**25  # past 64 bits: that slice is written the slow way
-    body = orjson.dumps({"channel": "email", "purpose": "newsletter", "recipients": [0]}).replace(
-        b"[0]", b"[" + b",".join(str(r).encode() if isinstance(r, int) else orjson.dumps(r) for r in recipients) + b"]"
-    )
+    recipients: list[object] = [f"user{i}@example.com" for i in range(4500)]
+    recipients[3000] = -79157492902855966720  # past 64 bits: that slice of the answer is written the slow way
+    recipients[3001] = "user999@example.com"  # a recipient of an earlier slice, again
+    items = b",".join(str(r).encode() if isinstance(r, int) else orjson.dumps(r) for r in recipients)
+    body = b'{"channel": "email", "purpose": "newsletter", "recipients": [' + items + b"]}"
     response = client.post("/v1/consent/check", data=body, content_type="application/json", headers=headers)
     assert response.status_code == 200
     assert int(response.headers["Content-Length"]) == len(response.data)
     results = response.json["results"]
-    assert [r["recipient"] for r in results[:1500]] == recipients[:1500]
-    assert [r["recipient"] for r in results[1501:]] == recipients[1501:]
-    assert results[1500]["reason"] == "invalid"
-    assert [i for i, r in enumerate(results) if r["allowed"]] == [999, 1000, 2000]
+    assert [r["recipient"] for r in results] == recipients
+    assert results[3000]["reason"] == "invalid"
+    assert [i for i, r in enumerate(results) if r["allowed"]] == [999, 1000, 2047, 2048, 3001, 4095, 4096, 4499]
 
 
 def test_bulk_for_phone_and_by_external_ref(api):
