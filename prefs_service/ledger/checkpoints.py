@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # cryptography is imported where a key is used, not here: a process that only
-# serves checks and pages never loads it (8 MB a process, OpenSSL included).
+# serves checks and pages never loads it (8 MB a process, with its own copy of OpenSSL).
 
 ORIGIN = "prefs-ledger/v1"
 _LISTED_KEYS = "prefs.ledger.listed_keys"

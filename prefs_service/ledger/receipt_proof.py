@@ -158,7 +158,7 @@ def verify(receipt: Mapping[str, Any], *, trusted_keys: Collection[str] = ()) ->
     thing that fails. With `trusted_keys` (base64 Ed25519 public keys, as the
     log publishes them), the receipt's key must be one of them: a receipt
     signed by a key of its own choosing proves nothing."""
-    # Here, not at the top: a process that never verifies never loads OpenSSL (checkpoints.py).
+    # Here, not at the top: a process that never verifies never loads cryptography (checkpoints.py).
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
