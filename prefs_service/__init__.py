@@ -25,6 +25,7 @@ from .extensions import csrf, db, limiter
 from .jobs import dispatch
 from .notices import service as notices
 from .orders import service as orders
+from .rights import opt_outs
 from .rights import service as rights
 from .subjects import identifiers
 
@@ -101,6 +102,7 @@ def _wire_hooks(app: Flask) -> None:
     """Which domain reacts to which other's change: all of it, here."""
     hooks.init_app(app)
     hooks.subscribe(app, hooks.CONSENT_WITHDRAWN, orders.consent_withdrawn)
+    hooks.subscribe(app, hooks.CONSENT_WITHDRAWN, opt_outs.sale_sharing_withdrawn)
     hooks.subscribe(app, hooks.NOTICE_SENT, orders.notice_sent)
     hooks.subscribe(app, hooks.NOTICE_SENT, rights.notice_sent)
     hooks.subscribe(app, hooks.JOB_RETRIED, rights.job_retried)

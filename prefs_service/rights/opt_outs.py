@@ -6,10 +6,15 @@ job at once (well within CCPA's 15 business days; the request records when):
 
 Both go through the consent ledger, so every check, feed and partner sees
 them. A US-CA person who opts out of sale/sharing gets `ask_again_after`
-(12 months on): callers must not ask them to opt back in before then.
+(12 months on): callers must not ask them to opt back in before then. So does
+a US-CA person whose sharing is withdrawn by any other door (a Global Privacy
+Control signal, the preference page, an unsubscribe link, another system):
+each is the same opt-out under the CCPA (sale_sharing_withdrawn).
 """
 
 from __future__ import annotations
+
+import uuid
 
 from ..clock import utcnow
 from ..consent import ledger
@@ -17,7 +22,7 @@ from ..consent.events import Evidence, own_event
 from ..consent.rules import WITHDRAWN
 from ..errors import Erased
 from ..extensions import db
-from ..subjects import refs
+from ..subjects import jurisdictions, refs
 from ..subjects import service as subjects
 from ..subjects.jurisdictions import US_CA
 from ..subjects.models import Subject
@@ -49,6 +54,23 @@ def _person(request: RightsRequest) -> Subject | None:
     return found
 
 
+def sale_sharing_withdrawn(*, subject_id: uuid.UUID, channel: str, purpose: str) -> None:
+    """Hook (CONSENT_WITHDRAWN): sharing for marketing withdrawn for a US-CA
+    person, by whatever door, starts (or restarts) the 12-month wait."""
+    if (channel, purpose) != WITHDRAWS["opt_out_sale_sharing"]:
+        return
+    subject = db.session.get(Subject, subject_id)
+    if subject is not None and subject.erased_at is None and jurisdictions.of(subject) == US_CA:
+        _wait_before_asking_again(subject)
+
+
+def _wait_before_asking_again(subject: Subject) -> None:
+    """12 months from this opt-out; a later opt-out moves the date on, never back."""
+    wait = clocks.ask_again_after(utcnow())
+    if subject.ask_again_after is None or subject.ask_again_after < wait:
+        subject.ask_again_after = wait
+
+
 def apply(*, request_id: int) -> None:
     request = db.session.get(RightsRequest, request_id, with_for_update=True)
     if request is None or request.status != PROCESSING or request.type not in WITHDRAWS:
@@ -67,9 +89,8 @@ def apply(*, request_id: int) -> None:
         event=own_event(channel, purpose, WITHDRAWN, SOURCE, Evidence(note=f"rights request {request.reference}")),
         recorded_by=f"request:{request.reference}",
     )
-    now = utcnow()
     if request.type == "opt_out_sale_sharing" and request.jurisdiction == US_CA:
-        subject.ask_again_after = clocks.ask_again_after(now)
+        _wait_before_asking_again(subject)
     service.transition(
         request,
         COMPLETED,

@@ -5,11 +5,12 @@ privacy-request pages), recorded once in the ledger with the header as evidence.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
 
 import pytest
 
+from prefs_service.rights import clocks
 from tests.helpers import Api
 from tests.orders.stripe_events import checkout_session, event, post
 from tests.rights.conftest import link_in, mails_to
@@ -39,6 +40,12 @@ def sharing_person(api, email: str) -> dict:
     }
 
 
+def wait_until(api, subject_id: str) -> datetime | None:
+    """When callers may next ask the person to opt back in to sale/sharing (None: no wait)."""
+    found = api.get(f"/v1/subjects/{subject_id}/consents").json["ask_again_after"]
+    return datetime.fromisoformat(found) if found else None
+
+
 def gpc_events(api, subject_id: str) -> list[dict]:
     """The person's GPC entries in the ledger, oldest first (their history: no feed horizon to wait for)."""
     history = api.get(f"/v1/subjects/{subject_id}/consents", history=1).json["history"]
@@ -61,9 +68,13 @@ def test_a_california_person_is_opted_out_of_sale_and_sharing_once_with_the_head
     person = sharing_person(api, "cal@example.com")
     assert api.states(person["id"])[SHARING] == "granted"
 
+    before = datetime.now(UTC)
     page = client.get(person["unsubscribe"], headers={**GPC, "User-Agent": "Firefox/140"})
+    after = datetime.now(UTC)
     assert page.status_code == 200
     assert api.states(person["id"])[SHARING] == "withdrawn"
+    # An opt-out of sale/sharing like any other: 12 months before anyone may ask them to opt back in.
+    assert clocks.ask_again_after(before) <= wait_until(api, person["id"]) <= clocks.ask_again_after(after)
     [event] = gpc_events(api, person["id"])
     assert (event["channel"], event["purpose"], event["status"]) == (*SHARING, "withdrawn")
     assert event["evidence"]["note"].startswith("Sec-GPC: 1 ")
@@ -92,6 +103,35 @@ def test_elsewhere_the_signal_is_an_objection_to_sharing_for_marketing(client, a
     assert (
         event["status"] == "withdrawn" and "GDPR Art. 21(5)" in event["evidence"]["note"] and "jurisdiction GB" in event["evidence"]["note"]
     )
+    assert wait_until(api, person["id"]) is None  # CCPA's 12-month wait is California's alone
+
+
+def test_every_door_to_a_california_persons_opt_out_starts_the_12_month_wait(make_app, api_key):
+    app = make_app(default_jurisdiction="US-CA")
+    client = app.test_client()
+    api = Api(client, api_key("admin"))
+
+    # The preference page, without any signal.
+    by_page = sharing_person(api, "page@example.com")
+    page = client.get(by_page["preferences"])
+    before = datetime.now(UTC)
+    assert client.post(by_page["preferences"], data={"csrf_token": csrf_of(page), "granted": []}).status_code == 303
+    assert api.states(by_page["id"])[SHARING] == "withdrawn"
+    assert wait_until(api, by_page["id"]) >= clocks.ask_again_after(before)
+
+    # Another system recording the withdrawal through the API.
+    by_api = sharing_person(api, "crm@example.com")
+    api.record(subject_id=by_api["id"], channel="partner", purpose="share_for_marketing", status="withdrawn", source="crm")
+    first = wait_until(api, by_api["id"])
+    assert first >= clocks.ask_again_after(before)
+
+    # Withdrawing something else starts nothing; a later opt-out moves the date on, never back.
+    unrelated = sharing_person(api, "news@example.com")
+    api.record(subject_id=unrelated["id"], channel="email", purpose="newsletter", status="withdrawn")
+    assert wait_until(api, unrelated["id"]) is None
+    api.record(subject_id=by_api["id"], channel="partner", purpose="share_for_marketing", source="crm")
+    api.record(subject_id=by_api["id"], channel="partner", purpose="share_for_marketing", status="withdrawn", source="crm")
+    assert wait_until(api, by_api["id"]) >= first
 
 
 def test_the_signal_is_recorded_once_even_when_sharing_was_withdrawn_already(client, api):
