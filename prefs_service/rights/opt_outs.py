@@ -8,8 +8,8 @@ Both go through the consent ledger, so every check, feed and partner sees
 them. A US-CA person who opts out of sale/sharing gets `ask_again_after`
 (12 months on): callers must not ask them to opt back in before then. So does
 a US-CA person whose sharing is withdrawn by any other door (a Global Privacy
-Control signal, the preference page, an unsubscribe link, another system):
-each is the same opt-out under the CCPA (sale_sharing_withdrawn).
+Control signal, the preference page, another system through the API): each is
+the same opt-out under the CCPA (sale_sharing_withdrawn).
 """
 
 from __future__ import annotations
