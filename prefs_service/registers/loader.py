@@ -27,7 +27,10 @@ are deleted, and the old list stays current.
 
 Delta import: one transaction adds the lines it lists to the current full
 list's entries and takes away those marked as removals (parsers.py says how
-each format marks them). A delta with no current full list is refused.
+each format marks them). A delta with no current full list is refused. An MPS
+entry is an address, and several people may be listed at one: a removal takes
+its record away (models.MailRecord), and the address only once no record
+keeps it listed.
 
 Rejected lines never stop an import: each is counted, written to the report
 (if one is given) with its line number, and the first few are returned.
@@ -53,7 +56,7 @@ from ..db.backend import CACHE_SIZE, backend
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from . import REGISTERS, parsers, partitions, screening
-from .models import APPLIED, CURRENT, DELTA, FAILED, FULL, LOADING, REPLACED, RegisterEntry, RegisterList
+from .models import APPLIED, CURRENT, DELTA, FAILED, FULL, LOADING, REPLACED, MailRecord, RegisterEntry, RegisterList
 
 # How many rejections an import's summary lists (the report file lists all).
 FIRST_REJECTIONS = 20
@@ -68,6 +71,7 @@ ABANDONED_AFTER = timedelta(hours=6)
 # cache may still be probing it; the rest is room for clocks that differ between hosts.
 REPLACED_KEPT = timedelta(seconds=6 * screening.CACHE_SECONDS)
 ENTRIES = RegisterEntry.__table__.name
+RECORDS = MailRecord.__table__.name
 logger = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
@@ -193,7 +197,7 @@ def _import_full(summary: ImportSummary, stream: IO[bytes], imported_by: str, co
     try:
         _delete_unreachable(register)  # before loading: the register never holds more than it must
         entries = counter.entries(parsers.parse(register, _lines(stream, progress), delta=False))
-        summary.entries = _load(list_id, ((list_id, e.key_hash, e.flag) for e in entries))
+        summary.entries = _load(list_id, entries, with_records=register == "mps")
         if summary.accepted == 0:
             raise ImportFailed("No line of the file was accepted; the current list stays.", summary)
         _swap(summary)
@@ -211,9 +215,10 @@ def _import_full(summary: ImportSummary, stream: IO[bytes], imported_by: str, co
         logger.warning("%s import %s is current; deleting unreachable lists failed", register, summary.list_id, exc_info=True)
 
 
-def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
-    """Stream `rows` into the list's entries in committed chunks; how many entries it holds.
-    On PostgreSQL into a table of the list's own, indexed and attached once full (partitions.py)."""
+def _load(list_id: int, entries: Iterator[parsers.Entry], *, with_records: bool) -> int:
+    """Stream `entries` into the list's entries in committed chunks; how many entries it holds.
+    On PostgreSQL into a table of the list's own, indexed and attached once full (partitions.py).
+    `with_records` (MPS): each entry's record too (MailRecord)."""
     inserted = 0
     raw = db.engine.raw_connection()
     try:
@@ -223,11 +228,17 @@ def _load(list_id: int, rows: Iterator[tuple[Any, ...]]) -> int:
             driver.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading: the new list's index fits
         try:
             table = _loading_table(driver, list_id)
-            while (first := next(rows, None)) is not None:
-                chunk = itertools.chain((first,), itertools.islice(rows, CHUNK_ROWS - 1))
+            while (first := next(entries, None)) is not None:
+                chunk: Iterable[parsers.Entry] = itertools.chain((first,), itertools.islice(entries, CHUNK_ROWS - 1))
+                if with_records:
+                    chunk = list(chunk)  # read twice: entries, then records
                 if chunked:
                     driver.execute("BEGIN IMMEDIATE")  # the connection is in autocommit otherwise (db/backend.py)
-                inserted += backend().bulk_insert(driver, table, ("list_id", "key_hash", "flag"), chunk)
+                rows = ((list_id, e.key_hash, e.flag) for e in chunk)
+                inserted += backend().bulk_insert(driver, table, ("list_id", "key_hash", "flag"), rows)
+                if with_records:
+                    records = ((list_id, e.key_hash, e.record) for e in chunk)
+                    backend().bulk_insert(driver, RECORDS, ("list_id", "key_hash", "record_hash"), records)
                 driver.commit()
             if table != ENTRIES and inserted:  # an empty list fails, and its loose table drops without locking checks out
                 with driver.cursor() as cursor:
@@ -276,6 +287,8 @@ def _delete_entries(list_ids: list[int]) -> None:
     gone = [list_id for list_id in list_ids if list_id not in busy]
     if gone:
         db.session.execute(sa.delete(RegisterEntry).where(RegisterEntry.list_id.in_(gone)))
+    if list_ids:  # records serve only deltas to the current list: a busy partition's go too
+        db.session.execute(sa.delete(MailRecord).where(MailRecord.list_id.in_(list_ids)))
     db.session.commit()
 
 
@@ -368,10 +381,13 @@ def _import_delta(summary: ImportSummary, stream: IO[bytes], imported_by: str, c
         # Consecutive lines of one kind (additions or removals) go together, in file order.
         for remove, group in itertools.groupby(entries, key=lambda e: e.remove):
             for batch in _batched(group, DELTA_BATCH):
+                records = [(e.key_hash, e.record) for e in batch if e.record is not None]
                 if remove:
-                    summary.removed += _remove(full.id, [e.key_hash for e in batch])
+                    _remove_records(full.id, records)
+                    summary.removed += _remove(full.id, [e.key_hash for e in batch], only_unrecorded=bool(records))
                 else:
                     summary.entries += _add(full.id, [(e.key_hash, e.flag) for e in batch])
+                    _add_records(full.id, records)
         row.status, row.finished_at = APPLIED, utcnow()
         # Entries, not lines (registers/status.py counts a register from these).
         row.accepted, row.rejected, row.removed = summary.entries, summary.rejected, summary.removed
@@ -422,12 +438,37 @@ def _add(list_id: int, entries: list[tuple[bytes, str | None]]) -> int:
     return len(wanted)
 
 
-def _remove(list_id: int, hashes: list[bytes]) -> int:
+def _remove(list_id: int, hashes: list[bytes], *, only_unrecorded: bool) -> int:
+    """Take the entries away; how many were listed. `only_unrecorded` (MPS):
+    only those no record keeps listed any more (another resident of the address)."""
     removed = 0
     for size, params in backend().key_batches(hashes):
         statement = sa.delete(RegisterEntry).where(
             RegisterEntry.list_id == list_id, backend().matching(RegisterEntry.__table__.c.key_hash, size)
         )
+        if only_unrecorded:
+            statement = statement.where(
+                ~sa.select(MailRecord.key_hash)
+                .where(MailRecord.list_id == RegisterEntry.list_id, MailRecord.key_hash == RegisterEntry.key_hash)
+                .exists()
+            )
         result = db.session.execute(statement, params, execution_options={"synchronize_session": False})
         removed += cast("CursorResult[Any]", result).rowcount
     return removed
+
+
+def _add_records(list_id: int, records: list[tuple[bytes, bytes | None]]) -> None:
+    """MPS: the records that keep their addresses listed (a repeat is not another)."""
+    unique = {record: key_hash for key_hash, record in records}
+    if unique:
+        statement = backend().insert(MailRecord.__table__).on_conflict_do_nothing()
+        db.session.execute(statement, [{"list_id": list_id, "key_hash": k, "record_hash": r} for r, k in unique.items()])
+
+
+def _remove_records(list_id: int, records: list[tuple[bytes, bytes | None]]) -> None:
+    if records:
+        table = MailRecord.__table__
+        statement = sa.delete(table).where(
+            table.c.list_id == list_id, table.c.key_hash == sa.bindparam("k"), table.c.record_hash == sa.bindparam("r")
+        )
+        db.session.execute(statement, [{"k": key_hash, "r": record} for key_hash, record in records])

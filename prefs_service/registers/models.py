@@ -74,6 +74,21 @@ class RegisterEntry(Base):
     flag: Mapped[str | None] = mapped_column(sa.String(1))
 
 
+class MailRecord(Base):
+    """One record of a Mail Preference Service list: a person (by a keyed hash
+    of their name and address) at an address. Checks match an address, so the
+    entry is per address (RegisterEntry); these say who keeps it listed, so
+    that a delta taking one resident away leaves the entry while another
+    resident of the address is still listed."""
+
+    __tablename__ = "register_mail_records"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    list_id: Mapped[int] = mapped_column(_BIGINT, sa.ForeignKey("register_lists.id", ondelete="CASCADE"), primary_key=True)
+    key_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)  # the address's entry
+    record_hash: Mapped[bytes] = mapped_column(HashBytes, primary_key=True)
+
+
 class Enquiry(Base):
     """A person's enquiry to us: with a purchase, what makes an established
     business relationship, the DNC exemption (registers/screening.py). Holds

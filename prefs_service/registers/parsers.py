@@ -51,6 +51,7 @@ class Entry(NamedTuple):
     key_hash: bytes
     flag: str | None
     remove: bool
+    record: bytes | None = None  # MPS: the record's own hash (name and address), keys.mail_record_hash
 
 
 class Rejection(NamedTuple):
@@ -159,6 +160,7 @@ def parse_dnc(lines: Iterable[bytes], digest: Hasher, *, delta: bool) -> Iterato
 
 
 _MPS_FLAGS = {"P": "P", "R": "P", "X": "X"}
+_MPS_NAME = slice(4, 8)  # prefix, forename or initials, surname, suffix
 _MPS_ADDRESS = slice(8, 14)  # address lines 1-3, town, county, postcode
 
 
@@ -200,11 +202,12 @@ def parse_mps(lines: Iterable[bytes], _digest: Hasher, *, delta: bool) -> Iterat
             yield Rejection(line_no, "the date is not DDMMCCYY")
             continue
         address = ", ".join(part.strip() for part in fields[_MPS_ADDRESS] if part.strip())
-        key_hash = keys.mail_hash(address) if address else None
-        if key_hash is None:
+        address_key = keys.mail_key(address) if address else None
+        if address_key is None:
             yield Rejection(line_no, "no address line with a UK postcode")
             continue
-        yield Entry(line_no, key_hash, flag, bool(marked))
+        name = " ".join(part.strip() for part in fields[_MPS_NAME])
+        yield Entry(line_no, keys.address_hash(address_key), flag, bool(marked), keys.mail_record_hash(address_key, name))
 
 
 PARSERS = {"tps": parse_uk_numbers, "ctps": parse_uk_numbers, "fps": parse_uk_numbers, "dnc": parse_dnc, "mps": parse_mps}

@@ -68,6 +68,30 @@ def test_mps_full_and_delta_keep_the_flag(app, tmp_path):
         assert listed("mps", mail(MPS[0][1])) and not listed("mps", mail(MPS[1][1]))
 
 
+def test_an_address_stays_listed_while_anyone_listed_there_remains(app, tmp_path):
+    """MPS lists people at addresses and checks match the address: a delta taking
+    one resident away leaves the address listed for the others."""
+    john = MPS[0][0]
+    jane = john.replace('"Mr","John"', '"Mrs","Jane"')
+    lodger = john.replace('"Mr","John","Smith"', '"Ms","K","Patel"')
+    with app.app_context():
+        address = mail(MPS[0][1])
+        full = run(write(tmp_path / "mps.csv", [john, jane, john]), "mps")
+        assert (full.accepted, full.entries) == (3, 1)  # three lines, two people, one address
+        gone = run(write(tmp_path / "d1.csv", ["-" + jane]), "mps", delta=True)
+        assert gone.removed == 0 and listed("mps", address)
+        # The same person however the name is written; a newcomer at the address keeps it listed.
+        added = run(write(tmp_path / "d2.csv", ["+" + lodger, "-" + john.replace('"Mr","John"', '"MR.","JOHN"')]), "mps", delta=True)
+        assert (added.entries, added.removed) == (0, 0) and listed("mps", address)
+        last = run(write(tmp_path / "d3.csv", ["-" + lodger]), "mps", delta=True)
+        assert last.removed == 1 and not listed("mps", address)
+        # Listed again by a delta, and taken away by the same person's removal.
+        run(write(tmp_path / "d4.csv", ["+" + jane]), "mps", delta=True)
+        assert listed("mps", address)
+        assert run(write(tmp_path / "d5.csv", ["-" + jane]), "mps", delta=True).removed == 1
+        assert not listed("mps", address)
+
+
 def test_rejected_lines_are_numbered_masked_and_do_not_stop_the_import(app, tmp_path):
     report = tmp_path / "report.txt"
     lines = [UK[0][0], "0207 00000", "hello", "", "-" + UK[1][0], "+33 1 42 68 53 00", UK[2][0]]
