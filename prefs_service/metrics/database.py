@@ -75,19 +75,22 @@ def _open_escalations() -> GaugeMetricFamily:
 
 def _registers(now: datetime) -> Iterator[GaugeMetricFamily]:
     """Only registers ever imported: one never imported is not consulted."""
+    listed_on = GaugeMetricFamily(*families.REGISTER_LIST_DATE, labels=["register"])
     age = GaugeMetricFamily(*families.REGISTER_LIST_AGE, labels=["register"])
     days = GaugeMetricFamily(*families.REGISTER_LIST_AGE_DAYS, labels=["register"])
     entries = GaugeMetricFamily(*families.REGISTER_ENTRIES, labels=["register"])
     stale = GaugeMetricFamily(*families.REGISTER_STALE, labels=["register"])
     for state in register_status.states(today=now.date()):
         seconds = state.age_seconds(now)
-        if seconds is None or state.age_days is None:
+        if seconds is None or state.age_days is None or state.list_date is None:
             continue
+        start = datetime(state.list_date.year, state.list_date.month, state.list_date.day, tzinfo=UTC)
+        listed_on.add_metric([state.register], start.timestamp())
         age.add_metric([state.register], seconds)
         days.add_metric([state.register], state.age_days)
         entries.add_metric([state.register], state.entries)
         stale.add_metric([state.register], 1 if state.stale else 0)
-    yield from (age, days, entries, stale)
+    yield from (listed_on, age, days, entries, stale)
 
 
 def _aware(moment: datetime) -> datetime:

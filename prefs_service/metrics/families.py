@@ -59,6 +59,10 @@ REGISTER_LIST_AGE = (
     "prefs_register_list_age_seconds",
     "Age of each imported national register's current full list, from the start of its list date (UTC), by register.",
 )
+REGISTER_LIST_DATE = (
+    "prefs_register_list_date_timestamp_seconds",
+    "The list date of each imported national register's current full list, as the Unix time of its start (00:00 UTC), by register.",
+)
 REGISTER_LIST_AGE_DAYS = ("prefs_register_list_age_days", "The same age in whole days, as the staleness rule counts it, by register.")
 REGISTER_ENTRIES = ("prefs_register_entries", "Entries of each imported register's current list, as its imports counted them, by register.")
 REGISTER_STALE = ("prefs_register_stale", "1 when a register's current list is past its rule (checks answer register_stale), by register.")

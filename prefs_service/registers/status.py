@@ -7,7 +7,7 @@ count(*) of 17M rows is too slow for a readiness probe or a scrape): the full
 list's `accepted` (entries written: a number listed twice is one), plus each
 delta applied to it since, its `accepted` (entries it added that were not
 listed) less its `removed` (listed entries it took away). The loader keeps
-those exact (tests/registers/test_entry_counts.py checks them against the rows).
+those exact (tests/registers/test_importer_and_screening.py checks them against the rows).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Registers as the screening tests need them: a current full list loaded
-straight into the tables. `load_register` stands in for the importer (built
-beside the screening); once both are merged it can call the importer instead."""
+straight into the tables, with any list date, so that a test sets up exactly
+the list it screens against. The importer's own path from file to check is
+tested in test_importer_and_screening.py (each register) and test_import.py."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ imports, equal its rows."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from prefs_service.cli import main
@@ -12,9 +13,36 @@ from prefs_service.registers import status
 from prefs_service.registers.models import RegisterEntry
 from tests.registers.conftest import days_ago
 
-from .helpers import UK, US, write
+from .helpers import MPS, UK, US, write
 
 PHONE = {"channel": "phone", "purpose": "marketing"}
+FAX = {"channel": "fax", "purpose": "marketing"}
+MAIL = {"channel": "mail", "purpose": "marketing"}
+# register -> (check fields, the check's key, [(a line of its file, the value a check names)] for two people)
+FILES = {
+    "tps": (PHONE, "phone", UK[:2]),
+    "ctps": (PHONE, "phone", UK[2:4]),
+    "fps": (FAX, "fax", UK[:2]),
+    "dnc": (PHONE, "phone", US[:2]),
+    "mps": (MAIL, "postal_address", MPS),
+}
+
+
+@pytest.mark.parametrize("register", list(FILES))
+def test_each_register_from_its_file_to_the_check(app, api, tmp_path, register):
+    """Imported from the file as published (full, then a delta), answered by checks:
+    a listed person refused, one who granted allowed with the register named."""
+    fields, key, [(line, value), (other_line, other)] = FILES[register]
+    runner = app.test_cli_runner()
+    _import(runner, register, write(tmp_path / "full", [line, other_line]), days_ago(1))
+    assert api.check(**fields, **{key: value}).json == {"allowed": False, "reason": "register", "since": None, "register": register}
+    subject_id = api.record(**fields, email=f"{register}@example.com").json["subject_id"]
+    assert api.patch(f"/v1/subjects/{subject_id}", {key: other}).status_code == 200
+    granted = api.check(**fields, **{key: other}).json
+    assert (granted["allowed"], granted["reason"], granted["register"]) == (True, "granted", register)
+    _import(runner, register, write(tmp_path / "delta", ["-" + line]), days_ago(0), delta=True)
+    assert api.check(**fields, **{key: value}).json == {"allowed": False, "reason": "no_consent", "since": None}
+    assert api.reasons([value, other], **fields) == ["no_consent", "granted"]
 
 
 def _import(runner, register, path, list_date, *, delta=False):

@@ -3,6 +3,8 @@ and a person named by any key is screened by their identifier of the channel's k
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
+
 import pytest
 
 from tests.registers.conftest import days_ago
@@ -50,6 +52,12 @@ def test_metrics_show_each_imported_register(client, admin, load_register):
     assert set(ages) == {'register="tps"', 'register="fps"'}  # never imported: not shown
     assert 3 * 86400 <= ages['register="tps"'] < 4 * 86400
     assert _samples(text, "prefs_register_list_age_days") == {'register="tps"': 3.0, 'register="fps"': 30.0}
+    listed_on = {
+        labels: datetime.fromtimestamp(value, UTC) for labels, value in _samples(text, "prefs_register_list_date_timestamp_seconds").items()
+    }
+    assert listed_on == {
+        f'register="{register}"': datetime.combine(days_ago(ago), time(0), UTC) for register, ago in (("tps", 3), ("fps", 30))
+    }
     assert _samples(text, "prefs_register_entries") == {'register="tps"': 2.0, 'register="fps"': 1.0}
     assert _samples(text, "prefs_register_stale") == {'register="tps"': 0.0, 'register="fps"': 1.0}
     before = _samples(text, "prefs_consent_checks_total")['reason="register"']  # counted in the process, across tests

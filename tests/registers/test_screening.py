@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import pytest
 
 from tests.helpers import Api
@@ -109,14 +111,23 @@ def test_warn_mode_answers_as_if_fresh_says_so_and_logs(make_app, load_register,
     ]
 
 
-def test_our_own_withdrawal_suppression_and_erasure_win_over_the_grant_and_the_register(api, load_register, admin, client):
-    load_register("tps", [UK, UK_OTHER, "+442079460103"], list_date=days_ago(1))
+def test_our_own_withdrawal_suppression_and_erasure_win_over_the_grant_and_the_register(api, load_register, worker):
+    third = "+442079460103"
+    load_register("tps", [UK, UK_OTHER, third], list_date=days_ago(1))
     api.record(**PHONE, phone=UK, status="withdrawn")
     assert api.check(**PHONE, phone=UK).json["reason"] == "withdrawn"
     api.record(**PHONE, phone=UK_OTHER)
     assert api.post("/v1/suppressions", {"phone": UK_OTHER, "reason": "objection"}).status_code == 201
     assert api.check(**PHONE, phone=UK_OTHER).json["reason"] == "suppressed"
-    assert api.reasons([UK, UK_OTHER], **PHONE) == ["withdrawn", "suppressed"]
+    # A person who granted, then was erased at their request: erased, by their number and by their id.
+    subject_id = api.record(**PHONE, phone=third).json["subject_id"]
+    assert api.check(**PHONE, phone=third).json == {"allowed": True, "reason": "granted", "register": "tps", "since": ANY}
+    made = api.post("/v1/requests", {"type": "erasure", "subject_id": subject_id, "email": "third@example.com", "verified": True})
+    assert made.status_code == 201
+    worker.wait()
+    assert api.check(**PHONE, phone=third).json["reason"] == "erased"
+    assert api.check(**PHONE, subject_id=subject_id).json["reason"] == "erased"
+    assert api.reasons([UK, UK_OTHER, third], **PHONE) == ["withdrawn", "suppressed", "erased"]
 
 
 def test_the_current_state_view_names_the_register(api, load_register):
