@@ -49,12 +49,26 @@ def _undo_limiter_guards(app: Flask) -> None:
     teardown[[f.__name__ for f in teardown].index("release_where_limited")] = limiter._Limiter__release_context  # type: ignore[attr-defined]
 
 
+def _undo_csrf_method_first(app: Flask) -> None:
+    funcs = app.before_request_funcs[None]
+    index = [f.__name__ for f in funcs].index("csrf_protect_unsafe_methods")
+    funcs[index] = funcs[index].__wrapped__  # type: ignore[attr-defined]  # Flask-WTF's own hook
+
+
+def _undo_one_session_teardown(app: Flask) -> None:
+    from prefs_service.extensions import db
+
+    app.teardown_appcontext_funcs.insert(0, db._teardown_session)  # runs last, as when both were registered
+
+
 VARIANTS: dict[str, Callable[[Flask], None] | None] = {
     "as shipped": None,
     "Flask's ensure_sync": _undo_ensure_sync,
     "Flask's cookie sessions": _undo_cookie_sessions,
     "Flask-Limiter's app-wide hook": _undo_limiter_hook,
     "Flask-Limiter's hooks on every request": _undo_limiter_guards,
+    "Flask-WTF's hook on every request": _undo_csrf_method_first,
+    "Flask-SQLAlchemy's teardown as well": _undo_one_session_teardown,
 }
 
 

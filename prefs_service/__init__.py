@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(sa.exc.DBAPIError, _database_error)
-    app.teardown_appcontext(outage.end_session)  # runs before Flask-SQLAlchemy's own
+    framework_patches.one_session_teardown(app, outage.end_session)  # in place of Flask-SQLAlchemy's own
     app.register_error_handler(Exception, _unexpected_error)
     framework_patches.refuse_async_views(app)
     scopes.refuse_views_without_scope(app, exempt=_UNSCOPED_ENDPOINTS)

@@ -4,7 +4,8 @@ each beside what it buys. The figures are from bench/framework_patches.py
 shipped against the app with one patch undone; 245 µs a check as shipped, on
 the project's 2-core machine, 2026-12-06), with the instructions callgrind
 counted per check for the same comparison, the steadier figure on a shared
-machine (1.09 M as shipped).
+machine (1.09 M as shipped then; 0.972 M on 2026-12-07 before the last two
+patches and the Flask-Limiter guard's read without an exception, 0.896 M after).
 
 Each is a supported extension point or a guarded shortcut; none changes what a
 request gets back.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Request, Response
 from flask.globals import request_ctx
@@ -85,7 +86,9 @@ def limiter_hooks_only_where_limited(app: Flask) -> None:
     release: Any = limiter._Limiter__release_context  # type: ignore[attr-defined]
 
     def limited() -> bool:
-        return hasattr(request_ctx, _LIMITER_STATE)  # the proxy reads the current request context
+        # The context's own attributes, read without the proxy's __getattr__
+        # raising AttributeError for the common request that met no limit.
+        return _LIMITER_STATE in vars(cast(Any, request_ctx)._get_current_object())
 
     def inject_where_limited(response: Response) -> Response:
         return inject(response) if limited() else response
@@ -103,9 +106,40 @@ def limiter_hooks_only_where_limited(app: Flask) -> None:
 _LIMITER_STATE = "_limiter_request_context"  # where Flask-Limiter keeps a request's state (Limiter.context)
 
 
+def csrf_check_only_unsafe_methods(app: Flask) -> None:
+    """Flask-WTF's before-request hook looks up the view and its exemptions on
+    every request, and only then finds that a GET, HEAD or OPTIONS has nothing
+    to check (protect() returns for methods outside WTF_CSRF_METHODS). Asking
+    the method first skips that for every API read. Without it a check cost
+    32.5 k more instructions (3.3%; bench/check_instructions.py's harness,
+    2026-12-07)."""
+    funcs = app.before_request_funcs[None]
+    protect = next(f for f in funcs if f.__qualname__ == "CSRFProtect.init_app.<locals>.csrf_protect")
+    config = app.config
+
+    def csrf_protect_unsafe_methods() -> None:
+        if cast(Any, request_ctx)._get_current_object().request.method in config["WTF_CSRF_METHODS"]:
+            protect()
+
+    csrf_protect_unsafe_methods.__wrapped__ = protect  # type: ignore[attr-defined]  # for bench/framework_patches.py to undo
+    funcs[funcs.index(protect)] = csrf_protect_unsafe_methods
+
+
+def one_session_teardown(app: Flask, end_session: Callable[[BaseException | None], None]) -> None:
+    """`end_session` (db/outage.py) removes the request's session as
+    Flask-SQLAlchemy's own teardown does, and also survives a lost connection;
+    the second removal found nothing to do and cost a check 9.2 k instructions
+    (0.9%). So ours takes the place of Flask-SQLAlchemy's."""
+    from .extensions import db
+
+    funcs = app.teardown_appcontext_funcs
+    funcs[funcs.index(db._teardown_session)] = end_session
+
+
 def apply(app: Flask) -> None:
     """The patches that are set after the extensions are bound (PrefsFlask is
     the app's class from the start)."""
     app.session_interface = CookieSessions()
     skip_app_wide_limit_check(app)
     limiter_hooks_only_where_limited(app)
+    csrf_check_only_unsafe_methods(app)

@@ -7,6 +7,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
+from urllib.parse import parse_qsl
 
 import orjson
 from flask import current_app, request, stream_with_context
@@ -76,15 +77,19 @@ def check_query() -> dict:
     repeated keys included), and the schema cost a sixth of the check. Anything else goes
     through the schema, which names what is wrong. A property test holds the
     two readings equal."""
-    args = request.args
-    if (
-        len(args) == 3
-        and "channel" in args
-        and "purpose" in args
-        and sum(k in args for k in consent.CHECK_KEYS) == 1
-        and "\x00" not in "".join(args.values())  # the schema refuses NUL, naming the field
-    ):
-        return args.to_dict()
+    # Parsed as werkzeug parses request.args, without building its MultiDict;
+    # a repeated key takes the schema's path.
+    pairs = parse_qsl(request.query_string.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+    if len(pairs) == 3:
+        args = dict(pairs)
+        if (
+            len(args) == 3
+            and "channel" in args
+            and "purpose" in args
+            and sum(k in args for k in consent.CHECK_KEYS) == 1
+            and "\x00" not in "".join(args.values())  # the schema refuses NUL, naming the field
+        ):
+            return args
     return blp.ARGUMENTS_PARSER.parse(CHECK_QUERY, request, location="query")
 
 
