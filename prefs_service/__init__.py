@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import api, framework_patches, hooks, logs, metrics, security_headers, web
 from .access.service import KeyCache
-from .api import problems
+from .api import check_lane, problems
 from .config import Settings, load_settings
 from .consent import decisions
 from .db import engine as database
@@ -58,12 +58,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.config.update(settings.flask_overrides)
     app.json = _OrjsonProvider(app)
-    if settings.trusted_proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to add WSGI middleware
-            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies
-        )
 
     db.init_app(app)
     database.init_app(app)
@@ -89,6 +83,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_error_handler(Exception, _unexpected_error)
     framework_patches.refuse_async_views(app)
     scopes.refuse_views_without_scope(app, exempt=_UNSCOPED_ENDPOINTS)
+    check_lane.install(app)
+    if settings.trusted_proxies:  # outermost: the lane, like every view, sees the client's scheme and address
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to add WSGI middleware
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies
+        )
     return app
 
 

@@ -64,6 +64,16 @@ def init_app(app: Flask) -> None:
         return response
 
     app.after_request(add_security_headers)
+    app.extensions[API_HEADERS] = (api_headers, hsts)
+
+
+API_HEADERS = "prefs.api_security_headers"
+
+
+def for_api(app: Flask, scheme: str) -> list[tuple[str, str]]:
+    """The headers add_security_headers gives an API answer over `scheme` (for api/check_lane.py)."""
+    (over_http, over_https), hsts = app.extensions[API_HEADERS]
+    return over_https if hsts and scheme in ("https", "wss") else over_http
 
 
 def _by_scheme(headers: tuple, hsts: bool) -> tuple[list, list]:

@@ -77,9 +77,15 @@ def check_query() -> dict:
     repeated keys included), and the schema cost a sixth of the check. Anything else goes
     through the schema, which names what is wrong. A property test holds the
     two readings equal."""
-    # Parsed as werkzeug parses request.args, without building its MultiDict;
-    # a repeated key takes the schema's path.
-    pairs = parse_qsl(request.query_string.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+    common = common_check_query(request.query_string)
+    return common if common is not None else blp.ARGUMENTS_PARSER.parse(CHECK_QUERY, request, location="query")
+
+
+def common_check_query(query_string: bytes) -> dict[str, str] | None:
+    """The query as check_query() reads it when it has the common shape; None otherwise.
+    Parsed as werkzeug parses request.args, without building its MultiDict;
+    a repeated key takes the schema's path."""
+    pairs = parse_qsl(query_string.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
     if len(pairs) == 3:
         args = dict(pairs)
         if (
@@ -90,7 +96,17 @@ def check_query() -> dict:
             and "\x00" not in "".join(args.values())  # the schema refuses NUL, naming the field
         ):
             return args
-    return blp.ARGUMENTS_PARSER.parse(CHECK_QUERY, request, location="query")
+    return None
+
+
+def check_answer(query: dict[str, str]) -> bytes:
+    """The single check's answer to a query read by check_query(), counted by reason."""
+    key = next(k for k in consent.CHECK_KEYS if k in query)
+    result = consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
+    metrics.CHECKS[result.reason].inc()
+    # Serialised directly (same shape as CheckOut): the hot path of every send.
+    answer = {"allowed": result.allowed, "reason": result.reason, "since": result.since}
+    return orjson.dumps({**answer, **consent.register_fields(result)} if result.register else answer)
 
 
 CHECK_QUERY = schemas.CheckQuery()
@@ -123,14 +139,7 @@ class ConsentCheck(MethodView):
         that were imported (TPS, CTPS, DNC, FPS, MPS): `register` names the
         one the answer concerns (`reason: register`, or a grant that overrides
         it), `reason: register_stale` refuses while its list is past its rule."""
-        query = check_query()
-        key = next(k for k in consent.CHECK_KEYS if k in query)
-        result = consent.check(channel=query["channel"], purpose=query["purpose"], key=key, value=query[key])
-        metrics.CHECKS[result.reason].inc()
-        # Serialised directly (same shape as CheckOut): the hot path of every send.
-        answer = {"allowed": result.allowed, "reason": result.reason, "since": result.since}
-        body = orjson.dumps({**answer, **consent.register_fields(result)} if result.register else answer)
-        return current_app.response_class(body, mimetype="application/json")
+        return current_app.response_class(check_answer(check_query()), mimetype="application/json")
 
     @reads  # a POST only for the size of its body: let SQLite run it beside others
     @require("consent:read")

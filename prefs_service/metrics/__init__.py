@@ -134,6 +134,11 @@ def metrics() -> Response:
     return Response(exposition(), content_type=CONTENT_TYPE)
 
 
+def observe_request(endpoint: str, status: int, seconds: float) -> None:
+    """One answered request, as full_dispatch_request below counts it (for api/check_lane.py)."""
+    _HTTP_REQUESTS[endpoint, status].observe(seconds)
+
+
 def _timed(dispatch: Callable[[], Response]) -> Callable[[], Response]:
     """Flask's full_dispatch_request (the hooks, the view, its error handlers),
     timed and counted. One wrapper costs a check less than a before- and an
