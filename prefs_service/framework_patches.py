@@ -5,7 +5,9 @@ shipped against the app with one patch undone; 245 µs a check as shipped, on
 the project's 2-core machine, 2026-12-06), with the instructions callgrind
 counted per check for the same comparison, the steadier figure on a shared
 machine (1.09 M as shipped then; 0.972 M on 2026-12-07 before the last two
-patches and the Flask-Limiter guard's read without an exception, 0.896 M after).
+patches and the Flask-Limiter guard's read without an exception, 0.896 M after;
+the common single check now takes its own lane, api/check_lane.py, and these
+patches serve every other request).
 
 Each is a supported extension point or a guarded shortcut; none changes what a
 request gets back.

@@ -57,7 +57,7 @@ def test_killed_mid_export_one_export_and_one_mail(app, client, api_key, smtp, b
     second = worker_process(base_settings, tmp_path, **env)
     worker_processes.append(second)
     eventually(
-        lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=90, what="the export"
+        lambda: client.get(f"/v1/requests/{made['id']}", headers=headers).json["status"] == "completed", timeout=240, what="the export"
     )
 
     [(status, attempts)] = _jobs(app, JobKind.RIGHTS_EXPORT)
