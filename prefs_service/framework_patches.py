@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, request
 from flask.globals import request_ctx
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter
@@ -120,7 +120,7 @@ def csrf_check_only_unsafe_methods(app: Flask) -> None:
     config = app.config
 
     def csrf_protect_unsafe_methods() -> None:
-        if cast(Any, request_ctx)._get_current_object().request.method in config["WTF_CSRF_METHODS"]:
+        if request.method in config["WTF_CSRF_METHODS"]:
             protect()
 
     csrf_protect_unsafe_methods.__wrapped__ = protect  # type: ignore[attr-defined]  # for bench/framework_patches.py to undo

@@ -18,9 +18,8 @@ def require(scope: str):
     def decorate(view):
         @wraps(view)
         def guarded(*args, **kwargs):
-            header = request.headers.get("Authorization", "")
-            scheme, _, presented = header.partition(" ")
-            principal = access.authenticate(presented.strip()) if scheme.lower() == "bearer" and presented else None
+            presented = bearer_key(request.headers.get("Authorization", ""))
+            principal = access.authenticate(presented) if presented else None
             if principal is None:
                 _refuse(401, "Send a valid API key as 'Authorization: Bearer <key>'.")
             if not principal.allows(scope):
@@ -40,6 +39,12 @@ def require(scope: str):
         return marked
 
     return decorate
+
+
+def bearer_key(authorization: str) -> str | None:
+    """The key an Authorization header presents as `Bearer <key>`; None for any other scheme or none."""
+    scheme, _, presented = authorization.partition(" ")
+    return presented.strip() if scheme.lower() == "bearer" and presented else None
 
 
 def _refuse(status: int, message: str) -> NoReturn:

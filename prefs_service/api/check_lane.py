@@ -29,6 +29,7 @@ from flask import Flask
 from .. import metrics, security_headers
 from ..access import service as access
 from ..db import scopes
+from .auth import bearer_key
 from .consents import check_answer, common_check_query
 
 PATH = "/v1/consent/check"
@@ -68,8 +69,8 @@ class _Lane:
 
     def _answer(self, environ: dict[str, Any]) -> bytes | None:
         """The answer's body, or None to go the whole way."""
-        scheme, _, presented = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented or "HTTP_COOKIE" in environ:
+        presented = bearer_key(environ.get("HTTP_AUTHORIZATION", ""))
+        if not presented or "HTTP_COOKIE" in environ:
             return None
         try:
             query = common_check_query(environ.get("QUERY_STRING", "").encode("latin-1"))
@@ -79,7 +80,7 @@ class _Lane:
             return None
         with self.app.app_context():
             try:
-                principal = access.authenticate(presented.strip())
+                principal = access.authenticate(presented)
                 if principal is None or not principal.allows(SCOPE):
                     return None
                 with scopes.read_only():

@@ -66,10 +66,10 @@ def _driver_error_unavailable(error: BaseException) -> bool:
 
 def end_session(_exc: BaseException | None = None) -> None:
     """End the request's session, as Flask-SQLAlchemy's teardown would (this
-    takes its place: framework_patches.one_session_teardown). Ending it rolls back a transaction still open (every
-    read opens one); if the connection was lost meanwhile, the answer already
-    made stands: the lost connection is dropped instead of failing the request
-    after the fact."""
+    takes its place: framework_patches.one_session_teardown). Ending it rolls
+    back a transaction still open (every read opens one); if the connection was
+    lost meanwhile, the answer already made stands: the lost connection is
+    dropped instead of failing the request after the fact."""
     from ..extensions import db
 
     try:
