@@ -105,9 +105,11 @@ _keep_alive: ContextVar[Callable[[], None] | None] = ContextVar("prefs_keep_aliv
 
 
 def keep_alive() -> None:
-    """Long work (an export) calls this now and then so that its job keeps its
+    """Long work (an export) calls this at every step so that its job keeps its
     lease: no second worker starts the same work while this one still makes
-    progress, and a worker that died is replaced once it stops calling."""
+    progress, and a worker that died is replaced once it stops calling. Cheap:
+    the renewal itself goes to the database only once a third of the lease has
+    passed."""
     renew = _keep_alive.get()
     if renew is not None:
         renew()

@@ -26,7 +26,7 @@ from prefs_service.extensions import db
 from prefs_service.jobs.dispatch import QUEUE_NAME
 from prefs_service.outbox import QUEUED, RUNNING, Job
 from prefs_service.registers import partitions
-from tests.helpers import Api, eventually
+from tests.helpers import Api, eventually, worker_log
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatter
 
@@ -292,13 +292,15 @@ def repo_root() -> Path:
 
 @pytest.fixture
 def worker_processes():
-    """Collects `prefs worker` processes a test starts; all are killed at the end."""
+    """Collects `prefs worker` processes a test starts; all are killed at the
+    end, and their logs printed (a failed test's report shows them)."""
     started = []
     yield started
-    for process in started:
+    for number, process in enumerate(started, 1):
         if process.poll() is None:
             process.kill()
         process.wait(10)
+        print(f"--- worker {number} (exit {process.returncode}) logged:\n{worker_log(process)}")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -82,7 +83,18 @@ def worker_process(base_settings: dict, var_dir: Path, **extra_env) -> subproces
         **extra_env,
     }
     prefs = str(Path(sys.executable).parent / "prefs")
-    return subprocess.Popen([prefs, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Its log goes to a file, not a pipe: nobody reads a pipe while the test
+    # waits, and a full one would stall the worker. The test's report shows it.
+    log_path = var_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([prefs, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    process.log_path = log_path  # type: ignore[attr-defined]
+    return process
+
+
+def worker_log(process: subprocess.Popen, tail: int = 4000) -> str:
+    """The end of what a `worker_process` logged."""
+    return process.log_path.read_text(errors="replace")[-tail:]  # type: ignore[attr-defined]
 
 
 def plaintext_holders(app, needles: list[str]) -> list[tuple[str, str, str]]:

@@ -17,7 +17,7 @@ from prefs_service.job_kinds import JobKind
 from prefs_service.outbox import Job
 from prefs_service.rights.models import RightsRequest
 from prefs_service.subjects.models import Identifier, Subject
-from tests.helpers import eventually, jobs_settled, worker_process
+from tests.helpers import eventually, jobs_settled, worker_log, worker_process
 from tests.rights.conftest import unzip
 
 
@@ -33,7 +33,7 @@ def _kill_when(app, kind, predicate, process):
         eventually(lambda: predicate(_jobs(app, kind)), timeout=60, what=f"{kind} in the state to kill it")
     except AssertionError:
         process.kill()
-        raise AssertionError(f"never saw {kind} in the state to kill it: {_jobs(app, kind)}\n{process.stderr.read()[-3000:]}") from None
+        raise AssertionError(f"never saw {kind} in the state to kill it: {_jobs(app, kind)}\n{worker_log(process)}") from None
     process.send_signal(signal.SIGKILL)
     process.wait(10)
 
@@ -49,7 +49,9 @@ def test_killed_mid_export_one_export_and_one_mail(app, client, api_key, smtp, b
         db.session.execute(sa.insert(ConsentEvent), rows)
         db.session.commit()
     made = client.post("/v1/requests", json={"type": "access", "subject_id": subject["id"], "verified": True}, headers=headers).json
-    env = {"PREFS_EXPORT_DIR": str(app.config["PREFS"].export_dir)}
+    # A lease long enough that no step of a slow machine's export outlasts it
+    # (the 2 s of the other crash tests would be), short enough to take over soon.
+    env = {"PREFS_EXPORT_DIR": str(app.config["PREFS"].export_dir), "PREFS_JOB_LEASE_SECONDS": "6"}
 
     first = worker_process(base_settings, tmp_path, **env)
     worker_processes.append(first)
