@@ -2,14 +2,15 @@
 checks and latency at a fixed arrival rate, each beside the limit floor
 (bench/limit_floor_app.py) measured in the same run on the same data.
 
-    .venv/bin/python -m bench.screening [--backend sqlite|postgresql|both] [--subjects 1000000] [--rounds 3] [--seconds 10] [--reuse]
+    .venv/bin/python -m bench.screening [--backend sqlite|postgresql|both] [--subjects 1000000] [--rounds 3] [--seconds 10]
+                                        [--threads 4] [--reuse]
 
 Seeds `subjects` people (common.seed_consent; --reuse keeps an earlier run's,
 shared with bench.consent_check), rebuilds the service's read model when main
 has `prefs screening rebuild`, and builds the floor's ideal table from the same
 rows. Each round starts the service and the floor under gunicorn (2 workers,
-gthread, 4 threads) side by side and measures, taking turns (the order flips
-every round: this machine's speed drifts within minutes):
+gthread, --threads each, 4 unless told) side by side and measures, taking turns
+(the order flips every round: this machine's speed drifts within minutes):
 
 1. bulk, 10k per call: 16 POSTs /v1/consent/check, 2 at a time, each on a new connection; target >= 0.6x the floor;
 2. every person once, shuffled, end to end: through POST /v1/consent/screen (one
@@ -24,10 +25,14 @@ every round: this machine's speed drifts within minutes):
 3. single checks (wrk, 16 connections, random people); target >= 0.7x the floor's single probe;
 4. latency at a fixed arrival rate (bench/open_loop.py, open loop) at 25% and 50%
    of the service's single-check maximum of the same round, service and floor at
-   the same rates: p50, p99, p99.9; target p99 < 10 ms at 50%.
+   the same rates: p50, p99, p99.9; target p99 < 10 ms at 50%. Threads of one
+   worker share its interpreter lock, so queued checks wait on each other's
+   turns: with --threads 1 the tail of both servers is shorter (README,
+   "Latency of single checks").
 
 Needs wrk (apt-get install wrk) and, for PostgreSQL, the server at
-BENCH_POSTGRES_URL. Results: bench/results/screening.json.
+BENCH_POSTGRES_URL. Results: bench/results/screening.json (screening-threadsN.json
+with --threads N other than 4).
 """
 
 from __future__ import annotations
@@ -220,7 +225,7 @@ def rows_for(backend: str, s: dict, f: dict, subjects: int, bulk_ratio: float, s
     return rows
 
 
-def run(backend: str, subjects: int, rounds_wanted: int, seconds: int, reuse: bool) -> dict:
+def run(backend: str, subjects: int, rounds_wanted: int, seconds: int, reuse: bool, threads: int = 4) -> dict:
     assert subjects % BATCH == 0, "--subjects must be a multiple of 10,000"
     same_normalisation()
     url = common.check_database(backend, subjects, reuse)
@@ -248,8 +253,8 @@ def run(backend: str, subjects: int, rounds_wanted: int, seconds: int, reuse: bo
     rounds: dict[str, list[dict]] = {"floor": [], "service": []}
     for number in range(rounds_wanted):
         with ExitStack() as stack:
-            floor = stack.enter_context(common.gunicorn("bench.limit_floor_app:create_app()", floor_env))
-            service = stack.enter_context(common.gunicorn(common.SERVICE, env))
+            floor = stack.enter_context(common.gunicorn("bench.limit_floor_app:create_app()", floor_env, threads=threads))
+            service = stack.enter_context(common.gunicorn(common.SERVICE, env, threads=threads))
             servers = {"floor": (floor, "/check", ""), "service": (service, "/v1/consent/check", f"Bearer {key}")}
             figures = measure_round(number, servers, data, seconds)
         for label in rounds:
@@ -262,7 +267,7 @@ def run(backend: str, subjects: int, rounds_wanted: int, seconds: int, reuse: bo
     medians = {label: common.medians(runs) for label, runs in rounds.items()}
     bulk_ratios, single_ratios = common.ratios(rounds, "bulk_checks_per_s"), common.ratios(rounds, "single_rps")
     common.report(
-        f"screening, {backend}, {subjects:,} subjects, gunicorn 2 workers (gthread, 4 threads) each, "
+        f"screening, {backend}, {subjects:,} subjects, gunicorn 2 workers (gthread, {threads} thread{'s' * (threads > 1)}) each, "
         f"median of {rounds_wanted} alternating rounds (ratios: median of the rounds' ratios)",
         rows_for(backend, medians["service"], medians["floor"], subjects, common.median(bulk_ratios), common.median(single_ratios)),
     )
@@ -278,13 +283,14 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=1_000_000, help="a multiple of 10,000")
     parser.add_argument("--rounds", type=int, default=3, help="alternating floor/service rounds; medians are reported")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run and of each fixed-rate run")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker, the same for the service and the floor")
     parser.add_argument("--reuse", action="store_true", help="reuse a database seeded by an earlier run (also bench.consent_check's)")
     args = parser.parse_args()
     results = {}
     for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
         print(f"[{backend}]", flush=True)
-        results[backend] = run(backend, args.subjects, args.rounds, args.seconds, args.reuse)
-    common.save("screening", results)
+        results[backend] = run(backend, args.subjects, args.rounds, args.seconds, args.reuse, args.threads)
+    common.save("screening" if args.threads == 4 else f"screening-threads{args.threads}", results)
 
 
 if __name__ == "__main__":
