@@ -176,7 +176,7 @@ def test_requests_get_503_with_retry_after_while_the_database_ends_our_sessions(
             kills["sessions"] += session_ender.end_all()
             # The next round waits until a write has got through since this one:
             # at a fixed pace alone, a slow machine's writes would all meet an
-            # ended session (CI once saw 1 write saved in 5960 ended sessions).
+            # ended session (CI once saw 1 write acknowledged in 5,960 ended sessions).
             since = len(answers)
             while not any(a.status == 201 for a in answers[since:]) and not stop_killing.wait(0.01):
                 pass

@@ -49,8 +49,8 @@ def test_killed_mid_export_one_export_and_one_mail(app, client, api_key, smtp, b
         db.session.execute(sa.insert(ConsentEvent), rows)
         db.session.commit()
     made = client.post("/v1/requests", json={"type": "access", "subject_id": subject["id"], "verified": True}, headers=headers).json
-    # A lease long enough that no step of a slow machine's export outlasts it
-    # (the 2 s of the other crash tests would be), short enough to take over soon.
+    # A lease a slow machine's export steps stay well inside (with the 2 s of
+    # the other crash tests, CI once timed out here), short enough to take over soon.
     env = {"PREFS_EXPORT_DIR": str(app.config["PREFS"].export_dir), "PREFS_JOB_LEASE_SECONDS": "6"}
 
     first = worker_process(base_settings, tmp_path, **env)
