@@ -28,7 +28,7 @@ gthread, --threads each, 4 unless told) side by side and measures, taking turns
    the same rates: p50, p99, p99.9; target p99 < 10 ms at 50%. Threads of one
    worker share its interpreter lock, so queued checks wait on each other's
    turns: with --threads 1 the tail of both servers is shorter (README,
-   "Latency of single checks").
+   "Threads and the latency of single checks").
 
 Needs wrk (apt-get install wrk) and, for PostgreSQL, the server at
 BENCH_POSTGRES_URL. Results: bench/results/screening.json (screening-threadsN.json
@@ -55,6 +55,7 @@ QUERY = "channel=email&purpose=newsletter"
 TARGET_E2E_S = {"sqlite": 5.0, "postgresql": 10.0}  # for 1M recipients
 TARGET_RSS_MB = 200.0
 TARGET_BULK, TARGET_SINGLE, TARGET_P99_MS = 0.6, 0.7, 10.0
+THREADS = 4  # gunicorn threads a worker unless --threads says otherwise
 
 
 def rebuild_read_model(url: str) -> None:
@@ -225,7 +226,7 @@ def rows_for(backend: str, s: dict, f: dict, subjects: int, bulk_ratio: float, s
     return rows
 
 
-def run(backend: str, subjects: int, rounds_wanted: int, seconds: int, reuse: bool, threads: int = 4) -> dict:
+def run(backend: str, subjects: int, rounds_wanted: int, seconds: int, reuse: bool, threads: int = THREADS) -> dict:
     assert subjects % BATCH == 0, "--subjects must be a multiple of 10,000"
     same_normalisation()
     url = common.check_database(backend, subjects, reuse)
@@ -283,14 +284,14 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=1_000_000, help="a multiple of 10,000")
     parser.add_argument("--rounds", type=int, default=3, help="alternating floor/service rounds; medians are reported")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run and of each fixed-rate run")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker, the same for the service and the floor")
+    parser.add_argument("--threads", type=int, default=THREADS, help="gunicorn threads per worker, the same for the service and the floor")
     parser.add_argument("--reuse", action="store_true", help="reuse a database seeded by an earlier run (also bench.consent_check's)")
     args = parser.parse_args()
     results = {}
     for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
         print(f"[{backend}]", flush=True)
         results[backend] = run(backend, args.subjects, args.rounds, args.seconds, args.reuse, args.threads)
-    common.save("screening" if args.threads == 4 else f"screening-threads{args.threads}", results)
+    common.save("screening" if args.threads == THREADS else f"screening-threads{args.threads}", results)
 
 
 if __name__ == "__main__":
